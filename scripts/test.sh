@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test suite, as a user and CI run it: `make test`.
+# Installs what it needs, starts the local control plane (unless one is already up),
+# runs sanity, unit, lint, integration, cluster, exporter and molecule tests against the
+# real kube-apiserver, and stops the cluster again if it started it.
+# Each step runs even when an earlier one failed, so one run shows every failure;
+# the exit code is non-zero when any step failed.
+# Run a subset with MTLS_TEST_STEPS="units integration" (names as printed below).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv="${MTLS_VENV:-$root/.venv}"
+
+"$root/scripts/install-deps.sh" || { echo "test: installing the dependencies failed (see above)." >&2; exit 1; }
+export PATH="$venv/bin:$PATH"
+export ANSIBLE_CONFIG="$root/ansible.cfg"
+
+cluster_dir="${MTLS_CLUSTER_DIR:-$root/.cluster}"
+export MTLS_CLUSTER_DIR="$cluster_dir"
+export MTLS_KUBECONFIG="$cluster_dir/kubeconfig"
+
+passed=() failed=()
+wanted() { [ -z "${MTLS_TEST_STEPS:-}" ] || [[ " $MTLS_TEST_STEPS " == *" $1 "* ]]; }
+step() {
+  local name=$1; shift
+  wanted "$name" || return 0
+  local start=$SECONDS
+  echo "==> $name: $*"
+  if "$@"; then
+    echo "<== $name passed ($((SECONDS - start)) s)"; passed+=("$name")
+  else
+    echo "<== $name FAILED ($((SECONDS - start)) s)"; failed+=("$name")
+  fi
+}
+
+started_cluster=""
+stop_cluster() {
+  if [ -n "$started_cluster" ]; then
+    echo "==> stopping the local control plane this run started"
+    tests/cluster/down.sh || true
+  fi
+}
+trap stop_cluster EXIT
+
+cluster_up() {
+  if ! tests/cluster/status.sh >/dev/null 2>&1; then
+    started_cluster=yes
+  fi
+  tests/cluster/up.sh
+}
+
+integration() {
+  local tree
+  tree=$("$root/scripts/collection-tree.sh") || return 1
+  printf 'mtls_kubeconfig: %s\n' "$MTLS_KUBECONFIG" > "$tree/tests/integration/integration_config.yml"
+  (cd "$tree" && ansible-test integration --python 3.11 --local --color no -v)
+}
+
+lint() {
+  local paths=()
+  for p in playbooks roles molecule; do [ -d "$p" ] && paths+=("$p"); done
+  [ ${#paths[@]} -gt 0 ] || { echo "nothing to lint yet"; return 0; }
+  ansible-lint --offline "${paths[@]}"
+}
+
+step sanity scripts/ansible-test.sh sanity --python 3.11 --venv --color no
+step units scripts/ansible-test.sh units --python 3.11 --local --color no
+step lint lint
+if wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted molecule || [ -z "${MTLS_TEST_STEPS:-}" ]; then
+  step cluster-up cluster_up
+fi
+step integration integration
+step cluster python -m pytest -q tests/cluster/tests
+[ -d exporter/tests ] && step exporter python -m pytest -q exporter/tests
+[ -x tests/cluster/run-molecule.sh ] && step molecule tests/cluster/run-molecule.sh
+
+echo
+echo "steps passed: ${passed[*]:-none}"
+echo "steps failed: ${failed[*]:-none}"
+echo "suite: ${#passed[@]} passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]
