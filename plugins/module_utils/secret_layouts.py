@@ -1,0 +1,391 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Secret layouts: which keys a consumer expects, built from PEM material and checked.
+
+Pure helpers for the mtls_secret module: no Kubernetes and no AnsibleModule here. The
+material is checked before any Secret is written: the key must match its certificate and
+the certificate must chain to the CA that is delivered with it, so that a workload never
+loads a pair it cannot use.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import (
+    PkiError,
+    key_fingerprint,
+    key_matches_certificate,
+    load_certificates,
+    load_private_key,
+    sha256_fingerprint,
+    verify_chain,
+)
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # pragma: no cover - pki.py reports the missing library first
+    x509 = None
+    serialization = None
+
+
+SECRET_TYPE_TLS = "kubernetes.io/tls"
+SECRET_TYPE_OPAQUE = "Opaque"
+
+# role of every key: "certs" (PEM certificates, fingerprinted in diffs), "key" (a private
+# key: only its public fingerprint may ever be shown), "crl", "opaque".
+LAYOUTS = {
+    # Ingress controllers, Gateway API and cert-manager: leaf + intermediates in tls.crt.
+    "tls": {"type": SECRET_TYPE_TLS,
+            "keys": {"tls.crt": "certs", "tls.key": "key", "ca.crt": "certs"}},
+    # Istio's plugged-in CA ("cacerts" in istio-system).
+    "istio_cacerts": {"type": SECRET_TYPE_OPAQUE,
+                      "keys": {"ca-cert.pem": "certs", "ca-key.pem": "key",
+                               "cert-chain.pem": "certs", "root-cert.pem": "certs",
+                               "ca-crl.pem": "crl"}},
+    # trust bundles only: ca.crt may hold several roots during a rotation.
+    "ca_bundle": {"type": SECRET_TYPE_OPAQUE, "keys": {"ca.crt": "certs", "ca.crl": "crl"}},
+    # SPIRE's disk UpstreamAuthority: cert_file_path -> tls.crt (upstream CA + its
+    # intermediates), key_file_path -> tls.key, bundle_file_path -> bundle.crt (roots).
+    "spire_upstream": {"type": SECRET_TYPE_OPAQUE,
+                       "keys": {"tls.crt": "certs", "tls.key": "key", "bundle.crt": "certs"}},
+    "generic": {"type": SECRET_TYPE_OPAQUE, "keys": {}},
+}
+
+# which source options each layout needs, and which it may use
+REQUIRED_SOURCES = {
+    "tls": ("cert", "key"),
+    "istio_cacerts": ("cert", "key", "ca"),
+    "ca_bundle": ("ca",),
+    "spire_upstream": ("cert", "key", "ca"),
+    "generic": ("data",),
+}
+ALLOWED_SOURCES = {
+    "tls": ("cert", "key", "chain", "ca"),
+    "istio_cacerts": ("cert", "key", "chain", "ca", "crl"),
+    "ca_bundle": ("ca", "crl"),
+    "spire_upstream": ("cert", "key", "chain", "ca"),
+    "generic": ("data",),
+}
+
+
+class SecretLayoutError(ValueError):
+    """Bad material for a layout; str() is one sentence naming the field."""
+
+    def __init__(self, message, field=None):
+        super(SecretLayoutError, self).__init__(message)
+        self.field = field
+
+
+class Material(object):
+    """Source bytes per role, with the option name each came from (for messages)."""
+
+    def __init__(self):
+        self._values = {}
+        self._fields = {}
+
+    def add(self, role, value, field):
+        if value is not None:
+            self._values[role] = value
+            self._fields[role] = field
+
+    def has(self, role):
+        return role in self._values
+
+    def get(self, role):
+        return self._values.get(role)
+
+    def field(self, role):
+        return self._fields.get(role, role + "_path")
+
+    def roles(self):
+        return set(self._values)
+
+
+def check_sources(layout, material):
+    """Refuse missing and unexpected sources before anything is parsed."""
+    if layout not in LAYOUTS:
+        raise SecretLayoutError("layout %s is unknown; use one of %s." % (
+            layout, ", ".join(sorted(LAYOUTS))), field="layout")
+    for role in REQUIRED_SOURCES[layout]:
+        if not material.has(role):
+            if role == "data":
+                raise SecretLayoutError("layout generic needs data (a map of key to "
+                                        "content); set data.", field="data")
+            raise SecretLayoutError("layout %s needs %s_path or %s_content; set one of them."
+                                    % (layout, role, role), field=role + "_path")
+    for role in sorted(material.roles()):
+        if role not in ALLOWED_SOURCES[layout]:
+            raise SecretLayoutError("%s is not used by layout %s; remove it or choose a "
+                                    "layout that carries it (%s)." % (
+                                        material.field(role), layout,
+                                        _layouts_with(role)), field=material.field(role))
+
+
+def _layouts_with(role):
+    return ", ".join(sorted(name for name, allowed in ALLOWED_SOURCES.items()
+                            if role in allowed))
+
+
+def _pem(certs):
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
+
+
+def _normalized(data):
+    data = data.strip()
+    return data + b"\n" if data else data
+
+
+def _certs(material, role):
+    try:
+        certs = load_certificates(material.get(role), material.field(role))
+    except PkiError as error:
+        raise SecretLayoutError(str(error), field=getattr(error, "field", None)
+                                or material.field(role))
+    if not certs:
+        raise SecretLayoutError("%s holds no PEM certificate; give it the certificate file "
+                                "in PEM form." % material.field(role),
+                                field=material.field(role))
+    return certs
+
+
+def _is_self_signed(cert):
+    return cert.issuer == cert.subject
+
+
+def _check_order(certs, field):
+    for child, parent in zip(certs, certs[1:]):
+        if child.issuer != parent.subject:
+            raise SecretLayoutError(
+                "%s is not in order: %s is followed by %s instead of its issuer; list the "
+                "leaf first, then each issuer." % (field, child.subject.rfc4514_string(),
+                                                   parent.subject.rfc4514_string()),
+                field=field)
+
+
+def _validate_pair(material, leaf, intermediates, roots, leaf_must_be_ca):
+    """Key matches the certificate and the certificate chains to the delivered roots."""
+    try:
+        key = load_private_key(material.get("key"), material.field("key"))
+    except PkiError as error:
+        raise SecretLayoutError(str(error), field=getattr(error, "field", None)
+                                or material.field("key"))
+    if not key_matches_certificate(key, leaf):
+        raise SecretLayoutError(
+            "%s does not match the certificate in %s (key %s); give the key that was "
+            "issued with that certificate." % (material.field("key"), material.field("cert"),
+                                               key_fingerprint(key)),
+            field=material.field("key"))
+    if leaf_must_be_ca and not _is_ca(leaf):
+        raise SecretLayoutError(
+            "%s is not a CA certificate (basicConstraints CA:TRUE is missing); this layout "
+            "carries an intermediate CA, issue one with mtls_ca." % material.field("cert"),
+            field=material.field("cert"))
+    if roots is not None:
+        try:
+            verify_chain(leaf, intermediates, roots, material.field("chain")
+                         if material.has("chain") else material.field("cert"))
+        except PkiError as error:
+            raise SecretLayoutError(str(error), field=getattr(error, "field", None)
+                                    or material.field("cert"))
+
+
+def _is_ca(cert):
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _chain_without(leaf, chain):
+    return [cert for cert in chain if cert != leaf]
+
+
+def build_secret_data(layout, material):
+    """The Secret's data (key -> bytes) for ``layout``, after every check passed.
+
+    Raises SecretLayoutError with one sentence naming the offending field.
+    """
+    check_sources(layout, material)
+    if layout == "generic":
+        return _generic_data(material)
+
+    data = {}
+    roots = _certs(material, "ca") if material.has("ca") else None
+    if layout == "ca_bundle":
+        data["ca.crt"] = _pem(roots)
+    else:
+        cert_certs = _certs(material, "cert")
+        leaf = cert_certs[0]
+        # Intermediates may arrive appended to the certificate file or in chain_path.
+        intermediates = _chain_without(leaf, cert_certs[1:] + (
+            _certs(material, "chain") if material.has("chain") else []))
+        # A chain file that ends in the root is common (mtls_ca's chain_path): the root
+        # belongs to the trust bundle, not to the presented chain.
+        presented = [cert for cert in intermediates if not _is_self_signed(cert)]
+        _check_order([leaf] + presented, material.field("chain") if material.has("chain")
+                     else material.field("cert"))
+        _validate_pair(material, leaf, presented, roots,
+                       leaf_must_be_ca=layout in ("istio_cacerts", "spire_upstream"))
+        if layout == "tls":
+            data["tls.crt"] = _pem([leaf] + presented)
+            data["tls.key"] = _normalized(material.get("key"))
+            if roots is not None:
+                data["ca.crt"] = _pem(roots)
+        elif layout == "istio_cacerts":
+            issuing_root = _issuing_root([leaf] + presented, roots)
+            data["ca-cert.pem"] = _pem([leaf])
+            data["ca-key.pem"] = _normalized(material.get("key"))
+            # Istio wants the chain from its CA up to and including the root.
+            data["cert-chain.pem"] = _pem([leaf] + presented + ([issuing_root]
+                                                                if issuing_root else []))
+            data["root-cert.pem"] = _pem(roots)
+        elif layout == "spire_upstream":
+            data["tls.crt"] = _pem([leaf] + presented)
+            data["tls.key"] = _normalized(material.get("key"))
+            data["bundle.crt"] = _pem(roots)
+    if material.has("crl"):
+        crl_key = "ca-crl.pem" if layout == "istio_cacerts" else "ca.crl"
+        data[crl_key] = _checked_crl(material)
+    return data
+
+
+def _issuing_root(chain, roots):
+    top = chain[-1]
+    if _is_self_signed(top):
+        return None
+    for root in roots or []:
+        if root.subject == top.issuer:
+            return root
+    return None
+
+
+def _checked_crl(material):
+    raw = _normalized(material.get("crl"))
+    try:
+        if b"-----BEGIN" in raw:
+            x509.load_pem_x509_crl(raw)
+        else:
+            x509.load_der_x509_crl(material.get("crl"))
+            raise SecretLayoutError("%s is a DER CRL; convert it to PEM (openssl crl -inform "
+                                    "DER -outform PEM)." % material.field("crl"),
+                                    field=material.field("crl"))
+    except ValueError:
+        raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL "
+                                "in PEM form." % material.field("crl"),
+                                field=material.field("crl"))
+    return raw
+
+
+_KEY_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def _generic_data(material):
+    data = {}
+    for key, value in sorted((material.get("data") or {}).items()):
+        if not key or not set(key) <= _KEY_NAME_CHARS or key in (".", ".."):
+            raise SecretLayoutError(
+                "data key %r is not a valid Secret key; use letters, digits, '-', '_' "
+                "and '.'." % key, field="data")
+        if value is None:
+            raise SecretLayoutError("data.%s has no value; give it a string or remove it."
+                                    % key, field="data")
+        data[key] = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    if not data:
+        raise SecretLayoutError("data is empty; give at least one key.", field="data")
+    return data
+
+
+def secret_type(layout):
+    return LAYOUTS[layout]["type"]
+
+
+def secret_manifest(name, namespace, layout, data, labels=None, annotations=None):
+    """The apply body of one Secret (data base64-encoded, as the API stores it)."""
+    metadata = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret_type(layout),
+        "data": dict((key, base64.b64encode(value).decode("ascii"))
+                     for key, value in sorted(data.items())),
+    }
+
+
+def decoded_data(secret):
+    """key -> bytes of an existing Secret."""
+    out = {}
+    for key, value in ((secret or {}).get("data") or {}).items():
+        try:
+            out[key] = base64.b64decode(value or "")
+        except (TypeError, ValueError):
+            out[key] = b""
+    return out
+
+
+def summarize_data(layout, data):
+    """What a diff or a return value may show of Secret data: fingerprints only."""
+    roles = LAYOUTS.get(layout, {}).get("keys", {})
+    return dict((key, summarize_value(roles.get(key, "opaque"), value))
+                for key, value in sorted(data.items()))
+
+
+def summarize_value(role, value):
+    if role == "certs":
+        try:
+            certs = load_certificates(value, "data")
+        except Exception:
+            certs = []
+        if certs:
+            return [sha256_fingerprint(cert) for cert in certs]
+    if role == "key":
+        try:
+            return key_fingerprint(load_private_key(value, "data"))
+        except Exception:
+            pass
+    # anything else is reduced to a digest: it may be secret and must not be shown
+    return "sha256:" + hashlib.sha256(value).hexdigest()
+
+
+def write_needed(existing, desired, owned):
+    """Why ``desired`` must be applied over ``existing``, or None when it need not be.
+
+    ``owned`` is the fieldsV1 tree zerotrust.mtls owns on the existing object: a label or
+    data key we set before and no longer declare must be removed, which is a change.
+    """
+    if existing is None:
+        return "created"
+    if existing.get("type") != desired["type"]:
+        return "type"
+    have_data = existing.get("data") or {}
+    # Keys other managers added stay (server-side apply leaves them), so only ours count.
+    if any(have_data.get(key) != value for key, value in desired["data"].items()):
+        return "data"
+    current_meta = existing.get("metadata") or {}
+    for section in ("labels", "annotations"):
+        wanted = desired["metadata"].get(section) or {}
+        have = current_meta.get(section) or {}
+        if any(have.get(key) != value for key, value in wanted.items()):
+            return section
+        if owned and _owned(owned, "metadata", section) - set(wanted):
+            return section
+    if owned and _owned(owned, "data") - set(desired["data"]):
+        return "data"
+    return None
+
+
+def _owned(fields, *path):
+    node = fields
+    for part in path:
+        node = node.get("f:" + part) or {}
+    return set(key[2:] for key in node if key.startswith("f:"))
