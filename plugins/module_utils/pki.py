@@ -564,6 +564,26 @@ def _validity(now, valid_for, issuer, field):
     return not_before, not_after
 
 
+def check_ca(common_name, valid_for, issuer=None, path_length=None, permitted_dns_domains=None,
+             permitted_uri_domains=None, now=None, field='valid_for'):
+    """Everything build_ca would refuse, without a key or a signature: (not_before, not_after)."""
+    validate_common_name(common_name)
+    if path_length is not None and (isinstance(path_length, bool) or not isinstance(path_length, int) or path_length < 0):
+        raise PkiError('path_length', "path_length must be zero or a positive integer, got %r." % (path_length,))
+    for domain in permitted_dns_domains or []:
+        _constraint_domain(domain, 'permitted_dns_domains')
+    for domain in permitted_uri_domains or []:
+        _constraint_domain(domain, 'permitted_uri_domains')
+    if issuer is not None:
+        if issuer.path_length == 0:
+            raise PkiError('parent_cert_path', "parent_cert_path has pathlen 0, so it cannot sign an intermediate "
+                                               "CA; use a parent whose path_length allows it.")
+        if issuer.path_length is not None and path_length is not None and path_length >= issuer.path_length:
+            raise PkiError('path_length', "path_length %d is not allowed under a parent with pathlen %d; use at most %d."
+                           % (path_length, issuer.path_length, issuer.path_length - 1))
+    return _validity(now, valid_for, issuer, field)
+
+
 def build_ca(key, common_name, valid_for, organization=None, issuer=None, path_length=None,
              permitted_dns_domains=None, permitted_uri_domains=None, now=None, field='valid_for'):
     """A root CA (issuer None) or an intermediate signed by ``issuer`` (an Issuer).
@@ -572,18 +592,10 @@ def build_ca(key, common_name, valid_for, organization=None, issuer=None, path_l
     critical, SKI, AKI (intermediates and roots alike) and optional critical name
     constraints for DNS and URI domains.
     """
-    validate_common_name(common_name)
+    not_before, not_after = check_ca(common_name, valid_for, issuer=issuer, path_length=path_length,
+                                     permitted_dns_domains=permitted_dns_domains,
+                                     permitted_uri_domains=permitted_uri_domains, now=now, field=field)
     subject = build_name(common_name, organization)
-    if path_length is not None and (isinstance(path_length, bool) or int(path_length) < 0):
-        raise PkiError('path_length', "path_length must be zero or a positive integer, got %r." % (path_length,))
-    if issuer is not None:
-        if issuer.path_length == 0:
-            raise PkiError('parent_cert_path', "parent_cert_path has pathlen 0, so it cannot sign an intermediate "
-                                               "CA; use a parent whose path_length allows it.")
-        if issuer.path_length is not None and path_length is not None and path_length >= issuer.path_length:
-            raise PkiError('path_length', "path_length %d is not allowed under a parent with pathlen %d; use at most %d."
-                           % (path_length, issuer.path_length, issuer.path_length - 1))
-    not_before, not_after = _validity(now, valid_for, issuer, field)
     public_key = key.public_key()
     builder = (
         x509.CertificateBuilder()
@@ -687,12 +699,34 @@ if HAS_CRYPTOGRAPHY:
     _BASIC_CONSTRAINTS_LEAF = x509.BasicConstraints(ca=False, path_length=None)
 
 
-def _leaf_key_usage(key):
-    # keyEncipherment only means something for RSA key transport; EC/Ed25519 keys sign.
+def _make_leaf_key_usage(key_encipherment):
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+        digital_signature=True, content_commitment=False, key_encipherment=key_encipherment,
         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
         encipher_only=False, decipher_only=False)
+
+
+if HAS_CRYPTOGRAPHY:
+    # Built once: a batch of 1,000 leaves shares these immutable extension values.
+    _LEAF_KEY_USAGE_SIGN = _make_leaf_key_usage(False)
+    _LEAF_KEY_USAGE_RSA = _make_leaf_key_usage(True)
+    _EKU_EXTENSION = dict(
+        (usage, x509.ExtendedKeyUsage([oid for oid in _EKU_ORDER if oid in oids]))
+        for usage, oids in _EKU_FOR_USAGE.items())
+
+
+def _leaf_key_usage(key):
+    # keyEncipherment only means something for RSA key transport; EC/Ed25519 keys sign.
+    return _LEAF_KEY_USAGE_RSA if isinstance(key, rsa.RSAPrivateKey) else _LEAF_KEY_USAGE_SIGN
+
+
+def check_leaf(issuer, spec, now=None, field=None):
+    """Everything build_leaf would refuse, without signing: (not_before, not_after).
+
+    Check mode calls this so that it fails exactly where a real run would.
+    """
+    spec.check_name_constraints(issuer)
+    return _validity(now, spec.valid_for, issuer, field or (spec.field_prefix + 'valid_for'))
 
 
 def build_leaf(issuer, spec, key, now=None, field=None):
@@ -701,8 +735,7 @@ def build_leaf(issuer, spec, key, now=None, field=None):
     The caller validates the issuer once (load_issuer) and may call this thousands of
     times: only per-certificate work happens here.
     """
-    spec.check_name_constraints(issuer)
-    not_before, not_after = _validity(now, spec.valid_for, issuer, field or (spec.field_prefix + 'valid_for'))
+    not_before, not_after = check_leaf(issuer, spec, now, field)
     public_key = key.public_key()
     builder = (
         x509.CertificateBuilder()
@@ -714,8 +747,7 @@ def build_leaf(issuer, spec, key, now=None, field=None):
         .not_valid_after(not_after)
         .add_extension(_BASIC_CONSTRAINTS_LEAF, critical=True)
         .add_extension(_leaf_key_usage(key), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([oid for oid in _EKU_ORDER if oid in spec.extended_key_usages()]),
-                       critical=False)
+        .add_extension(_EKU_EXTENSION[spec.usage], critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(issuer.authority_key_identifier, critical=False)
     )
@@ -893,3 +925,48 @@ def _find_issuer(cert, candidates):
 
 def _describe(cert):
     return "'%s'" % cert.subject.rfc4514_string()
+
+
+# --------------------------------------------------------------------------- CA decisions
+
+def permitted_domains_of(cert):
+    """(permitted DNS domains, permitted URI domains) of one certificate's name constraints."""
+    dns_sets, uri_sets = _permitted_domains([cert])
+    return (dns_sets[0] if dns_sets else []), (uri_sets[0] if uri_sets else [])
+
+
+def ca_reissue_reason(cert, key, common_name, key_type, organization=None, path_length=None,
+                      permitted_dns_domains=None, permitted_uri_domains=None, issuer=None,
+                      renew_before=None, now=None):
+    """None when the CA certificate ``cert`` (with ``key``) is what was asked for, else why not.
+
+    'created' (no certificate), 'drift' (key, issuer, subject, pathlen, name
+    constraints or key type differ) or 'renewed' (expired or due for renewal).
+    Drift wins over renewal because it says more about what happened.
+    """
+    if cert is None:
+        return 'created'
+    if key is None or not key_matches_certificate(key, cert):
+        return 'drift'
+    try:
+        if key_type_of(key) != key_type:
+            return 'drift'
+    except PkiError:
+        return 'drift'
+    if issuer is None:
+        if cert.issuer != cert.subject or not _signed_by(cert, cert):
+            return 'drift'
+    elif not issued_by(cert, issuer) or not _signed_by(cert, issuer.cert):
+        return 'drift'
+    if cert.subject != build_name(common_name, organization):
+        return 'drift'
+    if basic_constraints(cert) != (True, path_length):
+        return 'drift'
+    dns, uri = permitted_domains_of(cert)
+    wanted_dns = [d.lower() for d in (permitted_dns_domains or [])]
+    wanted_uri = [d.lower() for d in (permitted_uri_domains or [])]
+    if sorted(dns) != sorted(wanted_dns) or sorted(uri) != sorted(wanted_uri):
+        return 'drift'
+    if needs_renewal(cert, renew_before, now):
+        return 'renewed'
+    return None
