@@ -1,0 +1,500 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: mesh_policy
+short_description: Enforce mutual TLS in an Istio or Linkerd mesh
+version_added: 0.1.0
+description:
+  - With O(mesh=istio) (default) writes a C(PeerAuthentication) at mesh level (in
+    O(root_namespace) without a selector), namespace level or workload level (with
+    O(selector)) with optional port-level modes, a C(DestinationRule) with client TLS
+    settings, and an C(AuthorizationPolicy) that allows named principals (SPIFFE IDs) or
+    namespaces.
+  - With O(mesh=linkerd), whose mTLS is always on, the policy is about who may connect -
+    O(mode) sets the namespace annotation C(config.linkerd.io/default-inbound-policy)
+    (V(STRICT) gives C(all-authenticated), V(PERMISSIVE) C(all-unauthenticated)),
+    O(port_modes) become C(Server) objects with that access policy, and
+    O(allow_principals)/O(allow_namespaces) become a C(Server) for O(port), a
+    C(MeshTLSAuthentication) and an C(AuthorizationPolicy) (C(policy.linkerd.io)).
+  - The meshes' own rules are checked before the API server sees anything - port-level
+    modes need a selector, a selector in the root namespace (which Istio ignores) is an
+    error, an unknown mode is an error.
+  - Before V(STRICT), the preflight lists the pods in scope that have no sidecar and whose
+    namespace does not inject one - exactly the workloads STRICT would cut off.
+  - Every object carries the labels C(app.kubernetes.io/managed-by=zerotrust.mtls) and
+    C(mtls.zerotrust.io/policy-set=<policy_set>), so O(prune) can remove the objects of the
+    set that are no longer declared.
+author:
+  - zerotrust.mtls maintainers
+extends_documentation_fragment:
+  - zerotrust.mtls.kube_auth
+attributes:
+  check_mode:
+    support: full
+    description: Every write is sent as a server-side dry run and compared with the stored object, so C(changed) is exact.
+  diff_mode:
+    support: full
+    description: Shows the objects (and the Linkerd namespace annotation) before and after.
+  idempotent:
+    support: full
+    description: A second run with the same options reports C(changed=false).
+options:
+  mesh:
+    description: The service mesh to configure.
+    type: str
+    choices: [ istio, linkerd ]
+    default: istio
+  mode:
+    description:
+      - Mutual TLS mode of the C(PeerAuthentication) (Istio) or the namespace default
+        inbound policy (Linkerd; V(DISABLE) is not possible there). V(UNSET) inherits
+        from the parent level (Istio) or drops the annotation (Linkerd).
+      - Omit it to write only O(destination_rule) or an authorization.
+    type: str
+    choices: [ STRICT, PERMISSIVE, DISABLE, UNSET ]
+  namespace:
+    description:
+      - Namespace of the policy. The root namespace without O(selector) means mesh-wide.
+      - Defaults to O(root_namespace).
+    type: str
+  name:
+    description: Name of the objects written (Linkerd port Servers get C(<name>-<port>)).
+    type: str
+    default: default
+  selector:
+    description:
+      - Workload labels (C(matchLabels)); either the label map or C({matchLabels: {...}}).
+    type: dict
+  port_modes:
+    description:
+      - Port-level modes, for example C({8080: PERMISSIVE}). Needs O(selector).
+    type: dict
+  root_namespace:
+    description: Istio's root namespace, where a selector-less PeerAuthentication applies mesh-wide.
+    type: str
+    default: istio-system
+  destination_rule:
+    description: Client-side TLS towards a host (Istio only).
+    type: dict
+    suboptions:
+      host:
+        description: The service host, for example C(web.shop.svc.cluster.local).
+        type: str
+        required: true
+      tls_mode:
+        description: C(trafficPolicy.tls.mode).
+        type: str
+        choices: [ ISTIO_MUTUAL, MUTUAL, SIMPLE, DISABLE ]
+        default: ISTIO_MUTUAL
+      credential_name:
+        description: Secret with the client certificate (required for V(MUTUAL)); see M(zerotrust.mtls.mtls_secret).
+        type: str
+      sni:
+        description: SNI to send.
+        type: str
+      subject_alt_names:
+        description: SANs the server certificate must carry.
+        type: list
+        elements: str
+  allow_principals:
+    description:
+      - SPIFFE IDs (C(spiffe://cluster.local/ns/shop/sa/web)) allowed to connect. Istio gets
+        them without the scheme; Linkerd gets the proxy identity
+        C(web.shop.serviceaccount.identity.linkerd.cluster.local).
+    type: list
+    elements: str
+    default: []
+  allow_namespaces:
+    description: Namespaces whose workloads are allowed to connect.
+    type: list
+    elements: str
+    default: []
+  port:
+    description: Port of the workload the Linkerd authorization protects (mesh linkerd only).
+    type: int
+  trust_domain:
+    description: Trust domain used for Linkerd identities of O(allow_namespaces).
+    type: str
+    default: cluster.local
+  policy_set:
+    description: Value of the C(mtls.zerotrust.io/policy-set) label; defaults to O(name).
+    type: str
+  prune:
+    description:
+      - Delete the objects of this policy set (in O(namespace)) that this call no longer
+        declares, for example the C(AuthorizationPolicy) after O(allow_principals) was emptied.
+    type: bool
+    default: false
+  preflight:
+    description:
+      - What to do before V(STRICT) when pods in scope run without a sidecar in a namespace
+        that does not inject one. V(fail) refuses and lists them, V(warn) applies and
+        reports them, V(skip) does not look.
+      - Mesh-wide scope skips C(kube-system), C(kube-public), C(kube-node-lease) and the root namespace.
+    type: str
+    choices: [ fail, warn, skip ]
+    default: fail
+  state:
+    description: V(absent) deletes every object of the policy set in O(namespace) (and releases the Linkerd annotation).
+    type: str
+    choices: [ present, absent ]
+    default: present
+'''
+
+EXAMPLES = r'''
+- name: STRICT mTLS for the whole mesh
+  zerotrust.mtls.mesh_policy:
+    name: default
+    namespace: istio-system
+    mode: STRICT
+
+- name: Staging stays PERMISSIVE while its workloads are migrated
+  zerotrust.mtls.mesh_policy:
+    namespace: staging
+    mode: PERMISSIVE
+    preflight: skip
+
+- name: Payments STRICT, but the metrics port of the api stays plain
+  zerotrust.mtls.mesh_policy:
+    name: api
+    namespace: payments
+    selector:
+      app: api
+    mode: STRICT
+    port_modes:
+      9090: PERMISSIVE
+
+- name: Only the checkout service account may call payments
+  zerotrust.mtls.mesh_policy:
+    name: payments-callers
+    namespace: payments
+    selector:
+      app: api
+    allow_principals:
+      - spiffe://cluster.local/ns/shop/sa/checkout
+    prune: true
+
+- name: Egress to a partner with our client certificate
+  zerotrust.mtls.mesh_policy:
+    name: partner
+    namespace: shop
+    destination_rule:
+      host: api.partner.example
+      tls_mode: MUTUAL
+      credential_name: partner-client-tls
+
+- name: Linkerd - authenticated clients only in payments, only checkout on port 8443
+  zerotrust.mtls.mesh_policy:
+    mesh: linkerd
+    name: api
+    namespace: payments
+    mode: STRICT
+- name: Linkerd - port 8443 of the api admits checkout only
+  zerotrust.mtls.mesh_policy:
+    mesh: linkerd
+    name: api-callers
+    namespace: payments
+    selector:
+      app: api
+    port: 8443
+    allow_principals:
+      - spiffe://cluster.local/ns/shop/sa/checkout
+'''
+
+RETURN = r'''
+objects:
+  description: What happened to each object of the policy set.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object (C(Namespace) for the Linkerd annotation).
+      type: str
+      sample: PeerAuthentication
+    namespace:
+      description: Namespace of the object.
+      type: str
+      sample: payments
+    name:
+      description: Name of the object.
+      type: str
+      sample: default
+    action:
+      description: V(created), V(updated), V(unchanged), V(deleted) or V(pruned).
+      type: str
+      sample: created
+  sample:
+    - kind: PeerAuthentication
+      namespace: payments
+      name: default
+      action: created
+manifests:
+  description: The manifests this call declared (after validation), as sent to the API server.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample:
+    - apiVersion: security.istio.io/v1
+      kind: PeerAuthentication
+      metadata:
+        name: default
+        namespace: payments
+      spec:
+        mtls:
+          mode: STRICT
+pods_without_sidecar:
+  description: C(namespace/pod) of the pods in scope that STRICT would cut off (preflight).
+  returned: when the preflight ran
+  type: list
+  elements: str
+  sample: [ "payments/legacy-batch-7d9f" ]
+scope:
+  description: V(mesh), V(namespace) or V(workload).
+  returned: always
+  type: str
+  sample: namespace
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
+    KUBE_AUTH_ARGSPEC,
+    NAMESPACE,
+    POD,
+    ConnectionSettings,
+    KubeClient,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    KubeError,
+    comparable,
+    kind_for,
+    owned_fields,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import (
+    LINKERD_INBOUND_ANNOTATION,
+    POLICY_SET_LABEL,
+    MeshPolicy,
+    PolicyError,
+    check_names,
+    desired_objects,
+    linkerd_namespace_patch,
+    managed_kinds,
+    objects_to_prune,
+    pods_without_sidecar,
+    validate,
+)
+
+
+def policy_from_params(params):
+    return MeshPolicy(
+        name=params["name"], namespace=params["namespace"] or params["root_namespace"],
+        mode=params["mode"], selector=params["selector"], port_modes=params["port_modes"],
+        root_namespace=params["root_namespace"],
+        destination_rule=dict(params["destination_rule"]) if params["destination_rule"]
+        else None,
+        allow_principals=params["allow_principals"], allow_namespaces=params["allow_namespaces"],
+        mesh=params["mesh"], policy_set=params["policy_set"], port=params["port"],
+        trust_domain=params["trust_domain"])
+
+
+def preflight(module, client, policy):
+    """The pods STRICT would cut off, or None when the preflight does not apply."""
+    if module.params["preflight"] == "skip" or not policy.strict_requested():
+        return None
+    if policy.scope == "mesh":
+        pods = client.list(POD)
+        namespaces = dict((ns["metadata"]["name"], ns) for ns in client.list(NAMESPACE))
+    else:
+        pods = client.list(POD, policy.namespace)
+        namespaces = {policy.namespace: client.get(NAMESPACE, policy.namespace)}
+    found = pods_without_sidecar(policy, pods, namespaces)
+    if found and module.params["preflight"] == "fail":
+        proxy = "istio-proxy" if policy.mesh == "istio" else "linkerd-proxy"
+        module.fail_json(
+            msg="preflight: %d pod(s) in scope run without a %s sidecar in a namespace that "
+                "does not inject one, and STRICT would cut them off: %s; inject the sidecar "
+                "and restart them, start with PERMISSIVE, or set preflight: warn." % (
+                    len(found), proxy, ", ".join(found[:20]) + (" ..." if len(found) > 20
+                                                                else "")),
+            pods_without_sidecar=found, changed=False)
+    if found:
+        module.warn("preflight: STRICT applied while %d pod(s) have no sidecar: %s" % (
+            len(found), ", ".join(found[:20])))
+    return found
+
+
+def plan_apply(client, manifest, force):
+    """(existing, dry-run result, changed) for one manifest."""
+    kind = kind_for(manifest["apiVersion"], manifest["kind"])
+    metadata = manifest["metadata"]
+    existing = client.get(kind, metadata["name"], metadata.get("namespace"))
+    predicted = client.apply(manifest, dry_run=True, force_conflicts=force)
+    return existing, predicted, comparable(existing) != comparable(predicted)
+
+
+def namespace_view(namespace_obj):
+    metadata = (namespace_obj or {}).get("metadata") or {}
+    return {"annotations": dict((k, v) for k, v in (metadata.get("annotations") or {}).items()
+                                if k == LINKERD_INBOUND_ANNOTATION)}
+
+
+def object_view(obj):
+    if obj is None:
+        return None
+    view = comparable(obj)
+    metadata = view.get("metadata") or {}
+    view["metadata"] = dict((k, metadata[k]) for k in ("name", "namespace", "labels")
+                            if k in metadata)
+    return view
+
+
+def list_managed(client, policy):
+    selector = "%s=%s,%s=%s" % (MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_SET_LABEL,
+                                policy.policy_set)
+    found = []
+    for api_version, kind_name in managed_kinds(policy.mesh):
+        kind = kind_for(api_version, kind_name)
+        for item in client.list(kind, policy.namespace, selector):
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind_name)
+            found.append(item)
+    return found
+
+
+def run(module, client, policy):
+    params = module.params
+    check_mode = module.check_mode
+    force = params["force_conflicts"]
+    if client.namespace_exists(policy.namespace) is False:
+        raise KubeError("namespace %s does not exist; create it first or correct namespace."
+                        % policy.namespace, field="namespace")
+    result = dict(changed=False, objects=[], scope=policy.scope)
+    before, after = [], []
+    applies, deletes = [], []
+
+    if params["state"] == "present":
+        missing = preflight(module, client, policy)
+        if missing is not None:
+            result["pods_without_sidecar"] = missing
+        manifests = desired_objects(policy)
+        result["manifests"] = manifests
+        # Every write is a dry run first: schema, CEL rules, RBAC and field-manager
+        # conflicts are all found before anything is stored.
+        for manifest in manifests:
+            existing, predicted, changed = plan_apply(client, manifest, force)
+            applies.append((manifest, existing, predicted, changed))
+        namespace_patch = linkerd_namespace_patch(policy)
+        if namespace_patch is not None:
+            existing, predicted, _ = plan_apply(client, namespace_patch, force)
+            changed = namespace_view(existing) != namespace_view(predicted)
+            applies.append((namespace_patch, existing, predicted, changed))
+        if params["prune"]:
+            deletes = [(obj, "pruned") for obj in objects_to_prune(list_managed(client, policy),
+                                                                   manifests)]
+    else:
+        deletes = [(obj, "deleted") for obj in list_managed(client, policy)]
+        if policy.mesh == "linkerd":
+            namespace_obj = client.get(NAMESPACE, policy.namespace)
+            annotations = owned_fields(namespace_obj or {}).get("f:metadata", {}).get(
+                "f:annotations", {})
+            if "f:" + LINKERD_INBOUND_ANNOTATION in annotations:
+                release = {"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": policy.namespace}}
+                predicted = client.apply(release, dry_run=True, force_conflicts=force)
+                applies.append((release, namespace_obj, predicted, True))
+
+    for obj, _action in deletes:
+        kind = kind_for(obj["apiVersion"], obj["kind"])
+        client.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"),
+                      dry_run=True)
+
+    for manifest, existing, predicted, changed in applies:
+        metadata = manifest["metadata"]
+        if changed and not check_mode:
+            client.apply(manifest, force_conflicts=force)
+        if manifest["kind"] == "Namespace":
+            action = "updated" if changed else "unchanged"
+            if changed:
+                before.append({"namespace": metadata["name"], **namespace_view(existing)})
+                after.append({"namespace": metadata["name"], **namespace_view(predicted)})
+        else:
+            action = ("created" if existing is None else "updated") if changed else "unchanged"
+            if changed:
+                before.append(object_view(existing))
+                after.append(object_view(predicted))
+        result["objects"].append(dict(kind=manifest["kind"],
+                                      namespace=metadata.get("namespace", metadata["name"]),
+                                      name=metadata["name"], action=action))
+        result["changed"] = result["changed"] or changed
+
+    for obj, action in deletes:
+        kind = kind_for(obj["apiVersion"], obj["kind"])
+        if not check_mode:
+            client.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        before.append(object_view(obj))
+        result["objects"].append(dict(kind=obj["kind"], namespace=obj["metadata"]["namespace"],
+                                      name=obj["metadata"]["name"], action=action))
+        result["changed"] = True
+
+    if module._diff:
+        result["diff"] = dict(before=before, after=after)
+    return result
+
+
+def main():
+    argument_spec = dict(
+        mesh=dict(type="str", default="istio", choices=["istio", "linkerd"]),
+        mode=dict(type="str", choices=["STRICT", "PERMISSIVE", "DISABLE", "UNSET"]),
+        namespace=dict(type="str"),
+        name=dict(type="str", default="default"),
+        selector=dict(type="dict"),
+        port_modes=dict(type="dict"),
+        root_namespace=dict(type="str", default="istio-system"),
+        destination_rule=dict(type="dict", options=dict(
+            host=dict(type="str", required=True),
+            tls_mode=dict(type="str", default="ISTIO_MUTUAL",
+                          choices=["ISTIO_MUTUAL", "MUTUAL", "SIMPLE", "DISABLE"]),
+            credential_name=dict(type="str"),
+            sni=dict(type="str"),
+            subject_alt_names=dict(type="list", elements="str"),
+        )),
+        allow_principals=dict(type="list", elements="str", default=[]),
+        allow_namespaces=dict(type="list", elements="str", default=[]),
+        port=dict(type="int"),
+        trust_domain=dict(type="str", default="cluster.local"),
+        policy_set=dict(type="str"),
+        prune=dict(type="bool", default=False),
+        preflight=dict(type="str", default="fail", choices=["fail", "warn", "skip"]),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+    argument_spec.update(KUBE_AUTH_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    client = None
+    try:
+        policy = policy_from_params(module.params)
+        if module.params["state"] == "present":
+            validate(policy)
+        else:
+            # Removal needs only a valid name and namespace, not a complete policy.
+            check_names(policy)
+        client = KubeClient(ConnectionSettings.from_params(module.params))
+        result = run(module, client, policy)
+    except (PolicyError, KubeError) as error:
+        module.fail_json(msg=str(error), changed=False)
+    finally:
+        if client is not None:
+            client.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

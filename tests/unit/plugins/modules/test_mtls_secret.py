@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""mtls_secret input handling: everything refused before the cluster is contacted.
+
+Every call points at a closed loopback port, so a test that got past validation would
+fail with "cannot reach": the assertions prove the input check came first."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import socket
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.zerotrust.mtls.plugins.modules import mtls_secret
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _self_signed(key, ca=True):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"unit")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pem")
+    key = ec.generate_private_key(ec.SECP256R1())
+    other = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key)
+    (base / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for name, k in (("ca.key", key), ("other.key", other)):
+        (base / name).write_bytes(k.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return base
+
+
+def run_module(capsys, **args):
+    args.setdefault("host", "http://127.0.0.1:%d" % _closed_port())
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mtls_secret.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_key_mismatch_fails_before_the_cluster(capsys, files):
+    result = run_module(capsys, name="cacerts", namespace="istio-system",
+                        layout="istio_cacerts", cert_path=str(files / "ca.crt"),
+                        key_path=str(files / "other.key"), ca_path=str(files / "ca.crt"))
+    assert result["failed"] is True
+    assert result["msg"].startswith("key_path does not match the certificate in cert_path")
+    assert "PRIVATE" not in json.dumps(result)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"cert_path": "/nonexistent/x.crt", "key_path": "/nonexistent/x.key"},
+     "cert_path /nonexistent/x.crt cannot be read"),
+    ({"cert_path": "CA", "cert_content": "x", "key_path": "KEY"},
+     "cert_path and cert_content are both set"),
+    ({"namespaces": ["good", "Bad"], "namespace": None, "cert_path": "CA", "key_path": "KEY"},
+     "namespaces[1] 'Bad' is not a valid namespace name"),
+    ({"labels": {"team": "has space"}, "cert_path": "CA", "key_path": "KEY"},
+     "is not a valid label value"),
+    ({"parallel": 0, "cert_path": "CA", "key_path": "KEY"}, "parallel 0 is out of range"),
+    ({"layout": "ca_bundle", "ca_path": "CA", "key_path": "KEY"},
+     "key_path is not used by layout ca_bundle"),
+])
+def test_bad_input_is_one_sentence(capsys, files, args, fragment):
+    args = dict(args)
+    for field, value in list(args.items()):
+        if value == "CA":
+            args[field] = str(files / "ca.crt")
+        elif value == "KEY":
+            args[field] = str(files / "ca.key")
+    args.setdefault("name", "web")
+    if "namespaces" not in args:
+        args.setdefault("namespace", "shop")
+    else:
+        args.pop("namespace")
+    result = run_module(capsys, **args)
+    assert result["failed"] is True
+    assert fragment in result["msg"]
+    assert result["msg"].endswith(".") and "\n" not in result["msg"]
+    assert result["changed"] is False
+
+
+def test_secrets_items_inherit_top_level_sources(capsys, files):
+    params = {"secrets": [{"name": "a", "labels": {"x": "1"}}, {"name": "b"}],
+              "name": None, "layout": "ca_bundle", "ca_path": str(files / "ca.crt"),
+              "ca_content": None, "labels": {"team": "t"}, "annotations": {},
+              "state": "present"}
+    for role in mtls_secret.SOURCE_ROLES:
+        for kind in ("path", "content"):
+            params.setdefault("%s_%s" % (role, kind), None)
+    params["data"] = None
+    for item in params["secrets"]:
+        for key in mtls_secret.ITEM_KEYS:
+            item.setdefault(key, None)
+    planned = mtls_secret.plan(params)
+    assert [entry[0] for entry in planned] == ["a", "b"]
+    assert planned[0][2] == {"team": "t", "x": "1"}
+    assert sorted(planned[1][1]) == ["ca.crt"]
+
+
+def test_unreachable_server_after_valid_input(capsys, files):
+    port = _closed_port()
+    result = run_module(capsys, name="bundle", namespace="shop", layout="ca_bundle",
+                        ca_path=str(files / "ca.crt"), host="http://127.0.0.1:%d" % port)
+    assert result["msg"].startswith("cannot reach the Kubernetes API server at "
+                                    "http://127.0.0.1:%d" % port)
