@@ -1,0 +1,210 @@
+"""Certificate parsing and chain checks, with nothing but `cryptography`.
+
+Only PEM "CERTIFICATE" blocks are ever handed to the parser: the blocks are cut out of
+the input first, so a stray private key that shares a file with a certificate is never
+parsed, decoded or kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+# Same order as x509-certificate-exporter's label schema (C, ST, L, O, OU, CN).
+NAME_FIELDS = ("C", "ST", "L", "O", "OU", "CN")
+_NAME_OIDS = (
+    NameOID.COUNTRY_NAME,
+    NameOID.STATE_OR_PROVINCE_NAME,
+    NameOID.LOCALITY_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.COMMON_NAME,
+)
+
+# cryptography wants a HashAlgorithm instance; build it once.
+_SHA256 = hashes.SHA256()
+
+_CERT_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
+)
+
+# Reason codes of x509_source_errors_total, the same strings x509-certificate-exporter
+# uses, so existing alerts keyed on them keep working.
+REASON_BAD_PEM = "bad_pem"
+REASON_NO_CERTIFICATE = "no_certificate_found"
+REASON_DECODE_FAILED = "decode_failed"
+REASON_API_ERROR = "api_error"
+REASON_READ_FAILED = "read_failed"
+REASON_NOT_FOUND = "not_found"
+
+
+class CertificateParseError(ValueError):
+    """A certificate source held something that is not a usable certificate."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCertificate:
+    """What the exporter keeps of one certificate: public facts only."""
+
+    fingerprint: str  # SHA-256 of the DER, hex
+    serial_number: str  # decimal, as Go's big.Int String() prints it
+    subject: tuple[str, ...]  # values for NAME_FIELDS
+    issuer: tuple[str, ...]
+    subject_der: bytes
+    issuer_der: bytes
+    not_before: float
+    not_after: float
+    certificate: x509.Certificate  # kept for chain signature checks only
+
+
+def _name_values(name: x509.Name) -> tuple[str, ...]:
+    values = []
+    for oid in _NAME_OIDS:
+        attributes = name.get_attributes_for_oid(oid)
+        if not attributes:
+            values.append("")
+        elif oid == NameOID.COMMON_NAME:
+            # Go's pkix.Name keeps the last CN it meets; match it so series agree.
+            values.append(str(attributes[-1].value))
+        else:
+            values.append(str(attributes[0].value))
+    return tuple(values)
+
+
+def describe(certificate: x509.Certificate) -> ParsedCertificate:
+    der_fingerprint = certificate.fingerprint(_SHA256)
+    return ParsedCertificate(
+        fingerprint=der_fingerprint.hex(),
+        serial_number=str(certificate.serial_number),
+        subject=_name_values(certificate.subject),
+        issuer=_name_values(certificate.issuer),
+        subject_der=certificate.subject.public_bytes(),
+        issuer_der=certificate.issuer.public_bytes(),
+        not_before=certificate.not_valid_before_utc.timestamp(),
+        not_after=certificate.not_valid_after_utc.timestamp(),
+        certificate=certificate,
+    )
+
+
+def parse_pem_bundle(pem: bytes) -> tuple[ParsedCertificate, ...]:
+    """Parse every CERTIFICATE block of `pem`; raise CertificateParseError otherwise.
+
+    A value with no certificate block at all is `no_certificate_found`; a block that does
+    not decode is `bad_pem` (the whole value counts as broken, as a TLS library would
+    refuse it too).
+    """
+    blocks = _CERT_BLOCK.findall(pem)
+    if not blocks:
+        if b"-----BEGIN" in pem:
+            raise CertificateParseError(REASON_NO_CERTIFICATE, "no CERTIFICATE block in PEM data")
+        raise CertificateParseError(REASON_BAD_PEM, "data is not PEM")
+    try:
+        certificates = x509.load_pem_x509_certificates(b"\n".join(blocks))
+    except ValueError as error:
+        raise CertificateParseError(REASON_BAD_PEM, f"certificate does not parse: {error}") from None
+    return tuple(describe(certificate) for certificate in certificates)
+
+
+_PARSE_CACHE: dict[bytes, tuple[ParsedCertificate, ...]] = {}
+_PARSE_CACHE_LIMIT = 4096
+
+
+def parse_pem_bundle_cached(pem: bytes) -> tuple[ParsedCertificate, ...]:
+    """parse_pem_bundle with a small content-addressed cache.
+
+    The same trust bundle (istio-ca-root-cert, kube-root-ca.crt) sits in every namespace;
+    parsing it once instead of once per namespace keeps a relist cheap.
+    """
+    digest = hashlib.sha256(pem).digest()
+    cached = _PARSE_CACHE.get(digest)
+    if cached is not None:
+        return cached
+    parsed = parse_pem_bundle(pem)
+    if len(_PARSE_CACHE) >= _PARSE_CACHE_LIMIT:
+        _PARSE_CACHE.clear()
+    _PARSE_CACHE[digest] = parsed
+    return parsed
+
+
+def bundle_fingerprint(certificates: tuple[ParsedCertificate, ...]) -> str:
+    """Order-independent identity of a set of certificates (a trust bundle)."""
+    digest = hashlib.sha256()
+    for fingerprint in sorted({c.fingerprint for c in certificates}):
+        digest.update(bytes.fromhex(fingerprint))
+    return digest.hexdigest()
+
+
+class TrustAnchors:
+    """The certificates of --trust-bundle, indexed for issuer lookups."""
+
+    def __init__(self, anchors: tuple[ParsedCertificate, ...]):
+        self.anchors = anchors
+        self.fingerprints = frozenset(a.fingerprint for a in anchors)
+        self.by_subject: dict[bytes, list[ParsedCertificate]] = {}
+        for anchor in anchors:
+            self.by_subject.setdefault(anchor.subject_der, []).append(anchor)
+        self.bundle_fingerprint = bundle_fingerprint(anchors)
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+_MAX_CHAIN_DEPTH = 8
+
+
+def _directly_issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
+    try:
+        child.certificate.verify_directly_issued_by(parent.certificate)
+    except Exception:  # noqa: BLE001 - any failure (name, signature, key type) means "no"
+        return False
+    return True
+
+
+def chains_to_anchor(
+    certificate: ParsedCertificate,
+    intermediates: tuple[ParsedCertificate, ...],
+    anchors: TrustAnchors,
+    now: float,
+) -> bool:
+    """True when a signature path leads from `certificate` to a trust anchor.
+
+    Intermediates come from the same object (a tls.crt chain, cert-chain.pem, ca.crt).
+    Every issuer on the path must be inside its validity window now; the certificate's
+    own dates are left to x509_cert_expired so one expiry does not raise two alerts.
+    """
+    if certificate.fingerprint in anchors.fingerprints:
+        return True
+    pool: dict[bytes, list[ParsedCertificate]] = {}
+    for candidate in intermediates:
+        pool.setdefault(candidate.subject_der, []).append(candidate)
+
+    def walk(current: ParsedCertificate, depth: int, visited: frozenset[str]) -> bool:
+        if depth > _MAX_CHAIN_DEPTH:
+            return False
+        for anchor in anchors.by_subject.get(current.issuer_der, ()):
+            if anchor.not_before <= now <= anchor.not_after and _directly_issued_by(current, anchor):
+                return True
+        for parent in pool.get(current.issuer_der, ()):
+            if parent.fingerprint in visited or not parent.not_before <= now <= parent.not_after:
+                continue
+            if _directly_issued_by(current, parent) and walk(
+                parent, depth + 1, visited | {parent.fingerprint}
+            ):
+                return True
+        return False
+
+    return walk(certificate, 0, frozenset({certificate.fingerprint}))
+
+
+def load_trust_anchors(path: str) -> TrustAnchors:
+    with open(path, "rb") as handle:
+        return TrustAnchors(parse_pem_bundle(handle.read()))

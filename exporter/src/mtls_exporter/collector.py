@@ -1,0 +1,260 @@
+"""prometheus_client Collector: every series is built at scrape time from the store.
+
+Nothing is registered per certificate, so a deleted Secret's series disappear on the
+next scrape without bookkeeping, and time-relative values (expired, expires_in) are
+computed against the scrape's own clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
+
+from . import __version__
+from .certs import bundle_fingerprint
+from .store import CertificateStore
+
+
+@dataclass(frozen=True, slots=True)
+class TrustBundleSource:
+    """Objects with one name and key across namespaces that must hold the same bundle."""
+
+    kind: str  # "configmap" or "secret"
+    name: str
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.name}/{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> "TrustBundleSource":
+        parts = text.split("/", 2)
+        if len(parts) != 3 or parts[0] not in ("configmap", "secret") or not parts[1] or not parts[2]:
+            raise ValueError(f"trust bundle source {text!r} must look like configmap/NAME/KEY or secret/NAME/KEY")
+        return cls(*parts)
+
+
+DEFAULT_TRUST_BUNDLE_SOURCES = (TrustBundleSource("configmap", "istio-ca-root-cert", "root-cert.pem"),)
+
+ROTATION_FIELDS = ("last_success", "last_failure", "failures_total")
+
+
+@dataclass
+class RotationState:
+    """Rotation runs as recorded by the rotation playbooks in one ConfigMap."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    present: bool = False
+    runs: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def replace(self, data: dict[str, str] | None) -> list[str]:
+        """Load a ConfigMap's data; return the keys that could not be understood."""
+        runs: dict[str, dict[str, float]] = {}
+        rejected = []
+        for key, text in (data or {}).items():
+            rotation, _, field_name = key.rpartition(".")
+            if not rotation or field_name not in ROTATION_FIELDS:
+                rejected.append(key)
+                continue
+            try:
+                runs.setdefault(rotation, {})[field_name] = float(text)
+            except (TypeError, ValueError):
+                rejected.append(key)
+        with self.lock:
+            self.present = data is not None
+            self.runs = runs
+        return rejected
+
+    def snapshot(self) -> tuple[bool, dict[str, dict[str, float]]]:
+        with self.lock:
+            return self.present, {k: dict(v) for k, v in self.runs.items()}
+
+
+def _gauge(name: str, documentation: str) -> Metric:
+    return Metric(name, documentation, "gauge")
+
+
+class CertificateCollector:
+    """Turns the store into x509-certificate-exporter compatible metrics and ours."""
+
+    def __init__(
+        self,
+        store: CertificateStore,
+        *,
+        expose_relative: bool = True,
+        expose_per_cert_error: bool = False,
+        trust_bundle_sources: tuple[TrustBundleSource, ...] = DEFAULT_TRUST_BUNDLE_SOURCES,
+        rotation: RotationState | None = None,
+        clock=time.time,
+    ):
+        self.store = store
+        self.expose_relative = expose_relative
+        self.expose_per_cert_error = expose_per_cert_error
+        self.trust_bundle_sources = trust_bundle_sources
+        self.rotation = rotation
+        self.clock = clock
+
+    def describe(self):
+        # Returning nothing tells prometheus_client not to call collect() at
+        # registration; series come and go with the store.
+        return []
+
+    def collect(self):
+        now = self.clock()
+        objects = self.store.snapshot()
+        yield from self._certificate_metrics(objects, now)
+        yield from self._source_metrics()
+        yield from self._trust_bundle_metrics(objects)
+        if self.rotation is not None:
+            yield from self._rotation_metrics()
+        info = GaugeMetricFamily("mtls_exporter_build_info", "Constant 1, labelled with the exporter version.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+    def _certificate_metrics(self, objects, now: float):
+        not_after = _gauge("x509_cert_not_after", "Unix timestamp of the certificate's NotAfter.")
+        not_before = _gauge("x509_cert_not_before", "Unix timestamp of the certificate's NotBefore.")
+        expired = _gauge("x509_cert_expired", "1 if the certificate is expired, 0 otherwise.")
+        expires_in = _gauge("x509_cert_expires_in_seconds", "Seconds until the certificate's NotAfter.")
+        valid_since = _gauge("x509_cert_valid_since_seconds", "Seconds since the certificate's NotBefore.")
+        cert_error = _gauge("x509_cert_error", "1 if the corresponding bundle item failed to parse, 0 otherwise.")
+        chain_valid = _gauge(
+            "mtls_cert_chain_valid",
+            "1 if the certificate chains (through certificates of the same object) to the --trust-bundle, 0 otherwise.",
+        )
+        # Local aliases: this loop runs for every certificate of the estate on every
+        # scrape, so attribute lookups are hoisted out of it.
+        na, nb, ex = not_after.samples.append, not_before.samples.append, expired.samples.append
+        ei, vs = expires_in.samples.append, valid_since.samples.append
+        ce, cv = cert_error.samples.append, chain_valid.samples.append
+        relative, per_cert_error = self.expose_relative, self.expose_per_cert_error
+        have_anchors = self.store.trust_anchors is not None
+        for source_object in objects:
+            for key in source_object.keys:
+                if key.error_reason:
+                    if per_cert_error:
+                        ce(Sample("x509_cert_error", key.error_labels, 1.0))
+                    continue
+                chain = key.chain_valid
+                for index, certificate in enumerate(key.certificates):
+                    labels = key.labels[index]
+                    na(Sample("x509_cert_not_after", labels, certificate.not_after))
+                    nb(Sample("x509_cert_not_before", labels, certificate.not_before))
+                    ex(Sample("x509_cert_expired", labels, 1.0 if now > certificate.not_after else 0.0))
+                    if relative:
+                        ei(Sample("x509_cert_expires_in_seconds", labels, certificate.not_after - now))
+                        vs(Sample("x509_cert_valid_since_seconds", labels, now - certificate.not_before))
+                    if per_cert_error:
+                        ce(Sample("x509_cert_error", labels, 0.0))
+                    if have_anchors and chain is not None:
+                        cv(Sample("mtls_cert_chain_valid", labels, 1.0 if chain[index] else 0.0))
+        yield not_after
+        yield not_before
+        yield expired
+        if relative:
+            yield expires_in
+            yield valid_since
+        if per_cert_error:
+            yield cert_error
+        if have_anchors:
+            yield chain_valid
+
+    def _source_metrics(self):
+        errors = CounterMetricFamily(
+            "x509_source_errors", "Errors emitted by sources, by reason code.", labels=["source_kind", "source_name", "reason"]
+        )
+        for (kind, name, reason), count in sorted(self.store.errors_snapshot().items()):
+            errors.add_metric([kind, name, reason], count)
+        yield errors
+        up = GaugeMetricFamily(
+            "x509_source_up", "1 if the source has produced its first sync, 0 otherwise.", labels=["source_kind", "source_name"]
+        )
+        for (kind, name), is_up in sorted(self.store.source_up.items()):
+            up.add_metric([kind, name], 1.0 if is_up else 0.0)
+        yield up
+        anchors = self.store.trust_anchors
+        if anchors is not None:
+            count = GaugeMetricFamily("mtls_trust_anchors", "Number of certificates in --trust-bundle.", labels=["fingerprint"])
+            count.add_metric([anchors.bundle_fingerprint], len(anchors))
+            yield count
+
+    def _trust_bundle_metrics(self, objects):
+        if not self.trust_bundle_sources:
+            return
+        wanted = {(s.kind, s.name, s.key): s for s in self.trust_bundle_sources}
+        instances: dict[TrustBundleSource, list[tuple[str, str, frozenset[str]]]] = {s: [] for s in self.trust_bundle_sources}
+        for source_object in objects:
+            for key in source_object.keys:
+                source = wanted.get((source_object.kind, source_object.name, key.key))
+                if source is None or key.error_reason:
+                    continue
+                instances[source].append(
+                    (
+                        source_object.namespace,
+                        bundle_fingerprint(key.certificates),
+                        frozenset(c.fingerprint for c in key.certificates),
+                    )
+                )
+        consistent = GaugeMetricFamily(
+            "mtls_trust_bundle_consistent",
+            "1 if every namespace's copy of the trust bundle holds the same certificates, 0 otherwise.",
+            labels=["bundle"],
+        )
+        count = GaugeMetricFamily("mtls_trust_bundle_instances", "Number of namespaces holding the trust bundle.", labels=["bundle"])
+        versions = GaugeMetricFamily(
+            "mtls_trust_bundle_versions", "Number of distinct certificate sets among the copies of the trust bundle.", labels=["bundle"]
+        )
+        info = GaugeMetricFamily(
+            "mtls_trust_bundle_info", "Constant 1 per copy of a trust bundle, labelled with its fingerprint.", labels=["bundle", "namespace", "fingerprint"]
+        )
+        anchors = self.store.trust_anchors
+        matches = GaugeMetricFamily(
+            "mtls_trust_bundle_matches_reference",
+            "1 if this copy of the trust bundle holds every certificate of --trust-bundle, 0 otherwise.",
+            labels=["bundle", "namespace"],
+        )
+        for source, copies in instances.items():
+            if not copies:
+                continue
+            distinct = {fingerprint for _, fingerprint, _ in copies}
+            consistent.add_metric([source.label], 1.0 if len(distinct) == 1 else 0.0)
+            count.add_metric([source.label], len(copies))
+            versions.add_metric([source.label], len(distinct))
+            for namespace, fingerprint, members in copies:
+                info.add_metric([source.label, namespace, fingerprint], 1.0)
+                if anchors is not None:
+                    matches.add_metric([source.label, namespace], 1.0 if anchors.fingerprints <= members else 0.0)
+        yield consistent
+        yield count
+        yield versions
+        yield info
+        if anchors is not None:
+            yield matches
+
+    def _rotation_metrics(self):
+        present, runs = self.rotation.snapshot()
+        up = GaugeMetricFamily("mtls_rotation_status_present", "1 if the rotation status ConfigMap was found, 0 otherwise.")
+        up.add_metric([], 1.0 if present else 0.0)
+        yield up
+        success = GaugeMetricFamily(
+            "mtls_rotation_last_success_timestamp_seconds", "Unix time of the last successful run of the rotation.", labels=["rotation"]
+        )
+        failure = GaugeMetricFamily(
+            "mtls_rotation_last_failure_timestamp_seconds", "Unix time of the last failed run of the rotation.", labels=["rotation"]
+        )
+        failures = CounterMetricFamily("mtls_rotation_failures", "Failed runs of the rotation, as recorded by the playbooks.", labels=["rotation"])
+        for rotation in sorted(runs):
+            fields = runs[rotation]
+            if "last_success" in fields:
+                success.add_metric([rotation], fields["last_success"])
+            if "last_failure" in fields:
+                failure.add_metric([rotation], fields["last_failure"])
+            failures.add_metric([rotation], fields.get("failures_total", 0.0))
+        yield success
+        yield failure
+        yield failures

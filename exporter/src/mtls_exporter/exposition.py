@@ -1,0 +1,61 @@
+"""Prometheus text format (0.0.4) writer that reuses label strings rendered at ingest.
+
+prometheus_client's generate_latest sorts and escapes every label of every sample on
+every scrape; with 10,000 Secrets that is ~50,000 samples x ~8 labels. The label set of
+a certificate never changes between scrapes, so the store renders it once
+(`RenderedLabels.text`) and this writer only formats values. It consumes the very same
+Collector output as generate_latest, and falls back to it for metric types it does not
+write itself (histograms, summaries), so both renderings say the same thing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def render_labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{name}="{_escape_value(value)}"' for name, value in sorted(labels.items())) + "}"
+
+
+class RenderedLabels(dict):
+    """A label dict that carries its own text rendering; immutable by convention."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, labels: dict[str, str]):
+        super().__init__(labels)
+        self.text = render_labels(self)
+
+
+_SIMPLE_TYPES = {"gauge": "gauge", "counter": "counter", "unknown": "untyped"}
+
+
+def render_text(registry: CollectorRegistry) -> bytes:
+    output: list[str] = []
+    append = output.append
+    for metric in registry.collect():
+        exposed_type = _SIMPLE_TYPES.get(metric.type)
+        if exposed_type is None:
+            return generate_latest(registry)
+        name = metric.name + "_total" if metric.type == "counter" else metric.name
+        documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        append(f"# HELP {name} {documentation}\n# TYPE {name} {exposed_type}\n")
+        for sample in metric.samples:
+            labels = sample.labels
+            label_text = labels.text if type(labels) is RenderedLabels else render_labels(labels)
+            value = sample.value
+            # floatToGoString is what generate_latest prints; integral values take the
+            # cheap path because timestamps dominate these families.
+            value_text = repr(float(value)) if float(value).is_integer() and abs(value) < 1e15 else floatToGoString(value)
+            append(f"{sample.name}{label_text} {value_text}\n")
+    return "".join(output).encode("utf-8")

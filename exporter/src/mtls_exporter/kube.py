@@ -1,0 +1,244 @@
+"""List-then-watch loops over Secrets and ConfigMaps, with the `kubernetes` client.
+
+Responses are read raw (`_preload_content=False`) and decoded with `json`: the client's
+model classes would deserialize every field of every Secret, private keys included, into
+Python objects first. Here each page or event is stripped to its certificate keys
+(`objects.strip_*`) before anything else looks at it, and the page is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from .certs import REASON_API_ERROR
+from .objects import KeySelection, StrippedObject, strip_configmap, strip_secret
+from .store import SOURCE_KIND_KUBERNETES, CertificateStore
+
+LOG = logging.getLogger(__name__)
+
+
+def load_api_client(kubeconfig: str | None, context: str | None = None) -> kube_client.ApiClient:
+    """A client from --kubeconfig, else in-cluster config, else the default kubeconfig."""
+    configuration = kube_client.Configuration()
+    if kubeconfig:
+        kube_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    else:
+        try:
+            kube_config.load_incluster_config(client_configuration=configuration)
+        except kube_config.ConfigException:
+            kube_config.load_kube_config(context=context, client_configuration=configuration)
+    return kube_client.ApiClient(configuration)
+
+
+class Gone(Exception):
+    """The API server no longer has the resourceVersion we asked for (410)."""
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    """One list/watch stream: a resource, optionally one namespace, and selectors."""
+
+    resource: str  # "secrets" or "configmaps"
+    namespace: str | None = None
+    label_selector: str | None = None
+    field_selector: str | None = None
+
+    @property
+    def watch_id(self) -> str:
+        parts = [self.resource, self.namespace or "*"]
+        if self.label_selector:
+            parts.append(f"labels={self.label_selector}")
+        if self.field_selector:
+            parts.append(f"fields={self.field_selector}")
+        return ":".join(parts)
+
+
+class ListWatch(threading.Thread):
+    """Keeps the store in step with one WatchScope.
+
+    Paginated list (limit/continue) -> watch from the list's resourceVersion with
+    bookmarks -> on 410 Gone, or an expired continue token, relist from scratch and
+    prune what the new list no longer holds. Other failures are counted in
+    x509_source_errors_total{reason="api_error"} and retried with backoff; the
+    exporter keeps serving what it has meanwhile.
+    """
+
+    def __init__(
+        self,
+        api: kube_client.ApiClient,
+        scope: WatchScope,
+        store: CertificateStore,
+        selection: KeySelection,
+        *,
+        page_size: int = 500,
+        watch_timeout_seconds: int = 300,
+        on_synced: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        source_name: str | None = None,
+        strip: Callable[[dict, KeySelection], StrippedObject] | None = None,
+        on_object: Callable[[str, dict | None], None] | None = None,
+    ):
+        super().__init__(name=f"watch-{scope.watch_id}", daemon=True)
+        self.core = kube_client.CoreV1Api(api)
+        self.scope = scope
+        self.store = store
+        self.selection = selection
+        self.page_size = page_size
+        self.watch_timeout_seconds = watch_timeout_seconds
+        self.on_synced = on_synced
+        self.stop_event = stop or threading.Event()
+        self.source_name = source_name or scope.resource
+        self.strip = strip or (strip_secret if scope.resource == "secrets" else strip_configmap)
+        # Raw-object consumers (the rotation ConfigMap) bypass the certificate store.
+        self.on_object = on_object
+        self.synced = threading.Event()
+        self.relists = 0
+
+    # -- API calls ---------------------------------------------------------------------
+
+    def _call(self, **kwargs):
+        common = {"_preload_content": False}
+        if self.scope.label_selector:
+            common["label_selector"] = self.scope.label_selector
+        if self.scope.field_selector:
+            common["field_selector"] = self.scope.field_selector
+        common.update(kwargs)
+        if self.scope.resource == "secrets":
+            if self.scope.namespace:
+                return self.core.list_namespaced_secret(self.scope.namespace, **common)
+            return self.core.list_secret_for_all_namespaces(**common)
+        if self.scope.namespace:
+            return self.core.list_namespaced_config_map(self.scope.namespace, **common)
+        return self.core.list_config_map_for_all_namespaces(**common)
+
+    def _ingest(self, obj: dict) -> tuple[str, str, str]:
+        """Strip then store one object; return its store reference."""
+        if self.on_object is not None:
+            metadata = obj.get("metadata") or {}
+            self.on_object("upsert", obj)
+            return ("raw", metadata.get("namespace", ""), metadata.get("name", ""))
+        stripped = self.strip(obj, self.selection)
+        self.store.upsert(stripped, self.scope.watch_id, SOURCE_KIND_KUBERNETES, self.source_name)
+        return (stripped.kind, stripped.namespace, stripped.name)
+
+    def list_all(self) -> str:
+        """Paginated list into the store; returns the list's resourceVersion."""
+        seen: set[tuple[str, str, str]] = set()
+        continue_token = None
+        while True:
+            kwargs = {"limit": self.page_size}
+            if continue_token:
+                kwargs["_continue"] = continue_token
+            try:
+                response = self._call(**kwargs)
+            except ApiException as error:
+                if error.status == 410:
+                    raise Gone() from None
+                raise
+            page = json.loads(response.data)
+            response.release_conn()
+            items = page.get("items") or []
+            metadata = page.get("metadata") or {}
+            # The page (with whatever private keys it carried) goes out of scope as soon
+            # as each item is stripped.
+            del page
+            for obj in items:
+                seen.add(self._ingest(obj))
+            del items
+            continue_token = metadata.get("continue")
+            if not continue_token:
+                resource_version = metadata.get("resourceVersion", "")
+                break
+        if self.on_object is not None:
+            self.on_object("listed", {"items_seen": {name for _, _, name in seen}})
+        else:
+            pruned = self.store.retain_only(self.scope.watch_id, seen)
+            if pruned:
+                LOG.info("%s: pruned %d objects deleted while not watching", self.scope.watch_id, pruned)
+        return resource_version
+
+    def watch_from(self, resource_version: str) -> str:
+        """Follow changes until the server ends the watch; return the last resourceVersion."""
+        response = self._call(
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.watch_timeout_seconds,
+            # Read timeout a little past the server-side timeout, so a dead connection
+            # is noticed without cutting a healthy watch short.
+            _request_timeout=(10, self.watch_timeout_seconds + 30),
+        )
+        try:
+            for line in iter_resp_lines(response):
+                if self.stop_event.is_set():
+                    break
+                if not line:
+                    continue
+                event = json.loads(line)
+                event_type = event.get("type")
+                obj = event.get("object") or {}
+                del event
+                if event_type == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone()
+                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                metadata = obj.get("metadata") or {}
+                resource_version = metadata.get("resourceVersion", resource_version)
+                if event_type == "BOOKMARK":
+                    continue
+                if event_type == "DELETED":
+                    if self.on_object is not None:
+                        self.on_object("delete", obj)
+                    else:
+                        kind = "secret" if self.scope.resource == "secrets" else "configmap"
+                        self.store.delete(kind, metadata.get("namespace", ""), metadata.get("name", ""))
+                    continue
+                self._ingest(obj)
+        finally:
+            response.release_conn()
+        return resource_version
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        backoff = 1.0
+        resource_version = None
+        while not self.stop_event.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self.list_all()
+                    if not self.synced.is_set():
+                        self.synced.set()
+                        self.store.mark_source_up(SOURCE_KIND_KUBERNETES, self.source_name, True)
+                        if self.on_synced:
+                            self.on_synced(self.scope.watch_id)
+                resource_version = self.watch_from(resource_version)
+                backoff = 1.0
+            except Gone:
+                LOG.info("%s: resourceVersion too old (410 Gone), relisting", self.scope.watch_id)
+                self.relists += 1
+                resource_version = None
+            except Exception as error:  # noqa: BLE001 - every failure is retried, none may kill the loop
+                LOG.warning("%s: %s; retrying in %.0fs", self.scope.watch_id, _one_line(error), backoff)
+                self.store.count_error(SOURCE_KIND_KUBERNETES, self.source_name, REASON_API_ERROR)
+                if self.stop_event.wait(backoff):
+                    break
+                backoff = min(backoff * 2, 60.0)
+                # A failed watch resumes from its last resourceVersion; a failed list
+                # starts over.
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ApiException):
+        return f"API server answered {error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"
