@@ -30,7 +30,7 @@ description:
     not expired, and match its key - and an intermediate may not outlive its parent.
   - Certificates start being valid 5 minutes before they are issued, to tolerate clock skew between peers.
 author:
-  - zerotrust.mtls maintainers
+  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.file_output

@@ -26,7 +26,7 @@ description:
   - Certificates start being valid 5 minutes before they are issued, so that peers whose clocks are slightly
     behind accept them at once.
 author:
-  - zerotrust.mtls maintainers
+  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.file_output
