@@ -30,7 +30,9 @@ try:
 except ImportError as import_error:  # pragma: no cover - reported by the modules
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = import_error
-    ConfigException = Exception
+
+    class ConfigException(Exception):
+        """Stand-in so the except clauses stay valid without the client."""
 
 FIELD_MANAGER = "zerotrust.mtls"
 APPLY_PATCH_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -222,8 +224,8 @@ def api_error_sentence(status, body, verb, kind, name=None, namespace=None, serv
     target = _object_label(kind, name, namespace)
     if status == 401:
         return ("the API server %s rejected the credentials from %s (401 Unauthorized); "
-                "refresh the token or client certificate." % (server or "", source or "the "
-                "configured connection"))
+                "refresh the token or client certificate." % (
+                    server or "", source or "the configured connection"))
     if status == 403:
         match = _FORBIDDEN_PATTERN.search(message)
         if match:
@@ -502,7 +504,7 @@ def validate_namespace_name(value, field):
 
 
 def _validate_qualified_key(key, field):
-    prefix, _, name = key.rpartition("/")
+    prefix, _slash, name = key.rpartition("/")
     if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or \
             not name or len(name) > 63 or not _LABEL_NAME.match(name):
         raise KubeError("%s key %r is not a valid key; use an optional DNS prefix and '/', "

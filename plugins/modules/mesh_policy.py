@@ -33,7 +33,7 @@ description:
     C(mtls.zerotrust.io/policy-set=<policy_set>), so O(prune) can remove the objects of the
     set that are no longer declared.
 author:
-  - zerotrust.mtls maintainers
+  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.kube_auth
 attributes:
@@ -71,11 +71,11 @@ options:
     default: default
   selector:
     description:
-      - Workload labels (C(matchLabels)); either the label map or C({matchLabels: {...}}).
+      - Workload labels (C(matchLabels)), given as the label map itself or wrapped in a C(matchLabels) key.
     type: dict
   port_modes:
     description:
-      - Port-level modes, for example C({8080: PERMISSIVE}). Needs O(selector).
+      - Port-level modes, a map of port number to mode such as V(PERMISSIVE). Needs O(selector).
     type: dict
   root_namespace:
     description: Istio's root namespace, where a selector-less PeerAuthentication applies mesh-wide.
@@ -394,7 +394,7 @@ def run(module, client, policy):
             applies.append((manifest, existing, predicted, changed))
         namespace_patch = linkerd_namespace_patch(policy)
         if namespace_patch is not None:
-            existing, predicted, _ = plan_apply(client, namespace_patch, force)
+            existing, predicted, _spec_changed = plan_apply(client, namespace_patch, force)
             changed = namespace_view(existing) != namespace_view(predicted)
             applies.append((namespace_patch, existing, predicted, changed))
         if params["prune"]:

@@ -23,7 +23,7 @@ description:
     differ are written, with server-side apply as field manager C(zerotrust.mtls).
   - Diffs and return values show certificate and public-key fingerprints, never key bytes.
 author:
-  - zerotrust.mtls maintainers
+  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.kube_auth
 attributes:
@@ -76,7 +76,7 @@ options:
     description: PEM certificate as a string, instead of O(cert_path).
     type: str
   key_path:
-    description: PEM private key file of the certificate (unencrypted: consumers read it as it is).
+    description: PEM private key file of the certificate, unencrypted (consumers read it as it is).
     type: path
   key_content:
     description: PEM private key as a string, instead of O(key_path).
@@ -274,7 +274,6 @@ secret_type:
   sample: Opaque
 '''
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
@@ -316,7 +315,7 @@ class InputError(Exception):
 
 def read_source(path, field):
     try:
-        with open(os.path.expanduser(path), "rb") as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except (IOError, OSError) as error:
         raise InputError("%s %s cannot be read (%s); give the path of a readable PEM file."
@@ -457,7 +456,8 @@ def main():
         crl_path=dict(type="path"),
         crl_content=dict(type="str"),
         data=dict(type="dict", no_log=True),
-        secrets=dict(type="list", elements="dict", options=dict(
+        # not secret itself: the key material inside is marked per suboption
+        secrets=dict(type="list", elements="dict", no_log=False, options=dict(
             name=dict(type="str", required=True),
             cert_path=dict(type="path"),
             cert_content=dict(type="str"),

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sync-secrets benchmark: one mtls_secret call for 500 TLS Secrets in 50 namespaces
+# against a kubernetes.core.k8s loop doing the same work (timed on a subset), printed
+# as ratios. Needs the local control plane (tests/cluster/up.sh) or MTLS_KUBECONFIG.
+# Usage: benchmarks/sync_secrets/run.sh [extra ansible-playbook args, e.g. -e namespace_count=10]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+venv="${MTLS_VENV:-$root/.venv}"
+export MTLS_KUBECONFIG="${MTLS_KUBECONFIG:-$root/.cluster/kubeconfig}"
+[ -r "$MTLS_KUBECONFIG" ] || { echo "sync_secrets: kubeconfig $MTLS_KUBECONFIG is not readable; start the local control plane (tests/cluster/up.sh) or set MTLS_KUBECONFIG." >&2; exit 1; }
+mkdir -p "$root/benchmarks/results"
+export BENCH_RESULTS="$root/benchmarks/results/sync_secrets.json"
+"$root/scripts/collection-link.sh"
+ANSIBLE_CONFIG="$root/ansible.cfg" "$venv/bin/ansible-playbook" -i localhost, -c local \
+  -e ansible_python_interpreter="$venv/bin/python" \
+  "$root/benchmarks/sync_secrets/bench.yml" "$@" >"$root/benchmarks/results/sync_secrets.log" 2>&1 || {
+    tail -40 "$root/benchmarks/results/sync_secrets.log" >&2; exit 1; }
+"$venv/bin/python" - "$BENCH_RESULTS" <<'PY'
+import json
+import sys
+
+f = json.load(open(sys.argv[1]))
+print("sync_secrets: %s TLS Secrets across %s namespaces" % (f["secrets"], f["namespaces"]))
+print("  mtls_secret, one call, first write : %8.2f s  (%6.2f ms/Secret, %s created)" % (
+    float(f["mtls_secret_first_write_s"]), float(f["mtls_secret_first_write_per_secret_ms"]),
+    f["mtls_secret_created"]))
+print("  mtls_secret, one call, no change   : %8.2f s  (%6.2f ms/Secret, changed=%s)" % (
+    float(f["mtls_secret_rerun_s"]), float(f["mtls_secret_rerun_per_secret_ms"]),
+    f["mtls_secret_rerun_changed"]))
+print("  kubernetes.core.k8s loop, %s Secrets: %8.2f s  (%6.2f ms/Secret; %s s extrapolated to %s)" % (
+    f["k8s_loop_subset"], float(f["k8s_loop_first_write_s"]),
+    float(f["k8s_loop_first_write_per_secret_ms"]), f["k8s_loop_extrapolated_500_s"], f["secrets"]))
+print("  kubernetes.core.k8s loop, no change: %8.2f s  (%6.2f ms/Secret)" % (
+    float(f["k8s_loop_rerun_s"]), float(f["k8s_loop_rerun_per_secret_ms"])))
+print("ratio first write (k8s loop / mtls_secret, per Secret): %sx" % f["ratio_first_write"])
+print("ratio no-change rerun (k8s loop / mtls_secret, per Secret): %sx" % f["ratio_rerun"])
+PY
