@@ -251,7 +251,7 @@ certs:
   elements: dict
   contains:
     name:
-      description: The item name (in single mode the base name of O(cert_path)).
+      description: The item name (in single mode the file name of O(cert_path) without its extension).
       type: str
       sample: client-0001
     changed:
@@ -418,7 +418,7 @@ def _build_items(module):
     for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path'):
         if params[field]:
             files.check_writable(params[field], field)
-    name = os.path.basename(params['cert_path'])
+    name = os.path.splitext(os.path.basename(params['cert_path']))[0]
     return [_Item(name, spec, params['cert_path'], params['key_path'], params['chain_path'], params['fullchain_path'])]
 
 

@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""mtls_cert_info against real certificates: expiry, renewal and chain validity."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert_info
+
+DAY = datetime.timedelta(days=1)
+
+
+def run(capsys, **args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mtls_cert_info.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope='module')
+def chain(tmp_path_factory):
+    base = tmp_path_factory.mktemp('info')
+    now = datetime.datetime.now(datetime.timezone.utc)
+    root_key = pki.generate_private_key()
+    root = pki.Issuer(pki.build_ca(root_key, 'Info Root', 3650 * DAY, path_length=1), root_key)
+    inter_key = pki.generate_private_key()
+    inter = pki.Issuer(pki.build_ca(inter_key, 'Info Intermediate', 365 * DAY, issuer=root), inter_key, [root.cert])
+    fresh = pki.build_leaf(inter, pki.LeafSpec('fresh', dns_names=['fresh.example.com'], valid_for='30d'),
+                           pki.generate_private_key())
+    # Issued 25 days ago with 30 days of life: 5 days left, inside the default renewal window.
+    aging = pki.build_leaf(inter, pki.LeafSpec('aging', uris=['spiffe://td/aging'], valid_for='30d'),
+                           pki.generate_private_key(), now=now - 25 * DAY)
+    foreign_key = pki.generate_private_key()
+    foreign = pki.build_ca(foreign_key, 'Foreign Root', 100 * DAY)
+    (base / 'root.crt').write_bytes(pki.certificate_pem(root.cert))
+    (base / 'int.crt').write_bytes(pki.certificate_pem(inter.cert))
+    (base / 'fresh.full.crt').write_bytes(pki.certificates_pem([fresh, inter.cert]))
+    (base / 'aging.crt').write_bytes(pki.certificate_pem(aging))
+    (base / 'foreign.crt').write_bytes(pki.certificate_pem(foreign))
+    return base
+
+
+def test_reports_expiry_renewal_and_chain(chain, capsys):
+    result = run(capsys, paths=[str(chain / 'fresh.full.crt'), str(chain / 'aging.crt')],
+                 chain_path=str(chain / 'int.crt'), trust_bundle_path=str(chain / 'root.crt'))
+    assert result['changed'] is False
+    fresh, inter, aging = result['certificates']
+    assert (fresh['common_name'], fresh['index'], inter['index']) == ('fresh', 0, 1)
+    assert fresh['dns_names'] == ['fresh.example.com'] and fresh['issuer'] == 'CN=Info Intermediate'
+    assert fresh['days_left'] in (29, 30) and fresh['renewal_due'] is False and fresh['expired'] is False
+    assert inter['is_ca'] is True and inter['chain_valid'] is True
+    assert aging['days_left'] in (4, 5) and aging['renewal_due'] is True and aging['uris'] == ['spiffe://td/aging']
+    assert all(entry['chain_valid'] for entry in result['certificates']) and result['all_chains_valid'] is True
+
+
+def test_renew_before_changes_the_verdict(chain, capsys):
+    result = run(capsys, paths=[str(chain / 'aging.crt')], renew_before='2d')
+    assert result['certificates'][0]['renewal_due'] is False
+    assert result['certificates'][0]['chain_valid'] is None and result['all_chains_valid'] is None
+
+
+def test_foreign_trust_bundle_fails_the_chain(chain, capsys):
+    result = run(capsys, content=(chain / 'fresh.full.crt').read_text(),
+                 trust_bundle_content=(chain / 'foreign.crt').read_text())
+    entry = result['certificates'][0]
+    assert entry['source'] == 'content' and entry['chain_valid'] is False
+    assert 'does not verify' in entry['chain_error'] and result['all_chains_valid'] is False
+
+
+def test_chain_missing_intermediate_fails(chain, capsys):
+    result = run(capsys, paths=[str(chain / 'aging.crt')], trust_bundle_path=str(chain / 'root.crt'))
+    assert result['certificates'][0]['chain_valid'] is False
+    assert 'missing intermediate' in result['certificates'][0]['chain_error']
+
+
+@pytest.mark.parametrize('args, field', [
+    (dict(paths=['/nonexistent.crt']), 'paths[0]'),
+    (dict(content='garbage'), 'content'),
+    (dict(), 'paths'),
+    (dict(content='x', trust_bundle_content='nope'), 'content'),
+    (dict(paths=[], content=None, renew_before='sometime'), 'paths'),
+])
+def test_bad_input_names_the_field(capsys, args, field):
+    result = run(capsys, **args)
+    assert result['failed'] is True and result['field'] == field
+    assert result['msg'].startswith(field)
+
+
+def test_garbage_trust_bundle(chain, capsys):
+    result = run(capsys, paths=[str(chain / 'aging.crt')], trust_bundle_content='nope')
+    assert result['failed'] and result['field'] == 'trust_bundle_content'
