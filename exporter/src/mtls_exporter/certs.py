@@ -59,36 +59,37 @@ class ParsedCertificate:
     serial_number: str  # decimal, as Go's big.Int String() prints it
     subject: tuple[str, ...]  # values for NAME_FIELDS
     issuer: tuple[str, ...]
-    subject_der: bytes
-    issuer_der: bytes
     not_before: float
     not_after: float
     certificate: x509.Certificate  # kept for chain signature checks only
 
 
+_FIELD_INDEX = {oid: index for index, oid in enumerate(_NAME_OIDS)}
+_CN_INDEX = _NAME_OIDS.index(NameOID.COMMON_NAME)
+
+
 def _name_values(name: x509.Name) -> tuple[str, ...]:
-    values = []
-    for oid in _NAME_OIDS:
-        attributes = name.get_attributes_for_oid(oid)
-        if not attributes:
-            values.append("")
-        elif oid == NameOID.COMMON_NAME:
-            # Go's pkix.Name keeps the last CN it meets; match it so series agree.
-            values.append(str(attributes[-1].value))
-        else:
-            values.append(str(attributes[0].value))
+    """One pass over the name: first value of each field, but the last CN.
+
+    Go's pkix.Name keeps the last CommonName it meets; matching it keeps our series
+    identical to x509-certificate-exporter's.
+    """
+    values = ["", "", "", "", "", ""]
+    for attribute in name:
+        index = _FIELD_INDEX.get(attribute.oid)
+        if index is not None and (not values[index] or index == _CN_INDEX):
+            values[index] = str(attribute.value)
     return tuple(values)
 
 
 def describe(certificate: x509.Certificate) -> ParsedCertificate:
-    der_fingerprint = certificate.fingerprint(_SHA256)
+    subject = _name_values(certificate.subject)
+    issuer = _name_values(certificate.issuer)
     return ParsedCertificate(
-        fingerprint=der_fingerprint.hex(),
+        fingerprint=certificate.fingerprint(_SHA256).hex(),
         serial_number=str(certificate.serial_number),
-        subject=_name_values(certificate.subject),
-        issuer=_name_values(certificate.issuer),
-        subject_der=certificate.subject.public_bytes(),
-        issuer_der=certificate.issuer.public_bytes(),
+        subject=subject,
+        issuer=issuer,
         not_before=certificate.not_valid_before_utc.timestamp(),
         not_after=certificate.not_valid_after_utc.timestamp(),
         certificate=certificate,
@@ -149,9 +150,11 @@ class TrustAnchors:
     def __init__(self, anchors: tuple[ParsedCertificate, ...]):
         self.anchors = anchors
         self.fingerprints = frozenset(a.fingerprint for a in anchors)
-        self.by_subject: dict[bytes, list[ParsedCertificate]] = {}
+        # Indexed by subject field values: a cheap pre-filter, since
+        # verify_directly_issued_by compares the exact names and the signature.
+        self.by_subject: dict[tuple[str, ...], list[ParsedCertificate]] = {}
         for anchor in anchors:
-            self.by_subject.setdefault(anchor.subject_der, []).append(anchor)
+            self.by_subject.setdefault(anchor.subject, []).append(anchor)
         self.bundle_fingerprint = bundle_fingerprint(anchors)
 
     def __len__(self) -> int:
@@ -183,17 +186,17 @@ def chains_to_anchor(
     """
     if certificate.fingerprint in anchors.fingerprints:
         return True
-    pool: dict[bytes, list[ParsedCertificate]] = {}
+    pool: dict[tuple[str, ...], list[ParsedCertificate]] = {}
     for candidate in intermediates:
-        pool.setdefault(candidate.subject_der, []).append(candidate)
+        pool.setdefault(candidate.subject, []).append(candidate)
 
     def walk(current: ParsedCertificate, depth: int, visited: frozenset[str]) -> bool:
         if depth > _MAX_CHAIN_DEPTH:
             return False
-        for anchor in anchors.by_subject.get(current.issuer_der, ()):
+        for anchor in anchors.by_subject.get(current.issuer, ()):
             if anchor.not_before <= now <= anchor.not_after and _directly_issued_by(current, anchor):
                 return True
-        for parent in pool.get(current.issuer_der, ()):
+        for parent in pool.get(current.issuer, ()):
             if parent.fingerprint in visited or not parent.not_before <= now <= parent.not_after:
                 continue
             if _directly_issued_by(current, parent) and walk(

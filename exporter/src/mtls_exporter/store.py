@@ -106,6 +106,8 @@ def _add_discriminators(labels: list[dict[str, str]], certificates, source: str)
     Two identical certificates in one bundle would otherwise produce duplicate series,
     which Prometheus rejects for the whole scrape.
     """
+    if len(labels) < 2:
+        return
     seen = Counter(tuple(sorted(label_set.items())) for label_set in labels)
     for index, label_set in enumerate(labels):
         if seen[tuple(sorted(label_set.items()))] > 1:
