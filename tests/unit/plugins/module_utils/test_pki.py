@@ -156,9 +156,9 @@ def test_load_private_key_errors_never_contain_key_material():
     encrypted = pki.private_key_pem(key, b'right')
     plain = pki.private_key_pem(key)
     body = encrypted.decode().splitlines()[1]
+    truncated = b'-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n'
     cases = [(encrypted, None, 'is encrypted'), (encrypted, b'wrong', 'cannot be decrypted'),
-             (plain, 'extra', 'is not encrypted'), (b'-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n', None,
-                                                   'is not a valid PEM private key'),
+             (plain, 'extra', 'is not encrypted'), (truncated, None, 'is not a valid PEM private key'),
              (b'nothing here', None, 'does not contain a PEM private key')]
     for pem, passphrase, fragment in cases:
         with pytest.raises(pki.PkiError) as caught:
@@ -233,7 +233,7 @@ def test_root_ca_extensions():
 
 
 def test_serials_are_random_and_within_159_bits():
-    serials = set(pki.random_serial_number() for _ in range(200))
+    serials = set(pki.random_serial_number() for _attempt in range(200))
     assert len(serials) == 200
     assert all(0 < serial < 2 ** 159 for serial in serials)
     assert max(serials).bit_length() > 150
@@ -480,15 +480,20 @@ def test_san_order_does_not_cause_reissue():
 
 def test_ca_reissue_reason():
     root = _root(path_length=1)
-    args = dict(common_name='Test Root', key_type='ec_p256', path_length=1, now=NOW)
-    assert pki.ca_reissue_reason(root.cert, root.key, **args) is None
-    assert pki.ca_reissue_reason(None, None, **args) == 'created'
-    assert pki.ca_reissue_reason(root.cert, pki.generate_private_key(), **args) == 'drift'
-    assert pki.ca_reissue_reason(root.cert, root.key, **dict(args, common_name='Other')) == 'drift'
-    assert pki.ca_reissue_reason(root.cert, root.key, **dict(args, path_length=2)) == 'drift'
-    assert pki.ca_reissue_reason(root.cert, root.key, **dict(args, key_type='ec_p384')) == 'drift'
-    assert pki.ca_reissue_reason(root.cert, root.key, **dict(args, permitted_dns_domains=['x.org'])) == 'drift'
-    assert pki.ca_reissue_reason(root.cert, root.key, **dict(args, now=NOW + 2500 * DAY)) == 'renewed'
+
+    def reason(key=root.key, **changes):
+        args = {'common_name': 'Test Root', 'key_type': 'ec_p256', 'path_length': 1, 'now': NOW}
+        args.update(changes)
+        return pki.ca_reissue_reason(root.cert, key, **args)
+
+    assert reason() is None
+    assert pki.ca_reissue_reason(None, None, common_name='Test Root', key_type='ec_p256') == 'created'
+    assert reason(key=pki.generate_private_key()) == 'drift'
+    assert reason(common_name='Other') == 'drift'
+    assert reason(path_length=2) == 'drift'
+    assert reason(key_type='ec_p384') == 'drift'
+    assert reason(permitted_dns_domains=['x.org']) == 'drift'
+    assert reason(now=NOW + 2500 * DAY) == 'renewed'
     inter = _intermediate(root)
     iargs = dict(common_name='Test Intermediate', key_type='ec_p256', path_length=0, now=NOW)
     assert pki.ca_reissue_reason(inter.cert, inter.key, issuer=root, **iargs) is None

@@ -174,7 +174,9 @@ def test_batch_create_rerun_and_targeted_reissue(pki_dir, capsys):
 def test_new_ca_means_issuer_changed(pki_dir, capsys):
     run(capsys, **batch(pki_dir, count=3))
     make_ca(pki_dir / 'ca', name='other')
-    result = run(capsys, **dict(batch(pki_dir, count=3), **ca_args(pki_dir, 'other')))
+    args = batch(pki_dir, count=3)
+    args.update(ca_args(pki_dir, 'other'))
+    result = run(capsys, **args)
     assert result['summary'] == {'issuer_changed': 3}
 
 
@@ -277,7 +279,9 @@ def test_expired_ca_is_refused(pki_dir, capsys):
     old = pki.build_ca(key, 'Old CA', 10 * DAY, now=datetime.datetime.now(datetime.timezone.utc) - 20 * DAY)
     (pki_dir / 'ca' / 'old.crt').write_bytes(pki.certificate_pem(old))
     (pki_dir / 'ca' / 'old.key').write_bytes(pki.private_key_pem(key, 'pw'))
-    result = run(capsys, **dict(single(pki_dir), **ca_args(pki_dir, 'old')))
+    args = single(pki_dir)
+    args.update(ca_args(pki_dir, 'old'))
+    result = run(capsys, **args)
     assert result['failed'] and result['field'] == 'ca_cert_path' and 'expired' in result['msg']
 
 
