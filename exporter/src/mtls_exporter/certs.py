@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 # Same order as x509-certificate-exporter's label schema (C, ST, L, O, OU, CN).
@@ -28,6 +28,7 @@ _NAME_OIDS = (
 
 # cryptography wants a HashAlgorithm instance; build it once.
 _SHA256 = hashes.SHA256()
+_DER = serialization.Encoding.DER
 
 _CERT_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
@@ -61,14 +62,22 @@ class ParsedCertificate:
     issuer: tuple[str, ...]
     not_before: float
     not_after: float
-    certificate: x509.Certificate  # kept for chain signature checks only
+    # DER, for chain signature checks. The x509.Certificate object itself is not kept:
+    # it caches its parsed subject and issuer Names (~5 KB per certificate), which is
+    # most of the memory of a 10,000-Secret estate; reloading DER costs microseconds.
+    der: bytes
+
+    def load(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
 
 
 _FIELD_INDEX = {oid: index for index, oid in enumerate(_NAME_OIDS)}
 _CN_INDEX = _NAME_OIDS.index(NameOID.COMMON_NAME)
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_NAMES_LIMIT = 1024
 
 
-def _name_values(name: x509.Name) -> tuple[str, ...]:
+def _name_values(name: x509.Name, intern: bool = False) -> tuple[str, ...]:
     """One pass over the name: first value of each field, but the last CN.
 
     Go's pkix.Name keeps the last CommonName it meets; matching it keeps our series
@@ -79,12 +88,16 @@ def _name_values(name: x509.Name) -> tuple[str, ...]:
         index = _FIELD_INDEX.get(attribute.oid)
         if index is not None and (not values[index] or index == _CN_INDEX):
             values[index] = str(attribute.value)
-    return tuple(values)
+    result = tuple(values)
+    if intern and len(_NAMES) < _NAMES_LIMIT:
+        # Thousands of leaves share one issuer: keep one copy of its name.
+        return _NAMES.setdefault(result, result)
+    return result
 
 
 def describe(certificate: x509.Certificate) -> ParsedCertificate:
     subject = _name_values(certificate.subject)
-    issuer = _name_values(certificate.issuer)
+    issuer = _name_values(certificate.issuer, intern=True)
     return ParsedCertificate(
         fingerprint=certificate.fingerprint(_SHA256).hex(),
         serial_number=str(certificate.serial_number),
@@ -92,7 +105,7 @@ def describe(certificate: x509.Certificate) -> ParsedCertificate:
         issuer=issuer,
         not_before=certificate.not_valid_before_utc.timestamp(),
         not_after=certificate.not_valid_after_utc.timestamp(),
-        certificate=certificate,
+        der=certificate.public_bytes(_DER),
     )
 
 
@@ -166,7 +179,7 @@ _MAX_CHAIN_DEPTH = 8
 
 def _directly_issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
     try:
-        child.certificate.verify_directly_issued_by(parent.certificate)
+        child.load().verify_directly_issued_by(parent.load())
     except Exception:  # noqa: BLE001 - any failure (name, signature, key type) means "no"
         return False
     return True
