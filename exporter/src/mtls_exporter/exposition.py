@@ -40,13 +40,23 @@ class RenderedLabels(dict):
 _SIMPLE_TYPES = {"gauge": "gauge", "counter": "counter", "unknown": "untyped"}
 
 
-def render_text(registry: CollectorRegistry) -> bytes:
-    output: list[str] = []
-    append = output.append
-    for metric in registry.collect():
-        exposed_type = _SIMPLE_TYPES.get(metric.type)
-        if exposed_type is None:
-            return generate_latest(registry)
+_CHUNK_LINES = 2048
+
+
+def iter_text(registry: CollectorRegistry):
+    """Yield the exposition as UTF-8 chunks of a few thousand lines.
+
+    Streaming keeps a scrape's transient memory at one chunk instead of the whole
+    body (15 MB for 10,000 Secrets) held as a list, then a str, then bytes.
+    """
+    families = list(registry.collect())
+    if any(metric.type not in _SIMPLE_TYPES for metric in families):
+        yield generate_latest(registry)
+        return
+    lines: list[str] = []
+    append = lines.append
+    for metric in families:
+        exposed_type = _SIMPLE_TYPES[metric.type]
         name = metric.name + "_total" if metric.type == "counter" else metric.name
         documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         append(f"# HELP {name} {documentation}\n# TYPE {name} {exposed_type}\n")
@@ -58,4 +68,14 @@ def render_text(registry: CollectorRegistry) -> bytes:
             # cheap path because timestamps dominate these families.
             value_text = repr(float(value)) if float(value).is_integer() and abs(value) < 1e15 else floatToGoString(value)
             append(f"{sample.name}{label_text} {value_text}\n")
-    return "".join(output).encode("utf-8")
+            if len(lines) >= _CHUNK_LINES:
+                yield "".join(lines).encode("utf-8")
+                lines.clear()
+        # The family's samples are written: let them go before the next family.
+        metric.samples = []
+    if lines:
+        yield "".join(lines).encode("utf-8")
+
+
+def render_text(registry: CollectorRegistry) -> bytes:
+    return b"".join(iter_text(registry))

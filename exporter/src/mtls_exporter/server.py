@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client.registry import CollectorRegistry
 
-from .exposition import CONTENT_TYPE, render_text
+from .exposition import CONTENT_TYPE, iter_text, render_text
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -43,6 +43,17 @@ class MetricsApp:
                 if gc_was_enabled:
                     gc.enable()
 
+    def stream(self):
+        """Like render(), chunk by chunk; the lock and GC pause last until the end."""
+        with self._scrape_lock:
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                yield from iter_text(self.registry)
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
+
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "/")
         if path == "/healthz":
@@ -55,9 +66,10 @@ class MetricsApp:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"initial list not finished\n"]
         if path in ("/metrics", "/"):
-            body = self.render()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
-            return [body]
+            # Streamed without Content-Length: the HTTP/1.0 response ends when the
+            # connection closes, which every Prometheus client handles.
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE)])
+            return self.stream()
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 
