@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -121,44 +122,72 @@ class ListWatch(threading.Thread):
             return self.core.list_namespaced_config_map(self.scope.namespace, **common)
         return self.core.list_config_map_for_all_namespaces(**common)
 
-    def _ingest(self, obj: dict) -> tuple[str, str, str]:
-        """Strip then store one object; return its store reference."""
+    def _strip(self, obj: dict):
+        """Reduce one API object to what is kept (see objects.strip_*)."""
         if self.on_object is not None:
-            metadata = obj.get("metadata") or {}
-            self.on_object("upsert", obj)
+            return obj  # the rotation ConfigMap: no certificates, no keys
+        return self.strip(obj, self.selection)
+
+    def _store(self, stripped) -> tuple[str, str, str]:
+        if self.on_object is not None:
+            metadata = stripped.get("metadata") or {}
+            self.on_object("upsert", stripped)
             return ("raw", metadata.get("namespace", ""), metadata.get("name", ""))
-        stripped = self.strip(obj, self.selection)
         self.store.upsert(stripped, self.scope.watch_id, SOURCE_KIND_KUBERNETES, self.source_name)
         return (stripped.kind, stripped.namespace, stripped.name)
+
+    def _ingest(self, obj: dict) -> tuple[str, str, str]:
+        return self._store(self._strip(obj))
+
+    def _fetch_pages(self, pages: queue.Queue) -> None:
+        """Producer: fetch, decode and strip pages; the consumer parses certificates.
+
+        Running the next request while the previous page's certificates are parsed
+        overlaps the API server's work with ours. Each page is stripped here, as soon as
+        it is decoded, so private keys live no longer than one page's decoding.
+        """
+        continue_token = None
+        try:
+            while True:
+                kwargs = {"limit": self.page_size}
+                if continue_token:
+                    kwargs["_continue"] = continue_token
+                try:
+                    response = self._call(**kwargs)
+                except ApiException as error:
+                    if error.status == 410:
+                        raise Gone() from None
+                    raise
+                page = json.loads(response.data)
+                response.release_conn()
+                metadata = page.get("metadata") or {}
+                stripped = [self._strip(obj) for obj in page.get("items") or ()]
+                del page
+                continue_token = metadata.get("continue")
+                pages.put((stripped, metadata.get("resourceVersion", ""), not continue_token))
+                if not continue_token or self.stop_event.is_set():
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            pages.put(error)
 
     def list_all(self) -> str:
         """Paginated list into the store; returns the list's resourceVersion."""
         seen: set[tuple[str, str, str]] = set()
-        continue_token = None
+        # Two pages in flight at most: memory stays bounded by the page size.
+        pages: queue.Queue = queue.Queue(maxsize=1)
+        fetcher = threading.Thread(target=self._fetch_pages, args=(pages,), name=f"list-{self.scope.watch_id}", daemon=True)
+        fetcher.start()
         while True:
-            kwargs = {"limit": self.page_size}
-            if continue_token:
-                kwargs["_continue"] = continue_token
-            try:
-                response = self._call(**kwargs)
-            except ApiException as error:
-                if error.status == 410:
-                    raise Gone() from None
-                raise
-            page = json.loads(response.data)
-            response.release_conn()
-            items = page.get("items") or []
-            metadata = page.get("metadata") or {}
-            # The page (with whatever private keys it carried) goes out of scope as soon
-            # as each item is stripped.
-            del page
-            for obj in items:
-                seen.add(self._ingest(obj))
-            del items
-            continue_token = metadata.get("continue")
-            if not continue_token:
-                resource_version = metadata.get("resourceVersion", "")
+            item = pages.get()
+            if isinstance(item, BaseException):
+                fetcher.join()
+                raise item
+            stripped_objects, resource_version, last = item
+            for stripped in stripped_objects:
+                seen.add(self._store(stripped))
+            if last:
                 break
+        fetcher.join()
         if self.on_object is not None:
             self.on_object("listed", {"items_seen": {name for _, _, name in seen}})
         else:
