@@ -1,0 +1,380 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) zerotrust.mtls maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared parts of the rotation proofs: running the real playbooks, a real nginx that
+demands client certificates, an mTLS client that reloads its files, and PKI checks.
+
+Everything runs on 127.0.0.1; nothing here mocks TLS, nginx or the playbooks.
+"""
+
+import base64
+import glob
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ANSIBLE_PLAYBOOK = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
+# The published demo passphrase of inventories/local (not a secret): the root keys of
+# the test PKI are encrypted with it.
+DEMO_PASSPHRASE = b'demo-only-local-root-passphrase'
+NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
+
+
+def kube_extra_vars():
+    """Use the local control plane when it runs; otherwise run the file-only parts."""
+    kubeconfig = os.environ.get('MTLS_KUBECONFIG', '')
+    return ['-e', 'mtls_kubeconfig=%s' % kubeconfig]
+
+
+def playbook_command(playbook, pki_dir, *extra):
+    return [ANSIBLE_PLAYBOOK, os.path.join(REPO, 'playbooks', playbook),
+            '-e', 'mtls_pki_dir=%s' % pki_dir] + kube_extra_vars() + list(extra)
+
+
+def playbook_env():
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_PIPELINING='1',
+               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    return env
+
+
+def run_playbook(playbook, pki_dir, *extra, timeout=300, log=None):
+    """Run a playbook to completion; returns its output; raises with the tail on failure."""
+    result = subprocess.run(playbook_command(playbook, pki_dir, *extra), cwd=REPO, env=playbook_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    output = result.stdout.decode('utf-8', 'replace')
+    if log is not None:
+        with open(log, 'a') as handle:
+            handle.write(output)
+    if result.returncode != 0:
+        raise AssertionError('%s failed (rc %d):\n%s' % (playbook, result.returncode, output[-4000:]))
+    return output
+
+
+def bootstrap(pki_dir):
+    """A fresh PKI as an operator builds it: bootstrap, then the regular renewal job
+    (which adds fullchain files and the trust bundle file)."""
+    run_playbook('bootstrap_pki.yml', pki_dir)
+    run_playbook('rotate_client_certs.yml', pki_dir)
+
+
+# --------------------------------------------------------------------------- PKI checks
+
+def _read(path):
+    with open(path, 'rb') as handle:
+        return handle.read()
+
+
+def load_key(path):
+    """The private key of ``path`` (the root key is encrypted with the demo passphrase)."""
+    pem = _read(path)
+    if not pem.strip():
+        raise AssertionError('%s is empty (truncated)' % path)
+    for passphrase in (None, DEMO_PASSPHRASE):
+        try:
+            return serialization.load_pem_private_key(pem, password=passphrase)
+        except (TypeError, ValueError):
+            continue
+    raise AssertionError('%s does not parse as a PEM private key (truncated or corrupt)' % path)
+
+
+def load_certs(path):
+    pem = _read(path)
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise AssertionError('%s does not parse as PEM certificates: %s' % (path, exc))
+    if not certs:
+        raise AssertionError('%s holds no certificate' % path)
+    return certs
+
+
+def public_fingerprint(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).hex()
+
+
+def cert_for_key(key_path):
+    """The certificate file that goes with a key file (ca.key -> ca.crt, x.key -> x.crt)."""
+    return key_path[:-len('.key')] + '.crt'
+
+
+def check_pki(pki_dir):
+    """Every key and certificate parses and every key matches its certificate.
+
+    Returns the set of public-key fingerprints of every CA key found (active, staged,
+    previous or archived), so a caller can prove no CA key ever disappears.
+    """
+    problems = []
+    ca_keys = set()
+    for path in sorted(glob.glob(os.path.join(pki_dir, '**', '*'), recursive=True)):
+        if not os.path.isfile(path) or path.endswith('~') or '.tmp' in os.path.basename(path):
+            continue
+        try:
+            if path.endswith(('.crt', '.pem')) and not path.endswith('.json'):
+                load_certs(path)
+            elif path.endswith('.key'):
+                key = load_key(path)
+                cert_path = cert_for_key(path)
+                if not os.path.exists(cert_path):
+                    problems.append('%s has no certificate beside it' % path)
+                    continue
+                cert = load_certs(cert_path)[0]
+                if public_fingerprint(cert.public_key()) != public_fingerprint(key.public_key()):
+                    problems.append('%s does not match %s' % (path, cert_path))
+                if os.stat(path).st_mode & 0o077:
+                    problems.append('%s is readable by others (mode %o)' % (path, os.stat(path).st_mode & 0o777))
+                constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value \
+                    if _has_basic_constraints(cert) else None
+                if constraints is not None and constraints.ca:
+                    ca_keys.add(public_fingerprint(key.public_key()))
+        except AssertionError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise AssertionError('PKI check failed:\n  ' + '\n  '.join(problems))
+    return ca_keys
+
+
+def _has_basic_constraints(cert):
+    try:
+        cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        return True
+    except x509.ExtensionNotFound:
+        return False
+
+
+# --------------------------------------------------------------------------- nginx
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Nginx(object):
+    """A real nginx on 127.0.0.1 that requires a client certificate from the trust bundle,
+    reloaded (nginx -s reload) whenever the files it serves change on disk."""
+
+    def __init__(self, pki_dir, workdir):
+        self.pki_dir = pki_dir
+        self.prefix = os.path.join(workdir, 'nginx')
+        os.makedirs(os.path.join(self.prefix, 'logs'), exist_ok=True)
+        self.port = free_port()
+        self.conf = os.path.join(self.prefix, 'nginx.conf')
+        self.watched = [os.path.join(pki_dir, 'server', 'localhost.fullchain.crt'),
+                        os.path.join(pki_dir, 'server', 'localhost.key'),
+                        os.path.join(pki_dir, 'trust', 'bundle.pem')]
+        self.reloads = 0
+        self.refused_configs = 0
+        self.process = None
+        self._stop = threading.Event()
+        self._watcher = None
+
+    def _write_conf(self):
+        with open(self.conf, 'w') as handle:
+            handle.write('''
+daemon off;
+worker_processes 1;
+pid %(prefix)s/nginx.pid;
+error_log %(prefix)s/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(prefix)s/tmp_body;
+    proxy_temp_path %(prefix)s/tmp_proxy;
+    fastcgi_temp_path %(prefix)s/tmp_fastcgi;
+    uwsgi_temp_path %(prefix)s/tmp_uwsgi;
+    scgi_temp_path %(prefix)s/tmp_scgi;
+    server {
+        listen 127.0.0.1:%(port)d ssl;
+        server_name localhost;
+        ssl_certificate %(cert)s;
+        ssl_certificate_key %(key)s;
+        ssl_client_certificate %(bundle)s;
+        ssl_verify_client on;
+        ssl_verify_depth 3;
+        keepalive_timeout 0;
+        location / { return 200 "verified $ssl_client_s_dn\\n"; }
+    }
+}
+''' % dict(prefix=self.prefix, port=self.port, cert=self.watched[0], key=self.watched[1], bundle=self.watched[2]))
+
+    def _signature(self):
+        stamp = []
+        for path in self.watched:
+            try:
+                info = os.stat(path)
+                stamp.append((info.st_ino, info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamp.append(None)
+        return stamp
+
+    def start(self):
+        self._write_conf()
+        self.process = subprocess.Popen([NGINX, '-p', self.prefix, '-c', self.conf],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if self.process.poll() is not None:
+                    raise AssertionError('nginx did not start: %s' % self.process.stderr.read().decode())
+                time.sleep(0.05)
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def _watch(self):
+        seen = self._signature()
+        while not self._stop.is_set():
+            time.sleep(0.1)
+            now = self._signature()
+            if now == seen:
+                continue
+            # Reload only a configuration nginx accepts (a key and certificate that match);
+            # until then the running workers keep serving the previous files.
+            test = subprocess.run([NGINX, '-t', '-q', '-p', self.prefix, '-c', self.conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if test.returncode != 0:
+                self.refused_configs += 1
+                continue
+            subprocess.run([NGINX, '-s', 'reload', '-p', self.prefix, '-c', self.conf],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            self.reloads += 1
+            seen = now
+
+    def stop(self):
+        self._stop.set()
+        if self._watcher:
+            self._watcher.join(5)
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+# --------------------------------------------------------------------------- client
+
+class MtlsClient(object):
+    """Does one full mTLS handshake (new connection, no session reuse) plus a request
+    after another, reloading its certificate, key and trust bundle when they change."""
+
+    def __init__(self, pki_dir, port, max_seconds, max_handshakes):
+        self.port = port
+        self.cert = os.path.join(pki_dir, 'client', 'demo-client.fullchain.crt')
+        self.key = os.path.join(pki_dir, 'client', 'demo-client.key')
+        self.bundle = os.path.join(pki_dir, 'trust', 'bundle.pem')
+        self.max_seconds = max_seconds
+        self.max_handshakes = max_handshakes
+        self.successes = 0
+        self.failures = []
+        self.context_reloads = 0
+        self.rejected_reloads = 0
+        self.server_issuers = set()
+        self._context = None
+        self._signature = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _files_signature(self):
+        return [(os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in (self.cert, self.key, self.bundle)]
+
+    def _maybe_reload(self):
+        try:
+            signature = self._files_signature()
+        except OSError:
+            return
+        if signature == self._signature:
+            return
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(self.bundle)
+            context.load_cert_chain(self.cert, self.key)
+        except (ssl.SSLError, OSError):
+            # Caught between two renames of a pair: keep the working context, retry later.
+            self.rejected_reloads += 1
+            return
+        self._context = context
+        self._signature = signature
+        self.context_reloads += 1
+
+    def handshake(self, context=None):
+        context = context or self._context
+        with socket.create_connection(('127.0.0.1', self.port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname='localhost') as tls:
+                issuer = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).issuer.rfc4514_string()
+                tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+                answer = b''
+                while True:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+        if not answer.startswith(b'HTTP/1.1 200'):
+            raise AssertionError('nginx answered %r' % answer[:80])
+        return issuer
+
+    def _loop(self):
+        deadline = time.time() + self.max_seconds
+        while not self._stop.is_set() and time.time() < deadline and self.successes < self.max_handshakes:
+            self._maybe_reload()
+            try:
+                self.server_issuers.add(self.handshake())
+                self.successes += 1
+            except (OSError, ssl.SSLError, AssertionError) as exc:
+                self.failures.append('%s: %s' % (time.strftime('%H:%M:%S'), exc))
+            # Paced so the playbook keeps most of the two cores this runs on.
+            time.sleep(0.02)
+
+    def start(self):
+        self._maybe_reload()
+        if self._context is None:
+            raise AssertionError('the client cannot load %s / %s / %s' % (self.cert, self.key, self.bundle))
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(15)
+
+
+def context_trusting(bundle_pem_path, cert=None, key=None):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(bundle_pem_path)
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def workdir():
+    return tempfile.mkdtemp(prefix='mtls-rotation-')
+
+
+def key_needles(pki_dir):
+    """Strings that betray a private key of ``pki_dir`` in a log: every base64 body line
+    of every key file (as in the PEM), and a slice of the base64 of the whole file (as
+    ansible.builtin.slurp would print it), skipping the header every key shares."""
+    needles = {}
+    for path in glob.glob(os.path.join(pki_dir, '**', '*.key'), recursive=True):
+        raw = _read(path)
+        for line in raw.decode('ascii', 'replace').splitlines():
+            if line and not line.startswith('-----') and re.match(r'^[A-Za-z0-9+/=]{16,}$', line):
+                needles[line] = path
+        whole = base64.b64encode(raw).decode('ascii')
+        needles[whole[60:100]] = path + ' (base64 of the file)'
+    return needles
