@@ -3,11 +3,11 @@
 
     make_fixtures.py DIR PASSPHRASE
 
-DIR/ca/   root.crt + root.key (good CA, pathlen 1), root-enc.key (the same key encrypted
+DIR/ca/   root.crt + root.key (good CA, pathlen 2), root-enc.key (the same key encrypted
           with PASSPHRASE), other.key (matches nothing), leaf.crt + leaf.key (not a CA),
           expired.crt + expired.key (a CA that expired yesterday), pathlen0.crt + .key
           (a CA that may not sign CAs), short.crt + short.key (a CA valid for 5 more
-          days), garbage.pem (a PEM frame around junk), empty.pem
+          days), constrained.crt + .key (permitted DNS: example.test), garbage.pem (a PEM frame around junk), empty.pem
 DIR/out/  existing.crt + existing.key: a valid leaf a failing call must leave alone
 """
 
@@ -36,7 +36,8 @@ def key_pem(key, passphrase=None):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
-def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_before=None, not_after=None):
+def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_before=None, not_after=None,
+         permitted_dns=None):
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     signer = issuer_key or key
     builder = (
@@ -51,6 +52,9 @@ def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_b
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
     )
+    if permitted_dns:
+        builder = builder.add_extension(x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None), critical=True)
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
@@ -74,7 +78,7 @@ def main():
             write(os.path.join(directory, name + ".crt"), crt.public_bytes(serialization.Encoding.PEM), 0o644)
 
     root_key = ec.generate_private_key(ec.SECP256R1())
-    root = cert("Bad Input Root", root_key, path_length=1)
+    root = cert("Bad Input Root", root_key, path_length=2)
     put("root", root_key, root)
     put("root-enc", root_key, key_passphrase=passphrase)
     put("other", ec.generate_private_key(ec.SECP256R1()))
@@ -90,7 +94,11 @@ def main():
     put("pathlen0", p0_key, cert("Pathlen Zero CA", p0_key, root, root_key, path_length=0))
 
     short_key = ec.generate_private_key(ec.SECP256R1())
-    put("short", short_key, cert("Short CA", short_key, root, root_key, path_length=0, not_after=NOW + 5 * DAY))
+    put("short", short_key, cert("Short CA", short_key, root, root_key, path_length=1, not_after=NOW + 5 * DAY))
+
+    nc_key = ec.generate_private_key(ec.SECP256R1())
+    put("constrained", nc_key, cert("Constrained CA", nc_key, root, root_key, path_length=0,
+                                    permitted_dns=["example.test"]))
 
     write(os.path.join(ca_dir, "garbage.pem"),
           b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n", 0o644)
