@@ -329,6 +329,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 KEY_TYPE_CHOICES = list(pki.KEY_TYPES)
 USAGE_CHOICES = list(pki.USAGES)
 _ITEM_NAME = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9._-]*$')
+_INVOCATION_ECHO_LIMIT = 50
 _ITEM_KEYS = ('name', 'common_name', 'organization', 'dns_names', 'ip_addresses', 'uris', 'emails',
               'usage', 'key_type', 'valid_for')
 
@@ -568,6 +569,13 @@ def run_module(module):
         _cert, key = _current_cert_and_key(items[0])
         outcome['key_fingerprint'] = pki.key_fingerprint(key) if key is not None else None
         outcome['cert_path'], outcome['key_path'] = items[0].cert_path, items[0].key_path
+    if params['certs'] is not None and len(params['certs']) > _INVOCATION_ECHO_LIMIT:
+        # Ansible echoes every argument back in `invocation` (shown with -vvv). For a big
+        # batch that doubles the result and the controller's work for no information the
+        # caller lacks; keep the other arguments and only count the items.
+        module_args = dict(params)
+        module_args['certs'] = '(%d items, see certs[].name in the result)' % len(params['certs'])
+        outcome['invocation'] = {'module_args': module_args}
     if module._diff:
         before, after = {}, {}
         for item in items:
