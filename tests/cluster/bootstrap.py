@@ -1,0 +1,279 @@
+"""Configures a freshly started local control plane; called by up.sh, idempotent.
+
+Registers the fake kwok node (loopback InternalIP and pod CIDR), creates the
+ServiceAccount behind the `restricted` context, writes the user kubeconfig
+(admin context as default, plus `restricted`) and server-side applies the shared
+upstream CRDs, waiting until they are Established.
+
+Inputs come from the environment set by up.sh (MTLS_CLUSTER_DIR, MTLS_APISERVER_PORT,
+MTLS_NODE_NAME, MTLS_NODE_IP, MTLS_NODE_POD_CIDR, MTLS_CRDS_DIR). Any failure ends
+with one sentence on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+FIELD_MANAGER = "zerotrust-mtls-local-cluster"
+RESTRICTED_NAMESPACE = "default"
+RESTRICTED_ACCOUNT = "mtls-restricted"
+RESTRICTED_TOKEN_SECRET = "mtls-restricted-token"
+
+
+class BootstrapError(Exception):
+    """A failure whose message is the one sentence shown to the user."""
+
+
+def wait_for(description: str, predicate, timeout_s: float = 60.0, interval_s: float = 0.25):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise BootstrapError(f"timed out after {timeout_s:.0f}s waiting for {description}")
+        time.sleep(interval_s)
+
+
+def admin_client(cluster_dir: Path, port: str) -> client.ApiClient:
+    configuration = client.Configuration()
+    configuration.host = f"https://127.0.0.1:{port}"
+    configuration.ssl_ca_cert = str(cluster_dir / "pki" / "ca.crt")
+    configuration.api_key = {"authorization": (cluster_dir / "pki" / "admin.token").read_text().strip()}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(configuration)
+
+
+def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: str) -> None:
+    core = client.CoreV1Api(api)
+    try:
+        core.read_node(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        # No taint: this is the only node, and every workload of the tests must land on it.
+        # kwok fills status (Ready, addresses from --node-ip) as soon as it sees the node.
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            },
+            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        }
+        core.create_node(node)
+
+    def node_ready():
+        status = core.read_node(name).status
+        ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
+        addresses = {a.type: a.address for a in (status.addresses or [])}
+        return ready and addresses.get("InternalIP") == node_ip
+
+    wait_for(f"node {name} to become Ready with InternalIP {node_ip} (is kwok running? see logs/kwok.log)", node_ready)
+
+
+def ensure_restricted_token(api: client.ApiClient) -> str:
+    core = client.CoreV1Api(api)
+    # The controller manager's serviceaccount controller creates `default` in each
+    # namespace; pods cannot be created before it exists, so wait here once.
+    wait_for("the default ServiceAccount (is kube-controller-manager running?)",
+             lambda: _exists(lambda: core.read_namespaced_service_account("default", RESTRICTED_NAMESPACE)))
+    if not _exists(lambda: core.read_namespaced_service_account(RESTRICTED_ACCOUNT, RESTRICTED_NAMESPACE)):
+        core.create_namespaced_service_account(
+            RESTRICTED_NAMESPACE,
+            {"metadata": {"name": RESTRICTED_ACCOUNT,
+                          "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}}},
+        )
+    if not _exists(lambda: core.read_namespaced_secret(RESTRICTED_TOKEN_SECRET, RESTRICTED_NAMESPACE)):
+        # A long-lived token Secret rather than a TokenRequest: the kubeconfig must keep
+        # working across restarts of the cluster without being rewritten.
+        core.create_namespaced_secret(
+            RESTRICTED_NAMESPACE,
+            {
+                "metadata": {
+                    "name": RESTRICTED_TOKEN_SECRET,
+                    "annotations": {"kubernetes.io/service-account.name": RESTRICTED_ACCOUNT},
+                },
+                "type": "kubernetes.io/service-account-token",
+            },
+        )
+
+    def token():
+        data = core.read_namespaced_secret(RESTRICTED_TOKEN_SECRET, RESTRICTED_NAMESPACE).data or {}
+        return base64.b64decode(data["token"]).decode() if "token" in data else None
+
+    return wait_for("the token of the restricted ServiceAccount (is kube-controller-manager running?)", token)
+
+
+def _exists(read) -> bool:
+    try:
+        read()
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+def write_kubeconfig(path: Path, port: str, ca_pem: bytes, admin_token: str, restricted_token: str) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": "mtls-local",
+            "cluster": {
+                "server": f"https://127.0.0.1:{port}",
+                "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+            },
+        }],
+        "users": [
+            {"name": "mtls-admin", "user": {"token": admin_token}},
+            {"name": RESTRICTED_ACCOUNT, "user": {"token": restricted_token}},
+        ],
+        "contexts": [
+            {"name": "admin", "context": {"cluster": "mtls-local", "user": "mtls-admin"}},
+            {"name": "restricted",
+             "context": {"cluster": "mtls-local", "user": RESTRICTED_ACCOUNT, "namespace": RESTRICTED_NAMESPACE}},
+        ],
+        "current-context": "admin",
+    }
+    text = yaml.safe_dump(config, sort_keys=False)
+    if path.exists() and path.read_text() == text:
+        return
+    # The kubeconfig holds bearer tokens: write 0600 and rename so readers never see
+    # a partial file.
+    fd, tmp_name = tempfile.mkstemp(prefix=".kubeconfig.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o600)
+        os.replace(tmp_name, path)
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
+
+
+def load_crd_documents(crds_dir: Path) -> dict[str, tuple[str, list[dict]]]:
+    """Maps each CRD file to (sha256, CRD documents); other kinds are not ours to load."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    result = {}
+    for path in sorted(crds_dir.glob("*.y*ml")):
+        raw = path.read_bytes()
+        docs = [d for d in yaml.load_all(raw, Loader=loader)
+                if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+        result[path.name] = (hashlib.sha256(raw).hexdigest(), docs)
+    return result
+
+
+def crd_established(crd) -> bool:
+    return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+
+def apply_crds(api: client.ApiClient, crds_dir: Path, record_path: Path) -> int:
+    extensions = client.ApiextensionsV1Api(api)
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    present = {crd.metadata.name: crd for crd in extensions.list_custom_resource_definition().items}
+
+    # Parsing 3+ MB of YAML costs seconds; skip files already applied unchanged.
+    pending = {}
+    for path in sorted(crds_dir.glob("*.y*ml")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        applied = record.get(path.name)
+        if applied and applied["sha256"] == digest and all(
+                name in present and crd_established(present[name]) for name in applied["names"]):
+            continue
+        pending[path.name] = path
+    if not pending:
+        return 0
+
+    names_wanted = []
+    for file_name, (digest, docs) in load_crd_documents(crds_dir).items():
+        if file_name not in pending:
+            continue
+        names = []
+        for doc in docs:
+            name = doc["metadata"]["name"]
+            try:
+                extensions.patch_custom_resource_definition(
+                    name, doc, field_manager=FIELD_MANAGER, force=True,
+                    _content_type="application/apply-patch+yaml", _preload_content=False,
+                )
+            except ApiException as error:
+                reason = _status_message(error)
+                raise BootstrapError(f"the API server rejected CRD {name} from {file_name}: {reason}") from None
+            names.append(name)
+        record[file_name] = {"sha256": digest, "names": names}
+        names_wanted.extend(names)
+
+    def all_established():
+        current = {crd.metadata.name: crd for crd in extensions.list_custom_resource_definition().items}
+        return all(name in current and crd_established(current[name]) for name in names_wanted)
+
+    wait_for(f"{len(names_wanted)} CRDs to become Established", all_established, timeout_s=120)
+    record_path.write_text(json.dumps(record, indent=1, sort_keys=True))
+    return len(names_wanted)
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return f"HTTP {error.status} {error.reason}"
+
+
+def main() -> int:
+    cluster_dir = Path(os.environ["MTLS_CLUSTER_DIR"])
+    port = os.environ["MTLS_APISERVER_PORT"]
+    api = admin_client(cluster_dir, port)
+
+    ensure_fake_node(api, os.environ["MTLS_NODE_NAME"], os.environ["MTLS_NODE_IP"], os.environ["MTLS_NODE_POD_CIDR"])
+    restricted_token = ensure_restricted_token(api)
+    write_kubeconfig(
+        cluster_dir / "kubeconfig", port,
+        (cluster_dir / "pki" / "ca.crt").read_bytes(),
+        (cluster_dir / "pki" / "admin.token").read_text().strip(),
+        restricted_token,
+    )
+
+    crds_dir = Path(os.environ.get("MTLS_CRDS_DIR", ""))
+    if crds_dir.is_dir():
+        started = time.monotonic()
+        applied = apply_crds(api, crds_dir, cluster_dir / "crds-applied.json")
+        if applied:
+            print(f"[cluster] applied {applied} CRDs from {crds_dir} in {time.monotonic() - started:.1f} s",
+                  file=sys.stderr)
+    else:
+        print(f"[cluster] no CRD directory at {crds_dir}; skipping upstream CRDs", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BootstrapError as error:
+        print(f"[cluster] ERROR: {error}.", file=sys.stderr)
+        sys.exit(1)
+    except ApiException as error:
+        print(f"[cluster] ERROR: the API server answered HTTP {error.status} ({_status_message(error)}); "
+              "read the logs under the cluster directory.", file=sys.stderr)
+        sys.exit(1)
