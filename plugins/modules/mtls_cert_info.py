@@ -13,16 +13,18 @@ module: mtls_cert_info
 short_description: Inspect certificates - names, expiry, renewal state and chain validity
 version_added: 0.1.0
 description:
-  - Reads certificates from files (O(paths)) or PEM text (O(content)) and returns, for each certificate, its
+  - Reads certificates from files (O(paths)), PEM text (O(content)) or a Kubernetes Secret (O(secret_name)) and
+    returns, for each certificate, its
     subject, issuer, SANs, validity, days left, whether it is due for renewal, and - when a trust bundle is given -
     whether its chain verifies.
   - A source may hold several certificates (a chain or fullchain file). Each certificate is reported; the
     certificates that follow it in the same source (and O(chain_path)) serve as intermediates when it is verified.
-  - Never changes anything; reading a private key is not needed and not supported.
+  - Never changes anything; private keys are never decoded, not even those stored in the same Secret.
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.kube_auth
 attributes:
   check_mode:
     support: full
@@ -41,6 +43,23 @@ options:
   content:
     description: PEM text holding one or more certificates to inspect.
     type: str
+  secret_name:
+    description:
+      - Read certificates from this Secret. The Kubernetes connection options apply only to this source.
+    type: str
+  secret_namespace:
+    description: Namespace of O(secret_name).
+    type: str
+    default: default
+  secret_keys:
+    description:
+      - Data keys of the Secret to read, for example V(tls.crt) or V(root-cert.pem).
+      - By default every key whose name ends in C(.crt), C(.pem) or C(.cert) and does not contain C(key) - so
+        C(tls.crt), C(ca.crt), C(ca-cert.pem), C(cert-chain.pem), C(root-cert.pem), but never C(tls.key) or
+        C(ca-key.pem).
+    type: list
+    elements: str
+    default: []
   chain_path:
     description: Extra intermediate certificates (PEM) used when verifying every certificate.
     type: path
@@ -79,6 +98,13 @@ EXAMPLES = r'''
       - info.certificates | selectattr('days_left', 'lt', 14) | list | length == 0
       - info.certificates | rejectattr('chain_valid') | list | length == 0
 
+- name: Check what the mesh uses - the Istio cacerts Secret
+  zerotrust.mtls.mtls_cert_info:
+    secret_name: cacerts
+    secret_namespace: istio-system
+    kubeconfig: ~/.kube/config
+  register: mesh_ca
+
 - name: Inspect PEM held in a variable
   zerotrust.mtls.mtls_cert_info:
     content: "{{ lookup('ansible.builtin.file', 'client.crt') }}"
@@ -93,7 +119,7 @@ certificates:
   elements: dict
   contains:
     source:
-      description: The file path, or C(content) for O(content).
+      description: The file path, C(content) for O(content), or C(secret/<namespace>/<name>/<key>) for a Secret.
       type: str
     index:
       description: Position of the certificate within its source (0 is the first).
@@ -169,12 +195,59 @@ all_chains_valid:
   type: bool
 '''
 
+import base64
+import binascii
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+
+
+def default_secret_key(name):
+    """Certificate-looking data keys; anything that may hold a private key is left alone."""
+    lowered = name.lower()
+    return lowered.endswith(('.crt', '.pem', '.cert')) and 'key' not in lowered
+
+
+def secret_sources(params):
+    """[(source label, certificates)] from the Secret named in the parameters."""
+    name, namespace = params['secret_name'], params['secret_namespace']
+    kube.validate_object_name(name, 'secret_name')
+    kube.validate_namespace_name(namespace, 'secret_namespace')
+    client = kube.KubeClient(kube.ConnectionSettings.from_params(params))
+    try:
+        secret = client.get(kube.SECRET, name, namespace)
+    finally:
+        client.close()
+    if secret is None:
+        raise pki.PkiError('secret_name', "secret_name %s does not exist in namespace %s; check the name and "
+                                          "secret_namespace." % (name, namespace))
+    data = secret.get('data') or {}
+    wanted = params['secret_keys'] or sorted(key for key in data if default_secret_key(key))
+    if not wanted:
+        raise pki.PkiError('secret_keys', "secret_keys: Secret %s/%s has no certificate-looking keys (%s); name the "
+                                          "keys to read in secret_keys." % (namespace, name, ', '.join(sorted(data)) or 'no data'))
+    sources = []
+    for key in wanted:
+        field = 'secret_keys'
+        if key not in data:
+            raise pki.PkiError(field, "secret_keys entry %r is not a key of Secret %s/%s (it has %s); fix secret_keys."
+                               % (key, namespace, name, ', '.join(sorted(data))))
+        try:
+            pem = base64.b64decode(data[key], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise pki.PkiError(field, "secret_keys entry %r of Secret %s/%s is not valid base64; fix the Secret."
+                               % (key, namespace, name))
+        label = 'secret/%s/%s/%s' % (namespace, name, key)
+        try:
+            certs = pki.load_certificates(pem, 'secret_keys entry %r' % key)
+        except pki.PkiError as exc:
+            raise pki.PkiError(field, str(exc))
+        sources.append((label, certs))
+    return sources
 
 
 def _read_required(path, field):
@@ -211,8 +284,8 @@ def describe(cert, now, renew_before, intermediates, roots):
 
 def run_module(module):
     params = module.params
-    if not params['paths'] and not params['content']:
-        raise pki.PkiError('paths', "paths or content is required; give certificate files or PEM text to inspect.")
+    if not params['paths'] and not params['content'] and not params['secret_name']:
+        raise pki.PkiError('paths', "paths, content or secret_name is required; give certificates to inspect.")
     renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
     sources = []
     for index, path in enumerate(params['paths']):
@@ -220,6 +293,8 @@ def run_module(module):
         sources.append((path, pki.load_certificates(_read_required(path, field), field)))
     if params['content']:
         sources.append(('content', pki.load_certificates(params['content'], 'content')))
+    if params['secret_name']:
+        sources.extend(secret_sources(params))
     extra_chain = []
     if params['chain_path']:
         extra_chain = pki.load_certificates(_read_required(params['chain_path'], 'chain_path'), 'chain_path')
@@ -243,23 +318,25 @@ def run_module(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            paths=dict(type='list', elements='path', default=[]),
-            content=dict(type='str'),
-            chain_path=dict(type='path'),
-            trust_bundle_path=dict(type='path'),
-            trust_bundle_content=dict(type='str'),
-            renew_before=dict(type='str'),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(kube.KUBE_AUTH_ARGSPEC)
+    argument_spec.update(
+        paths=dict(type='list', elements='path', default=[]),
+        content=dict(type='str'),
+        chain_path=dict(type='path'),
+        trust_bundle_path=dict(type='path'),
+        trust_bundle_content=dict(type='str'),
+        renew_before=dict(type='str'),
+        secret_name=dict(type='str'),
+        secret_namespace=dict(type='str', default='default', no_log=False),
+        secret_keys=dict(type='list', elements='str', default=[], no_log=False),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not pki.HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         module.exit_json(**run_module(module))
-    except pki.PkiError as exc:
-        module.fail_json(msg=str(exc), field=exc.field)
+    except (pki.PkiError, kube.KubeError) as exc:
+        module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="mtls_cert_info failed unexpectedly: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc())

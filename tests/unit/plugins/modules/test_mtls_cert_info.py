@@ -97,3 +97,79 @@ def test_bad_input_names_the_field(capsys, args, field):
 def test_garbage_trust_bundle(chain, capsys):
     result = run(capsys, paths=[str(chain / 'aging.crt')], trust_bundle_content='nope')
     assert result['failed'] and result['field'] == 'trust_bundle_content'
+
+
+class _SecretServer(object):
+    """A real HTTP server on loopback that answers like the API server for one Secret."""
+
+    def __init__(self, secrets):
+        import http.server
+        import threading
+        store = secrets
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                parts = self.path.split('?')[0].strip('/').split('/')
+                # api/v1/namespaces/<ns>/secrets/<name>
+                key = (parts[3], parts[5]) if len(parts) == 6 else None
+                if key in store:
+                    body, status = json.dumps(store[key]).encode(), 200
+                else:
+                    body = json.dumps({'kind': 'Status', 'status': 'Failure', 'reason': 'NotFound', 'code': 404,
+                                       'details': {'name': parts[-1], 'kind': 'secrets'},
+                                       'message': 'secrets "%s" not found' % parts[-1]}).encode()
+                    status = 404
+                self.send_response(status)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.host = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def secret_server(chain):
+    import base64
+
+    def encode(data):
+        return base64.b64encode(data).decode()
+
+    server = _SecretServer({('prod', 'web-tls'): {
+        'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'web-tls', 'namespace': 'prod'},
+        'type': 'kubernetes.io/tls',
+        'data': {'tls.crt': encode((chain / 'fresh.full.crt').read_bytes()),
+                 'ca.crt': encode((chain / 'root.crt').read_bytes()),
+                 # Not base64 at all: decoding it would fail the run, so success proves it is never read.
+                 'tls.key': '!!! private key material that must never be decoded !!!'}}})
+    yield server
+    server.close()
+
+
+def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server, capsys):
+    result = run(capsys, secret_name='web-tls', secret_namespace='prod', host=secret_server.host,
+                 trust_bundle_path=str(chain / 'root.crt'))
+    sources = [(entry['source'], entry['common_name']) for entry in result['certificates']]
+    assert sources == [('secret/prod/web-tls/ca.crt', 'Info Root'), ('secret/prod/web-tls/tls.crt', 'fresh'),
+                       ('secret/prod/web-tls/tls.crt', 'Info Intermediate')]
+    assert result['all_chains_valid'] is True
+
+
+def test_secret_errors_name_the_field(secret_server, capsys):
+    missing = run(capsys, secret_name='nope', secret_namespace='prod', host=secret_server.host)
+    assert missing['failed'] and missing['field'] == 'secret_name' and 'does not exist' in missing['msg']
+    wrong_key = run(capsys, secret_name='web-tls', secret_namespace='prod', secret_keys=['tls.pem'],
+                    host=secret_server.host)
+    assert wrong_key['failed'] and wrong_key['field'] == 'secret_keys' and 'ca.crt, tls.crt, tls.key' in wrong_key['msg']
+    bad_name = run(capsys, secret_name='Bad_Name', host=secret_server.host)
+    assert bad_name['failed'] and 'secret_name' in bad_name['msg']
