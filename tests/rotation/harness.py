@@ -109,21 +109,30 @@ def cert_for_key(key_path):
     return key_path[:-len('.key')] + '.crt'
 
 
-def check_pki(pki_dir):
+def check_pki(pki_dir, mismatches=None):
     """Every key and certificate parses and every key matches its certificate.
 
-    Returns the set of public-key fingerprints of every CA key found (active, staged,
-    previous or archived), so a caller can prove no CA key ever disappears.
+    With ``mismatches`` (a list), key/certificate mismatches are appended there instead
+    of failing. Returns the set of public-key fingerprints of every CA key found - active, staged,
+    previous, archived or in a backup copy (``*~``) - so a caller can prove that no CA
+    key ever disappears. Hidden files are the writers' temporary files and are skipped
+    (a killed writer leaves them; they are never read by anyone).
     """
     problems = []
     ca_keys = set()
     for path in sorted(glob.glob(os.path.join(pki_dir, '**', '*'), recursive=True)):
-        if not os.path.isfile(path) or path.endswith('~') or '.tmp' in os.path.basename(path):
+        name = os.path.basename(path)
+        if not os.path.isfile(path) or name.startswith('.') or name.endswith('.json') or '.json.' in name:
             continue
         try:
-            if path.endswith(('.crt', '.pem')) and not path.endswith('.json'):
+            if name.endswith('~'):
+                if '.key.' in name:
+                    key = load_key(path)
+                    ca_keys.add(public_fingerprint(key.public_key()))
+                continue
+            if name.endswith(('.crt', '.pem')):
                 load_certs(path)
-            elif path.endswith('.key'):
+            elif name.endswith('.key'):
                 key = load_key(path)
                 cert_path = cert_for_key(path)
                 if not os.path.exists(cert_path):
@@ -131,18 +140,23 @@ def check_pki(pki_dir):
                     continue
                 cert = load_certs(cert_path)[0]
                 if public_fingerprint(cert.public_key()) != public_fingerprint(key.public_key()):
-                    problems.append('%s does not match %s' % (path, cert_path))
+                    # Callers that expect a repair on rerun collect these instead of failing.
+                    (mismatches if mismatches is not None else problems).append(
+                        '%s does not match %s' % (path, cert_path))
                 if os.stat(path).st_mode & 0o077:
                     problems.append('%s is readable by others (mode %o)' % (path, os.stat(path).st_mode & 0o777))
-                constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value \
-                    if _has_basic_constraints(cert) else None
-                if constraints is not None and constraints.ca:
+                if _has_basic_constraints(cert) and \
+                        cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
                     ca_keys.add(public_fingerprint(key.public_key()))
         except AssertionError as exc:
             problems.append(str(exc))
     if problems:
         raise AssertionError('PKI check failed:\n  ' + '\n  '.join(problems))
     return ca_keys
+
+
+def stale_temp_files(pki_dir):
+    return [p for p in glob.glob(os.path.join(pki_dir, '**', '.*'), recursive=True) if p.endswith('.tmp')]
 
 
 def _has_basic_constraints(cert):
