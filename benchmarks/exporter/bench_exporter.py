@@ -136,6 +136,13 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process: what it cost, whatever else loads the machine."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(name: str, command: list[str], port: int, namespace: str, count: int, scrapes: int, timeout: float) -> dict:
     url = f"http://127.0.0.1:{port}/metrics"
     log(f"{name}: {' '.join(command)}")
@@ -156,11 +163,13 @@ def measure(name: str, command: list[str], port: int, namespace: str, count: int
                     continue
                 if count_series(body, namespace) >= count:
                     first_complete = time.monotonic() - started
+                    cpu_to_complete = cpu_seconds(process.pid)
                     break
                 time.sleep(0.1)
             if first_complete is None:
                 raise RuntimeError(f"{name}: not all {count} series after {timeout:.0f}s")
             latencies = []
+            cpu_before_scrapes = cpu_seconds(process.pid)
             for _ in range(scrapes):
                 begin = time.monotonic()
                 with urllib.request.urlopen(url, timeout=60) as response:
@@ -169,6 +178,8 @@ def measure(name: str, command: list[str], port: int, namespace: str, count: int
             series = count_series(body, namespace)
             return {
                 "first_complete_scrape_s": first_complete,
+                "cpu_to_first_complete_s": cpu_to_complete,
+                "cpu_per_scrape_s": (cpu_seconds(process.pid) - cpu_before_scrapes) / scrapes,
                 "scrape_median_s": statistics.median(latencies),
                 "scrape_bytes": len(body),
                 "peak_rss_mb": peak_rss_mb(process.pid),
@@ -204,6 +215,9 @@ FIGURES = (
     ("first_complete_scrape_s", "time to first complete scrape", "s"),
     ("scrape_median_s", "scrape latency (median)", "s"),
     ("peak_rss_mb", "peak RSS (VmHWM)", "MB"),
+    # CPU figures do not move with the load other processes put on the machine.
+    ("cpu_to_first_complete_s", "CPU until first complete scrape", "s"),
+    ("cpu_per_scrape_s", "CPU per scrape", "s"),
 )
 
 
