@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -98,10 +99,22 @@ def spiffe(name):
     return "spiffe://bench.local/ns/bench/sa/%s" % name
 
 
-def run(cmd, env=None):
+CPU = {}
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(cmd, env=None, label=None):
+    """Runs cmd; returns (wall seconds, stdout). CPU seconds of the child go to CPU[label]."""
+    cpu0 = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    if label:
+        CPU[label] = _children_cpu() - cpu0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit("benchmark: %s failed with exit code %d (output above)" % (cmd[0], proc.returncode))
@@ -154,6 +167,7 @@ def floor(workdir, names, ca_key, ca_cert):
     os.mkdir(out)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+    cpu0 = time.process_time()
     start = time.perf_counter()
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -178,6 +192,7 @@ def floor(workdir, names, ca_key, ca_cert):
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
         _write(os.path.join(out, name + ".crt"), cert.public_bytes(serialization.Encoding.PEM), 0o644)
     elapsed = time.perf_counter() - start
+    CPU["floor"] = time.process_time() - cpu0
     verify_dir(out, names, ca_cert, ca_key)
     return elapsed
 
@@ -209,11 +224,11 @@ def mtls_cert(workdir, names, ca_paths, ca_key, ca_cert):
         certs: "{{ bench_certs }}"
 """ % (json.dumps(vars_file), json.dumps(ca_paths["cert"]), json.dumps(ca_paths["key"]), json.dumps(out)))
     env = playbook_env()
-    first, stdout = run(playbook_cmd(playbook), env)
+    first, stdout = run(playbook_cmd(playbook), env, "mtls")
     if recap_changed(stdout) != 1:
         raise SystemExit("benchmark: the first mtls_cert run did not report a change")
     verify_dir(out, names, ca_cert, ca_key)
-    rerun, stdout = run(playbook_cmd(playbook), env)
+    rerun, stdout = run(playbook_cmd(playbook), env, "rerun")
     if recap_changed(stdout) != 0:
         raise SystemExit("benchmark: the mtls_cert rerun reported a change (not idempotent)")
     return first, rerun
@@ -230,7 +245,7 @@ def empty_play(workdir):
     - name: One trivial module call
       ansible.builtin.ping:
 """)
-    return run(playbook_cmd(playbook), playbook_env())[0]
+    return run(playbook_cmd(playbook), playbook_env(), "startup")[0]
 
 
 def community_crypto(workdir, count, ca_paths, ca_key, ca_cert):
@@ -281,7 +296,7 @@ def community_crypto(workdir, count, ca_paths, ca_key, ca_cert):
         label: "{{ item.item }}"
 """ % {"out": json.dumps(out), "names": json.dumps(names),
        "ca_cert": json.dumps(ca_paths["cert"]), "ca_key": json.dumps(ca_paths["key"])})
-    elapsed, stdout = run(playbook_cmd(playbook), playbook_env())
+    elapsed, stdout = run(playbook_cmd(playbook), playbook_env(), "cc")
     if recap_changed(stdout) != 3:
         raise SystemExit("benchmark: the community.crypto run did not change all three tasks")
     verify_dir(out, names, ca_cert, ca_key)
@@ -351,7 +366,18 @@ def main():
     print("  %-52s %8.2f s   %6.2f ms/cert" % ("floor: bare cryptography loop in-process", t_floor, floor_per * 1e3))
     print("  %-52s %8.2f s   %6.2f ms/cert (start-up subtracted; %.0f ms raw)" % (
         "community.crypto, %d certs (3 modules per cert)" % args.cc_count, t_cc, cc_per * 1e3, cc_per_raw * 1e3))
-    print("Ratios")
+    nan = float("nan")
+    cpu = dict((k, CPU.get(k, nan)) for k in ("startup", "mtls", "rerun", "floor", "cc"))
+    figures["cpu_s"] = cpu
+    cc_cpu_per = (cpu["cc"] - cpu["startup"]) / args.cc_count
+    print("CPU seconds (user+sys of all processes; insensitive to other load on the machine)")
+    print("  start-up %.2f | mtls_cert batch %.2f | rerun %.2f | floor %.2f | community.crypto %.2f (%.0f ms/cert)" % (
+        cpu["startup"], cpu["mtls"], cpu["rerun"], cpu["floor"], cpu["cc"], cc_cpu_per * 1e3))
+    print("  per cert CPU, community.crypto / mtls_cert batch:    %8.1fx" % (cc_cpu_per / (cpu["mtls"] / n)))
+    print("  mtls_cert batch CPU / floor CPU:                     %8.2fx" % (cpu["mtls"] / cpu["floor"]))
+    print("  mtls_cert batch CPU minus start-up / floor CPU:      %8.2fx" % ((cpu["mtls"] - cpu["startup"]) / cpu["floor"]))
+    figures["cpu_speedup_vs_cc"] = cc_cpu_per / (cpu["mtls"] / n)
+    print("Ratios (wall)")
     print("  per cert, community.crypto / mtls_cert batch:        %8.1fx" % figures["speedup_vs_cc"])
     print("  mtls_cert batch wall / floor:                        %8.2fx" % figures["ratio_vs_floor"])
     print("  mtls_cert batch wall minus start-up / floor:         %8.2fx" % figures["ratio_vs_floor_minus_startup"])

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Profiles zerotrust.mtls.mtls_cert's code path directly (no ansible-playbook): where
+do the seconds of a 1,000-certificate batch go, and those of the no-change rerun?
+
+    .venv/bin/python benchmarks/issue_certs/profile_module.py [--count 1000] [--top 25]
+
+Runs the module's main() in this process under cProfile with the arguments passed the
+way ansible-core 2.19 passes them (ansible.module_utils.testing.patch_module_args),
+against a throw-away CA, and prints the functions with the largest cumulative time.
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from run import cert_names, make_ca, spiffe  # noqa: E402  (the benchmark's own CA and names)
+
+
+def call_module(args):
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert
+
+    out = io.StringIO()
+    real_stdout = sys.stdout
+    sys.stdout = out
+    try:
+        with patch_module_args(args):
+            try:
+                mtls_cert.main()
+            except SystemExit:
+                pass
+    finally:
+        sys.stdout = real_stdout
+    return json.loads(out.getvalue())
+
+
+def profiled(label, args, top):
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    result = call_module(args)
+    profiler.disable()
+    elapsed = time.perf_counter() - start
+    if result.get("failed"):
+        raise SystemExit("profile: the module failed: %s" % result.get("msg"))
+    print("== %s: %.2f s in the module (changed=%s, %s)" % (
+        label, elapsed, result.get("changed"), result.get("summary")))
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(top)
+    print("\n".join(line for line in stream.getvalue().splitlines() if line.strip())[:12000])
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(12)
+    print("-- by own time --")
+    print("\n".join(line for line in stream.getvalue().splitlines() if line.strip())[:6000])
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Profile mtls_cert's batch path.")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="mtls-profile-")
+    try:
+        ca_paths, _key, _cert = make_ca(workdir)
+        out = os.path.join(workdir, "out")
+        os.mkdir(out)
+        module_args = {
+            "ca_cert_path": ca_paths["cert"], "ca_key_path": ca_paths["key"], "dest_dir": out,
+            "usage": "client", "key_type": "ec_p256", "valid_for": "30d",
+            "certs": [{"name": n, "common_name": n, "uris": [spiffe(n)]} for n in cert_names(args.count)],
+            "_ansible_check_mode": False, "_ansible_diff": False,
+        }
+        profiled("first run, %d certificates" % args.count, module_args, args.top)
+        profiled("no-change rerun", module_args, args.top)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
