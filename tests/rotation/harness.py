@@ -33,7 +33,11 @@ NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 def kube_extra_vars():
     """Use the local control plane when it runs; otherwise run the file-only parts."""
     kubeconfig = os.environ.get('MTLS_KUBECONFIG', '')
-    return ['-e', 'mtls_kubeconfig=%s' % kubeconfig]
+    extra = ['-e', 'mtls_kubeconfig=%s' % kubeconfig]
+    if os.environ.get('MTLS_ROTATION_NAMESPACE'):
+        # Records and state ConfigMaps of a test go to its own namespace on the shared cluster.
+        extra += ['-e', 'mtls_rotation_namespace=%s' % os.environ['MTLS_ROTATION_NAMESPACE']]
+    return extra
 
 
 def playbook_command(playbook, pki_dir, *extra):

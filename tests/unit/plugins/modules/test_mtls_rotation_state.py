@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""mtls_rotation_state: start, resume, promote with archive, check mode, clear failures."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.modules import mtls_rotation_state
+
+DAY = datetime.timedelta(days=1)
+
+
+def run(capsys, check_mode=False, **args):
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mtls_rotation_state.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def _ca(directory, name, passphrase=None):
+    key = pki.generate_private_key()
+    cert = pki.build_ca(key, name, 3650 * DAY, path_length=1)
+    directory.mkdir(parents=True)
+    (directory / 'ca.crt').write_bytes(pki.certificate_pem(cert))
+    (directory / 'ca.key').write_bytes(pki.private_key_pem(key, passphrase=passphrase))
+    os.chmod(str(directory / 'ca.key'), 0o600)
+    return {'cert': str(directory / 'ca.crt'), 'key': str(directory / 'ca.key')}
+
+
+def test_start_resume_and_complete(tmp_path, capsys):
+    state_path = str(tmp_path / 'rotation' / 'root_ca.state.json')
+    result = run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=2, check_mode=True)
+    assert result['changed'] is True and not os.path.exists(state_path)
+    result = run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=2,
+                 data={'old_root_sha256': 'AA'})
+    assert result['changed'] is True and result['state']['phase_completed'] == 0
+    assert os.stat(state_path).st_mode & 0o777 == 0o600
+    again = run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=2)
+    assert again['changed'] is False and again['state']['id'] == result['state']['id']
+    run(capsys, rotation='root_ca', operation='complete_phase', phase=1, state_path=state_path)
+    done = run(capsys, rotation='root_ca', operation='complete_phase', phase=2, state_path=state_path)
+    assert done['state']['status'] == 'complete'
+    assert run(capsys, rotation='root_ca', operation='complete_phase', phase=2, state_path=state_path)['changed'] is False
+
+
+def test_phase_out_of_order_fails_with_one_sentence(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    before = open(state_path).read()
+    result = run(capsys, rotation='root_ca', operation='complete_phase', phase=3, state_path=state_path)
+    assert result['failed'] is True and 'phase 1 must run first' in result['msg']
+    assert open(state_path).read() == before
+
+
+def test_promote_in_check_mode_and_for_real(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    active = _ca(tmp_path / 'root', 'Old', passphrase='old-passphrase-123')
+    staged = _ca(tmp_path / 'next', 'New', passphrase='new-passphrase-123')
+    old_key = open(active['key'], 'rb').read()
+    args = dict(rotation='root_ca', operation='complete_phase', phase=1, state_path=state_path,
+                promote=[{'source': staged, 'dest': active, 'archive_dir': str(tmp_path / 'previous'),
+                          'key_passphrase': 'new-passphrase-123'}])
+    predicted = run(capsys, check_mode=True, **args)
+    assert predicted['changed'] is True and predicted['promoted'] == [active['cert'], active['key']]
+    assert open(active['key'], 'rb').read() == old_key
+    result = run(capsys, **args)
+    assert result['promoted'] == predicted['promoted'] and result['state']['phase_completed'] == 1
+    assert open(str(tmp_path / 'previous' / 'ca.key'), 'rb').read() == old_key
+    assert 'new-passphrase-123' not in json.dumps(result)
+    assert run(capsys, **args)['changed'] is False
+
+
+def test_wrong_passphrase_changes_nothing(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    active = _ca(tmp_path / 'root', 'Old')
+    staged = _ca(tmp_path / 'next', 'New', passphrase='new-passphrase-123')
+    result = run(capsys, rotation='root_ca', operation='complete_phase', phase=1, state_path=state_path,
+                 promote=[{'source': staged, 'dest': active, 'archive_dir': str(tmp_path / 'previous'),
+                           'key_passphrase': 'wrong-passphrase'}])
+    assert result['failed'] is True and 'promote source' in result['msg']
+    assert json.load(open(state_path))['phase_completed'] == 0 and not os.path.exists(str(tmp_path / 'previous'))
+
+
+def test_record_needs_a_configmap(tmp_path, capsys):
+    result = run(capsys, rotation='root_ca', operation='record', record_configmap={'name': 'x'})
+    assert result['failed'] is True and result['msg'] == 'record_configmap must be a dict with name and namespace.'
