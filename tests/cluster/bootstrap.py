@@ -83,11 +83,16 @@ def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: s
 
     def node_ready():
         status = core.read_node(name).status
-        ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
-        addresses = {a.type: a.address for a in (status.addresses or [])}
-        return ready and addresses.get("InternalIP") == node_ip
+        return any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
 
-    wait_for(f"node {name} to become Ready with InternalIP {node_ip} (is kwok running? see logs/kwok.log)", node_ready)
+    wait_for(f"node {name} to become Ready (is kwok running? see logs/kwok.log)", node_ready)
+    # kwok sets the addresses when it initialises a node, but a node that once went
+    # NotReady can come back without them; the address is what keeps kubelet calls on
+    # loopback, so make sure it is there.
+    addresses = {a.type: a.address for a in (core.read_node(name).status.addresses or [])}
+    if addresses.get("InternalIP") != node_ip:
+        core.patch_node_status(name, {"status": {"addresses": [
+            {"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": name}]}})
 
 
 def ensure_restricted_token(api: client.ApiClient) -> str:
