@@ -208,6 +208,28 @@ def reference_command(binary: str, kubeconfig: str, namespace: str, port: int) -
     ]
 
 
+def delete_namespace(core, namespace: str, patience: float = 300.0) -> None:
+    """Delete the Secrets and the namespace, retrying through an API server restart."""
+    from kubernetes.client import ApiException
+
+    log(f"deleting namespace {namespace}")
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            core.delete_collection_namespaced_secret(namespace)
+            core.delete_namespace(namespace)
+            return
+        except ApiException as error:
+            if error.status == 404:
+                return
+            failure = error
+        except Exception as error:  # noqa: BLE001 - connection refused while it restarts
+            failure = error
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not delete namespace {namespace}; delete it by hand") from failure
+        time.sleep(5)
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -278,11 +300,7 @@ def main() -> int:
                 "x509-certificate-exporter", reference_command(reference, args.kubeconfig, namespace, port), port, namespace, args.count, args.scrapes, args.timeout
             )
     finally:
-        log(f"deleting namespace {namespace}")
-        try:
-            core.delete_collection_namespaced_secret(namespace)
-        finally:
-            core.delete_namespace(namespace)
+        delete_namespace(core, namespace)
     print(f"\n{args.count} kubernetes.io/tls Secrets, {args.scrapes} scrapes each, 127.0.0.1, {os.cpu_count()} CPUs")
     print(table(results, reference_note))
     if args.json:
