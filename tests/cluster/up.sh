@@ -60,7 +60,7 @@ wait_until() {
     local deadline=$((SECONDS + timeout_s))
     until "$@" >/dev/null 2>&1; do
         if ! running_pid "$name" >/dev/null; then
-            die "$name exited while starting; read $CLUSTER_DIR/logs/$name.log (last lines: $(tail -n 3 "$CLUSTER_DIR/logs/$name.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
+            die "$name exited while starting; read $CLUSTER_DIR/logs/$name.log, fix what its last lines say, and rerun (tests/cluster/down.sh --purge starts over with fresh state): $(tail -n 2 "$CLUSTER_DIR/logs/$name.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
         fi
         if (( SECONDS >= deadline )); then
             die "$name did not become healthy within ${timeout_s}s; read $CLUSTER_DIR/logs/$name.log."
