@@ -25,13 +25,8 @@ import pytest
 
 import harness
 
-KILLS = int(os.environ.get('KILL_TEST_KILLS', '30'))
+KILLS = 30  # 5 phases x 2 playbook kills x (playbook, mtls_cert, mtls_ca)
 SEED = int(os.environ.get('KILL_TEST_SEED', '20261122'))
-# Upper bounds of the random kill moment, seconds after start, per victim; chosen from
-# measured run times on a 2-core machine so kills land throughout the runs.
-PLAYBOOK_WINDOW = (2.0, float(os.environ.get('KILL_TEST_PLAYBOOK_WINDOW', '14')))
-MODULE_WINDOW = (0.5, float(os.environ.get('KILL_TEST_MODULE_WINDOW', '2.5')))
-CA_MODULE_WINDOW = (0.6, 1.6)  # mtls_ca spends its first ~0.6 s importing
 BULK_CERTS = 150
 
 
@@ -85,7 +80,7 @@ def _rotation_state(pki):
 
 def _rerun(victim, pki, tmp_path):
     """Run the killed victim again to completion."""
-    if victim == 'playbook':
+    if victim.startswith('playbook'):
         state = _rotation_state(pki)
         gate = ['-e', 'rotation_stop_after_phase=%d' % max(1, state['phase_completed'])] if state else []
         harness.run_playbook('rotate_root_ca.yml', pki, *gate)
@@ -95,40 +90,36 @@ def _rerun(victim, pki, tmp_path):
     assert _module_process(pki, tmp_path, module, args).wait(120) == 0, '%s rerun failed' % module
 
 
+def _timed(process):
+    started = time.time()
+    assert process.wait(300) == 0, 'the calibration run failed'
+    return time.time() - started
+
+
 def test_sigkill_never_damages_the_pki(tmp_path):
+    """Two kills of the playbook in each of the five phases (then a run that completes the
+    phase, which proves the resume), each followed by a kill of mtls_cert and of mtls_ca:
+    30 kills. Kill moments are drawn (seeded) across each victim's measured run time."""
     pki = str(tmp_path / 'pki')
     harness.bootstrap(pki)
     os.makedirs(os.path.join(pki, 'bulk'))
     os.makedirs(os.path.join(pki, 'scratch'), mode=0o700)
     chooser = random.Random(SEED)
+    # Calibration: how long does each module take here, now (the machine may be loaded).
+    module_seconds = {
+        'mtls_cert': _timed(_module_process(pki, tmp_path, 'mtls_cert', _bulk_args(pki))),
+        'mtls_ca': _timed(_module_process(pki, tmp_path, 'mtls_ca', _scratch_ca_args(pki))),
+    }
+    phase_seconds = 15.0  # first guess; replaced by the measured length of each completed phase run
     ever_seen = harness.check_pki(pki)
     killed_while_running = 0
     completed_runs = 0
     victims = []
     interrupted_pairs = []
-    phases_attempted = []
     started = time.time()
-    for number in range(KILLS):
-        victim = ('playbook', 'mtls_cert', 'mtls_ca')[number % 3]
-        state = _rotation_state(pki)
-        if victim == 'playbook':
-            # One phase per run (the gate), so the kills spread over all five phases
-            # instead of always landing in the first.
-            if state and state.get('status') == 'complete':
-                extra = ['-e', 'rotation_start_new=true', '-e', 'rotation_stop_after_phase=1']
-            else:
-                extra = ['-e', 'rotation_stop_after_phase=%d' % ((state or {}).get('phase_completed', 0) + 1)]
-            phases_attempted.append(extra[-1].split('=')[1])
-            process = subprocess.Popen(harness.playbook_command('rotate_root_ca.yml', pki, *extra), cwd=harness.REPO,
-                                       env=harness.playbook_env(), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
-            delay = chooser.uniform(*PLAYBOOK_WINDOW)
-        elif victim == 'mtls_cert':
-            process = _module_process(pki, tmp_path, 'mtls_cert', _bulk_args(pki))
-            delay = chooser.uniform(*MODULE_WINDOW)
-        else:
-            process = _module_process(pki, tmp_path, 'mtls_ca', _scratch_ca_args(pki))
-            delay = chooser.uniform(*CA_MODULE_WINDOW)
+
+    def kill_and_check(victim, process, delay):
+        nonlocal ever_seen, killed_while_running, completed_runs
         time.sleep(delay)
         if process.poll() is None:
             killed_while_running += 1
@@ -136,11 +127,10 @@ def test_sigkill_never_damages_the_pki(tmp_path):
             completed_runs += 1
         _kill_group(process)
         victims.append('%s@%.2fs' % (victim, delay))
-
         mismatches = []
         present = harness.check_pki(pki, mismatches)
         lost = ever_seen - present
-        assert not lost, 'after kill %d (%s) %d CA key(s) are gone' % (number, victims[-1], len(lost))
+        assert not lost, 'after kill %d (%s) %d CA key(s) are gone' % (len(victims), victims[-1], len(lost))
         ever_seen |= present
         if mismatches:
             # Killed between the renames of a certificate and its key (see
@@ -149,23 +139,35 @@ def test_sigkill_never_damages_the_pki(tmp_path):
             _rerun(victim, pki, tmp_path)
             ever_seen |= harness.check_pki(pki)
 
-    # Reruns finish the rotation that the kills interrupted (or one more, if none was left).
-    state = _rotation_state(pki)
-    extra = ['-e', 'rotation_start_new=true'] if state is None or state.get('status') == 'complete' else []
-    harness.run_playbook('rotate_root_ca.yml', pki, *extra, log=str(tmp_path / 'final.log'))
+    for phase in range(1, 6):
+        gate = ['-e', 'rotation_stop_after_phase=%d' % phase]
+        for _attempt in range(2):
+            process = subprocess.Popen(harness.playbook_command('rotate_root_ca.yml', pki, *gate), cwd=harness.REPO,
+                                       env=harness.playbook_env(), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+            kill_and_check('playbook phase %d' % phase, process, chooser.uniform(0.25, 0.95) * phase_seconds)
+            for module, args in (('mtls_cert', _bulk_args(pki)), ('mtls_ca', _scratch_ca_args(pki))):
+                kill_and_check(module, _module_process(pki, tmp_path, module, args),
+                               chooser.uniform(0.3, 1.0) * module_seconds[module])
+        # The rerun resumes the interrupted phase and completes it.
+        phase_started = time.time()
+        harness.run_playbook('rotate_root_ca.yml', pki, *gate, log=str(tmp_path / 'resume.log'))
+        phase_seconds = time.time() - phase_started
+        assert _rotation_state(pki)['phase_completed'] == phase
+        ever_seen |= harness.check_pki(pki)
+
     state = _rotation_state(pki)
     assert state['status'] == 'complete' and state['phase_completed'] == 5
     assert len(harness.load_certs(os.path.join(pki, 'trust', 'bundle.pem'))) == 1
     final = harness.check_pki(pki)
     assert not ever_seen - final, 'CA keys lost by the final run'
     ever_seen |= final
-    rotations = len(harness.glob.glob(os.path.join(pki, 'archive', 'root_ca-*')))
-    print('\nkill test: playbook runs killed during phases %s' % ','.join(phases_attempted))
-    print('kill test: %d SIGKILLs (seed %d; %d while running, %d after the run had ended) in %.0fs; '
-          '%d CA keys tracked, none lost; %d root rotations completed; stale temp files left: %d; '
-          'pairs caught between renames and repaired by the rerun: %d %s'
-          % (KILLS, SEED, killed_while_running, completed_runs, time.time() - started, len(ever_seen), rotations,
+    print('\nkill test: %d SIGKILLs (seed %d; %d while running, %d after the run had ended) in %.0fs; '
+          '%d CA keys tracked, none lost; rotation resumed and completed after kills in each of its 5 phases; '
+          'stale temp files left: %d; pairs caught between renames and repaired by the rerun: %d %s'
+          % (len(victims), SEED, killed_while_running, completed_runs, time.time() - started, len(ever_seen),
              len(harness.stale_temp_files(pki)), len(interrupted_pairs), interrupted_pairs))
+    assert len(victims) == KILLS
     assert killed_while_running >= KILLS // 2, 'most kills must hit a running process to prove anything'
 
 
