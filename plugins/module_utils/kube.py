@@ -409,12 +409,14 @@ class KubeClient(object):
 
     def delete(self, kind, name, namespace=None, dry_run=False):
         """Delete; True when something was (or in dry run would be) deleted."""
-        query = [("dryRun", "All")] if dry_run else []
+        options = {"kind": "DeleteOptions", "apiVersion": "v1",
+                   "propagationPolicy": "Background"}
+        if dry_run:
+            # With a DeleteOptions body the server ignores query parameters, so dryRun
+            # must be in the body: a dryRun=All query here would delete for real.
+            options["dryRun"] = ["All"]
         answer = self.request("DELETE", resource_path(kind, namespace, name), "delete", kind,
-                              name, namespace, query=query,
-                              body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                    "propagationPolicy": "Background"},
-                              allow_404=True)
+                              name, namespace, body=options, allow_404=True)
         return answer is not None
 
     def namespace_exists(self, namespace):

@@ -252,3 +252,18 @@ def test_owned_fields_and_comparable():
     assert comparable(obj) == {"metadata": {"name": "a"}, "data": {}}
     assert resource_path(PEER_AUTHENTICATION, "a", "b") == \
         "/apis/security.istio.io/v1/namespaces/a/peerauthentications/b"
+
+
+def test_dry_run_delete_carries_dry_run_in_the_body(serve):
+    # The API server ignores query parameters when DeleteOptions come in the body; a
+    # dryRun=All query alone deleted for real on kube-apiserver 1.35.
+    server = serve((200, {"kind": "Status"}, None), (404, {
+        "reason": "NotFound", "message": 'secrets "web" not found',
+        "details": {"name": "web", "kind": "secrets"}}, None))
+    client = client_for(server.url)
+    assert client.delete(SECRET, "web", "shop", dry_run=True) is True
+    body = json.loads(server.requests[0]["body"])
+    assert body["dryRun"] == ["All"]
+    assert server.requests[0]["method"] == "DELETE"
+    assert client.delete(SECRET, "web", "shop") is False  # already gone: nothing deleted
+    assert "dryRun" not in json.loads(server.requests[1]["body"])
