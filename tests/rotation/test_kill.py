@@ -180,17 +180,17 @@ def test_batch_commit_keeps_pairs_consistent(tmp_path):
     pki = str(tmp_path / 'pki')
     harness.bootstrap(pki)
     os.makedirs(os.path.join(pki, 'bulk'))
-    chooser = random.Random(SEED)
     bulk = os.path.join(pki, 'bulk')
     for _attempt in range(10):
         process = _module_process(pki, tmp_path, 'mtls_cert', _bulk_args(pki))
         deadline = time.time() + 60
-        # Every certificate and key staged as a temp file means the commit (the renames)
-        # starts now: kill inside it.
+        # Temp files disappearing one by one means the commit (the renames) is under way:
+        # kill inside it.
+        peak = 0
         while time.time() < deadline and process.poll() is None:
-            if sum(1 for name in os.listdir(bulk) if name.endswith('.tmp')) >= 2 * BULK_CERTS:
+            staged = sum(1 for name in os.listdir(bulk) if name.endswith('.%d.0.tmp' % process.pid))
+            if 0 < staged < peak:
                 break
-            time.sleep(0.001)
-        time.sleep(chooser.uniform(0, 0.01))
+            peak = max(peak, staged)
         _kill_group(process)
         harness.check_pki(pki)
