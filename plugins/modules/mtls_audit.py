@@ -242,8 +242,7 @@ def main():
         root_namespace=dict(type='str', default='istio-system'),
     )
     argument_spec.update(KUBE_AUTH_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_by={'mesh': []})
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params['mesh'] and not module.params['cluster']:
         module.fail_json(msg="mesh=true needs cluster=true: the mesh is diagnosed from the Kubernetes API.")
     try:

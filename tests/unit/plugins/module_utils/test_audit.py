@@ -30,7 +30,7 @@ def _leaf(inter, days, now=None):
 
 def test_rows_report_days_chain_and_due():
     root, inter = _hierarchy('A')
-    other_root, _ = _hierarchy('B')
+    other_root, _unused = _hierarchy('B')
     now = audit.utcnow()
     fresh = pki.certificates_pem([_leaf(inter, 30), inter.cert])
     short = pki.certificate_pem(_leaf(inter, 30, now=now - 25 * DAY))
@@ -43,12 +43,12 @@ def test_rows_report_days_chain_and_due():
     row, = audit.inspect_pem('junk.crt', b'-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n',
                              [root.cert], [], 0, now)
     assert row['due'] is True and row['error']
-    lines = audit.table([row for row in audit.inspect_pem('fresh.crt', fresh, [root.cert], [], 0, now)])
+    lines = audit.table(audit.inspect_pem('fresh.crt', fresh, [root.cert], [], 0, now))
     assert lines[0].startswith('DAYS') and 'fresh.crt' in lines[1] and ' ok ' in lines[1]
 
 
 def test_secret_keys_holding_private_keys_are_never_read():
-    root, _ = _hierarchy('S')
+    root, _unused = _hierarchy('S')
     pem = pki.certificate_pem(root.cert)
     secret = {'kind': 'Secret', 'metadata': {'namespace': 'ns', 'name': 'cacerts'},
               'data': {'root-cert.pem': base64.b64encode(pem).decode(), 'ca-key.pem': 'c2VjcmV0', 'tls.key': 'eA=='}}
@@ -72,8 +72,8 @@ def test_effective_modes_follow_istio_precedence():
 
 
 def test_diagnosis_finds_the_three_contradictions():
-    root_a, _ = _hierarchy('A')
-    root_b, _ = _hierarchy('B')
+    root_a, _unused = _hierarchy('A')
+    root_b, _unused = _hierarchy('B')
     rules = [
         {'metadata': {'namespace': 'shop', 'name': 'plain'},
          'spec': {'host': 'api.pay.svc.cluster.local', 'trafficPolicy': {'tls': {'mode': 'DISABLE'}}}},
@@ -103,7 +103,7 @@ def test_diagnosis_finds_the_three_contradictions():
 
 
 def test_a_consistent_mesh_has_no_problems():
-    root, _ = _hierarchy('A')
+    root, _unused = _hierarchy('A')
     pem = pki.certificate_pem(root.cert)
     result = audit.diagnose_mesh(['a', 'b'], [_pa('istio-system', 'STRICT')], [],
                                  [{'metadata': {'namespace': 'a', 'name': 'p'},

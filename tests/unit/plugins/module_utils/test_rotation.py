@@ -47,9 +47,9 @@ def test_phases_complete_in_order_and_repeat_idempotently():
 
 def test_pending_phases_honour_the_gate_and_completion():
     phases = rot.ROOT_CA_PHASES
-    assert [n for n, _ in rot.pending_phases(None, phases)] == [1, 2, 3, 4, 5]
-    state, _ = rot.complete_phase(rot.new_state('root_ca', NOW, 5), 1, NOW)
-    assert [n for n, _ in rot.pending_phases(state, phases, stop_after=3)] == [2, 3]
+    assert [n for n, _text in rot.pending_phases(None, phases)] == [1, 2, 3, 4, 5]
+    state, _unused = rot.complete_phase(rot.new_state('root_ca', NOW, 5), 1, NOW)
+    assert [n for n, _text in rot.pending_phases(state, phases, stop_after=3)] == [2, 3]
     state['status'] = 'complete'
     assert rot.pending_phases(state, phases) == []
 
@@ -69,7 +69,7 @@ def test_state_file_round_trip_and_clear_errors(tmp_path):
 
 
 def test_configmap_data_is_all_strings():
-    state, _ = rot.complete_phase(rot.new_state('root_ca', NOW, 5, {'leaves': 3}), 1, NOW)
+    state, _unused = rot.complete_phase(rot.new_state('root_ca', NOW, 5, {'leaves': 3}), 1, NOW)
     data = rot.state_configmap_data(state)
     assert all(isinstance(v, str) for v in data.values())
     assert data['phase_completed'] == '1' and data['data.leaves'] == '3' and data['status'] == 'in_progress'
@@ -89,8 +89,8 @@ def test_run_records_follow_the_exporter_format():
 
 
 def test_bundle_keeps_each_root_once(tmp_path):
-    first, _ = _ca(tmp_path / 'a', 'Root A')
-    second, _ = _ca(tmp_path / 'b', 'Root B')
+    first, _unused = _ca(tmp_path / 'a', 'Root A')
+    second, _unused = _ca(tmp_path / 'b', 'Root B')
     pem_a = open(first['cert'], 'rb').read()
     pem_b = open(second['cert'], 'rb').read()
     bundle = rot.bundle_pem([pem_a, pem_b, pem_a])
@@ -117,9 +117,9 @@ def test_promote_archives_the_replaced_key_first(tmp_path):
 
 
 def test_promote_refuses_a_mismatched_source(tmp_path):
-    active, _ = _ca(tmp_path / 'active', 'Active')
-    first, _ = _ca(tmp_path / 'x', 'X')
-    second, _ = _ca(tmp_path / 'y', 'Y')
+    active, _unused = _ca(tmp_path / 'active', 'Active')
+    first, _unused = _ca(tmp_path / 'x', 'X')
+    second, _unused = _ca(tmp_path / 'y', 'Y')
     before = open(active['key'], 'rb').read()
     with pytest.raises(rot.RotationError, match='does not match the certificate'):
         rot.promote_pair({'cert': first['cert'], 'key': second['key']}, active, str(tmp_path / 'archive'))
