@@ -182,7 +182,8 @@ def diagnose_mesh(namespaces, peer_authentications, destination_rules, pods, bun
         if namespace in report:
             report[namespace]['trust_bundle_roots'] = len(key)
     if len(groups) > 1:
-        described = ['%s (%d root%s)' % (', '.join(members), len(key), '' if len(key) == 1 else 's')
+        # Name the roots by a fingerprint prefix: two groups may each hold one root.
+        described = ['%s (%s)' % (', '.join(members), ', '.join('root %s' % fingerprint[:11] for fingerprint in key))
                      for key, members in sorted(groups.items(), key=lambda item: item[1])]
         problems.append("Trust bundles differ between namespaces: %s; workloads across these groups may fail to "
                         "verify each other." % '; '.join(described))
