@@ -111,8 +111,8 @@ def test_root_rotation_in_the_cluster(tmp_path, cluster, monkeypatch):
     state = _configmap(core, ns['system'], 'mtls-rotation-root-ca')
     assert state['phase_completed'] == '5' and state['status'] == 'complete'
     record = _configmap(core, ns['system'], 'mtls-rotation-status')
-    assert int(record['root_ca.last_success']) > 0 and record['root_ca.failures_total'] == '0'
-    assert int(record['client_certs.last_success']) > 0
+    assert int(record['rotate_root_ca.last_success']) > 0 and record['rotate_root_ca.failures_total'] == '0'
+    assert int(record['rotate_client_certs.last_success']) > 0
 
     # A failing run is recorded for the exporter and the rerun resumes it.
     failing = subprocess.run(harness.playbook_command(
@@ -121,14 +121,14 @@ def test_root_rotation_in_the_cluster(tmp_path, cluster, monkeypatch):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, check=False)
     assert failing.returncode != 0
     record = _configmap(core, ns['system'], 'mtls-rotation-status')
-    assert record['intermediate.failures_total'] == '1' and int(record['intermediate.last_failure']) > 0
+    assert record['rotate_intermediate.failures_total'] == '1' and int(record['rotate_intermediate.last_failure']) > 0
     harness.run_playbook('rotate_intermediate.yml', pki, *extra)  # not forced: resumes the unfinished one
     assert _fingerprint_of_file(os.path.join(pki, 'intermediate', 'ca.crt')) != new_intermediate
     assert _fingerprint_of_pem(_secret(core, ns['mesh'], 'cacerts')['ca-cert.pem']) == \
         _fingerprint_of_file(os.path.join(pki, 'intermediate', 'ca.crt'))
     record = _configmap(core, ns['system'], 'mtls-rotation-status')
-    assert int(record['intermediate.last_success']) >= int(record['intermediate.last_failure'])
-    assert record['intermediate.failures_total'] == '1'
+    assert int(record['rotate_intermediate.last_success']) >= int(record['rotate_intermediate.last_failure'])
+    assert record['rotate_intermediate.failures_total'] == '1'
 
 
 def test_audit_diagnoses_a_broken_mesh(tmp_path, cluster, monkeypatch):
