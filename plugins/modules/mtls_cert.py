@@ -448,18 +448,18 @@ def _inspect(item, issuer, renew_before, now, force):
 
 
 def _planned_files(item, chain_pem, cert_mode, key_mode):
-    """[(path, content, mode, is_key, bytes_already_on_disk)] that ``item`` should have on disk.
+    """[(path, content, mode, is_key, bytes_already_on_disk, option)] that ``item`` should have on disk.
 
     In check mode a certificate to be issued has no content yet; nothing is written then.
     """
     cert_pem = item.new_cert_pem if item.new_cert_pem is not None else item.cert_bytes
     key_pem = item.new_key_pem if item.new_key_pem is not None else item.key_bytes
-    planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes),
-               (item.key_path, key_pem, key_mode, True, item.key_bytes)]
+    planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, 'cert_path'),
+               (item.key_path, key_pem, key_mode, True, item.key_bytes, 'key_path')]
     if item.chain_path:
-        planned.append((item.chain_path, chain_pem, cert_mode, False, None))
+        planned.append((item.chain_path, chain_pem, cert_mode, False, None, 'chain_path'))
     if item.fullchain_path:
-        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, None))
+        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, None, 'fullchain_path'))
     return planned
 
 
@@ -539,7 +539,7 @@ def run_module(module):
         for item in items:
             if item.reason is not None:
                 item.changed = True
-            for path, content, mode, is_key, known in _planned_files(item, chain_pem, cert_mode, key_mode):
+            for path, content, mode, is_key, known, field in _planned_files(item, chain_pem, cert_mode, key_mode):
                 if item.reason is None:
                     # The certificate stays: its cert and key bytes are already right, so only
                     # their modes, and the chain files, can need fixing.
@@ -552,7 +552,8 @@ def run_module(module):
                     item.reason = 'files_updated'
                 if not module.check_mode:
                     batch.stage(path, content, mode, backup=params['backup'],
-                                backup_mode=files.KEY_MODE if is_key else None, existing=known, field=item.name)
+                                backup_mode=files.KEY_MODE if is_key else None, existing=known,
+                                field='dest_dir' if params['certs'] is not None else field)
         if not module.check_mode:
             backups = batch.commit()
             backup_files = sorted(path for path in backups.values() if path)
