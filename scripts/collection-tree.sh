@@ -11,8 +11,11 @@ build="${MTLS_BUILD_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/zerotrust-mtls-build.XXXXX
 dest="$build/ansible_collections/zerotrust/mtls"
 rm -rf "$dest"
 mkdir -p "$dest"
-tar -C "$root" \
-    --exclude=./.git --exclude=./.venv --exclude=./.build --exclude=./.cluster --exclude=./.pki \
+# MTLS_TREE_EXCLUDE: extra paths to leave out (scripts/ansible-test.sh uses it for sanity).
+extra=()
+for p in ${MTLS_TREE_EXCLUDE:-}; do extra+=("--exclude=./$p"); done
+tar -C "$root" "${extra[@]}" \
+    --exclude=./.git --exclude=./.ansible --exclude=./.venv --exclude=./.build --exclude=./.cluster --exclude=./.pki \
     --exclude='__pycache__' --exclude='*.egg-info' --exclude=./tests/output \
     --exclude=./benchmarks/results \
     -cf - . | tar -C "$dest" -xf -
