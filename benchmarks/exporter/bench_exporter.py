@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """mtls-exporter vs x509-certificate-exporter v4 on the same 10,000 TLS Secrets.
 
 Loads N kubernetes.io/tls Secrets (parallel creates) into a fresh namespace of the local
@@ -84,7 +83,7 @@ def load_secrets(core, namespace: str, count: int, workers: int) -> float:
         for index, (cert, key) in enumerate(make_certificates(count))
     )
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        for _ in pool.map(lambda body: core.create_namespaced_secret(namespace, body), bodies):
+        for _unused in pool.map(lambda body: core.create_namespaced_secret(namespace, body), bodies):
             pass
     return time.monotonic() - start
 
@@ -115,8 +114,7 @@ def reference_binary(version: str) -> tuple[str | None, str]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["go", "install", f"{REFERENCE_MODULE}@{version}"],
-        env={**os.environ, "GOBIN": str(cache_dir)}, capture_output=True, text=True, timeout=1800,
-    )
+        env={**os.environ, "GOBIN": str(cache_dir)}, capture_output=True, text=True, timeout=1800, check=False)
     if result.returncode != 0 or not binary.exists():
         reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
         return None, f"go install {REFERENCE_MODULE}@{version} failed: {reason}"
@@ -170,7 +168,7 @@ def measure(name: str, command: list[str], port: int, namespace: str, count: int
                 raise RuntimeError(f"{name}: not all {count} series after {timeout:.0f}s")
             latencies = []
             cpu_before_scrapes = cpu_seconds(process.pid)
-            for _ in range(scrapes):
+            for _unused in range(scrapes):
                 begin = time.monotonic()
                 with urllib.request.urlopen(url, timeout=60) as response:
                     body = response.read()
@@ -296,8 +294,9 @@ def main() -> int:
         )
         if reference:
             port = free_port()
+            command = reference_command(reference, args.kubeconfig, namespace, port)
             results["x509-certificate-exporter"] = measure(
-                "x509-certificate-exporter", reference_command(reference, args.kubeconfig, namespace, port), port, namespace, args.count, args.scrapes, args.timeout
+                "x509-certificate-exporter", command, port, namespace, args.count, args.scrapes, args.timeout
             )
     finally:
         delete_namespace(core, namespace)

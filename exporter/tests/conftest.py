@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -121,3 +123,18 @@ def root_ca() -> Authority:
 @pytest.fixture(scope="session")
 def foreign_ca() -> Authority:
     return make_root("somebody else's root", organization="elsewhere")
+
+
+ROLE_TESTS = Path(__file__).resolve().parents[2] / "roles" / "cert_exporter" / "tests"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Runs the role's rule check script (building promtool when missing); returns promtool's path.
+
+    The script's own `promtool check rules` and `promtool test rules` must pass here too.
+    """
+    result = subprocess.run(["bash", str(ROLE_TESTS / "check-rules.sh")], capture_output=True, text=True, timeout=3600, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert result.stdout.count("SUCCESS") == 1 + len(list((ROLE_TESTS / "rules").glob("*.test.yml")))
+    return result.stdout.strip().splitlines()[-1].split("promtool: ", 1)[1]

@@ -175,7 +175,8 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
         # The exporter keeps serving and follows the watch: add, change, delete.
         later, later_key = root_ca.issue("later.svc")
         tls_secret(core, ns_b, "later", pem(later), key_pem(later_key), labels)
-        scraper.wait_for("the new Secret", lambda s: pick(s, "x509_cert_not_after", secret_name="later", secret_key="tls.crt") == [later.not_valid_after_utc.timestamp()])
+        expected_not_after = [later.not_valid_after_utc.timestamp()]
+        scraper.wait_for("the new Secret", lambda s: pick(s, "x509_cert_not_after", secret_name="later", secret_key="tls.crt") == expected_not_after)
 
         core.delete_namespaced_secret("good", ns_a)
         scraper.wait_for("the deleted Secret's series to go", lambda s: not pick(s, "x509_cert_not_after", secret_name="good"))

@@ -72,7 +72,7 @@ def test_metric_names_and_labels_match_x509_certificate_exporter(root_ca):
 def test_fast_text_matches_prometheus_client_rendering(root_ca, foreign_ca):
     store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     for index in range(5):
-        secret, _ = tls_secret(root_ca if index % 2 else foreign_ca, f"ns{index}", f"s{index}", f'cn "{index}"\\n')
+        secret, _unused = tls_secret(root_ca if index % 2 else foreign_ca, f"ns{index}", f"s{index}", f'cn "{index}"\\n')
         store.upsert(strip_secret(secret, SELECTION), "secrets")
     store.upsert(strip_secret(secret_json("ns9", "broken", {"tls.crt": b64(b"nope")}), SELECTION), "secrets")
     frozen_now = 1_900_000_000.0
@@ -98,7 +98,7 @@ def test_garbage_private_key_is_never_decoded_nor_an_error(root_ca, monkeypatch)
         return real_decode(value, *args, **kwargs)
 
     monkeypatch.setattr(objects.base64, "b64decode", recording_decode)
-    certificate, _ = root_ca.issue("garbage-key.svc")
+    certificate, _unused = root_ca.issue("garbage-key.svc")
     secret = secret_json(
         "shop",
         "weird",
@@ -155,7 +155,7 @@ def test_configuring_a_private_key_name_is_refused(key):
 )
 def test_garbage_certificate_counts_a_source_error_and_others_still_export(root_ca, value, reason):
     store = CertificateStore()
-    good, _ = tls_secret(root_ca, "shop", "good", "good.svc")
+    good, _unused = tls_secret(root_ca, "shop", "good", "good.svc")
     store.upsert(strip_secret(good, SELECTION), "secrets")
     store.upsert(strip_secret(secret_json("shop", "bad", {"tls.crt": b64(value)}), SELECTION), "secrets")
     series = scrape(store, expose_per_cert_error=True)
@@ -187,10 +187,10 @@ def test_expired_certificate_is_x509_cert_expired_1(root_ca):
 
 def test_chain_validity_against_trust_bundle(root_ca, foreign_ca):
     intermediate = root_ca.intermediate("zerotrust intermediate")
-    leaf_via_intermediate, _ = intermediate.issue("chained.svc")
+    leaf_via_intermediate, _unused = intermediate.issue("chained.svc")
     store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
-    own, _ = tls_secret(root_ca, "shop", "own", "own.svc")
-    foreign, _ = tls_secret(foreign_ca, "shop", "foreign", "foreign.svc")
+    own, _unused = tls_secret(root_ca, "shop", "own", "own.svc")
+    foreign, _unused = tls_secret(foreign_ca, "shop", "foreign", "foreign.svc")
     chained = secret_json("shop", "chained", {"tls.crt": b64(pem(leaf_via_intermediate, intermediate.certificate))})
     orphan = secret_json("shop", "orphan", {"tls.crt": b64(pem(leaf_via_intermediate))})  # intermediate missing
     for secret in (own, foreign, chained, orphan):
@@ -211,7 +211,7 @@ def test_chain_validity_against_trust_bundle(root_ca, foreign_ca):
 
 def test_no_chain_gauge_without_trust_bundle(root_ca):
     store = CertificateStore()
-    secret, _ = tls_secret(root_ca, "shop", "own", "own.svc")
+    secret, _unused = tls_secret(root_ca, "shop", "own", "own.svc")
     store.upsert(strip_secret(secret, SELECTION), "secrets")
     assert "mtls_cert_chain_valid" not in scrape(store)
 
@@ -219,20 +219,20 @@ def test_no_chain_gauge_without_trust_bundle(root_ca):
 def test_delete_and_relist_remove_series(root_ca):
     store = CertificateStore()
     for name in ("a", "b", "c"):
-        secret, _ = tls_secret(root_ca, "shop", name, f"{name}.svc")
+        secret, _unused = tls_secret(root_ca, "shop", name, f"{name}.svc")
         store.upsert(strip_secret(secret, SELECTION), "watch-1")
     store.delete("secret", "shop", "a")
     assert not find(scrape(store), "x509_cert_not_after", secret_name="a")
     # A relist that no longer contains "b" (deleted while the watch was down) prunes it.
     pruned = store.retain_only("watch-1", {("secret", "shop", "c")})
     assert pruned == 1
-    names = {labels["secret_name"] for labels, _ in scrape(store)["x509_cert_not_after"]}
+    names = {labels["secret_name"] for labels, _unused in scrape(store)["x509_cert_not_after"]}
     assert names == {"c"}
 
 
 def test_parsed_objects_are_cached_by_uid_and_resource_version(root_ca):
     store = CertificateStore()
-    secret, _ = tls_secret(root_ca, "shop", "cached", "cached.svc", rv="10")
+    secret, _unused = tls_secret(root_ca, "shop", "cached", "cached.svc", rv="10")
     assert store.upsert(strip_secret(secret, SELECTION), "w") is True
     assert store.upsert(strip_secret(secret, SELECTION), "w") is False
     assert store.parse_count == 1
@@ -247,7 +247,7 @@ def test_parsed_objects_are_cached_by_uid_and_resource_version(root_ca):
 def test_duplicate_certificates_in_one_key_get_a_discriminator(root_ca):
     store = CertificateStore()
     store.upsert(strip_secret(secret_json("shop", "dup", {"ca.crt": b64(root_ca.pem + root_ca.pem)}, secret_type="Opaque"), SELECTION), "w")
-    samples = [labels for labels, _ in scrape(store)["x509_cert_not_after"]]
+    samples = [labels for labels, _unused in scrape(store)["x509_cert_not_after"]]
     assert len(samples) == 2
     assert len({labels["discriminator"] for labels in samples}) == 2
 
@@ -276,7 +276,7 @@ def test_trust_bundles_across_namespaces(root_ca, foreign_ca):
     series = scrape(store)
     assert find(series, "mtls_trust_bundle_consistent", bundle=bundle) == [0.0]
     assert find(series, "mtls_trust_bundle_versions", bundle=bundle) == [2.0]
-    fingerprints = {labels["namespace"]: labels["fingerprint"] for labels, _ in series["mtls_trust_bundle_info"]}
+    fingerprints = {labels["namespace"]: labels["fingerprint"] for labels, _unused in series["mtls_trust_bundle_info"]}
     assert fingerprints["a"] == fingerprints["b"] != fingerprints["c"]
     assert find(series, "mtls_trust_bundle_matches_reference", namespace="c") == [0.0]
 

@@ -67,7 +67,7 @@ def test_file_changes_and_removal_are_followed(tmp_path, root_ca):
     poller.poll_once()
     poller.poll_once()
     assert store.parse_count == 1  # unchanged file: not parsed again
-    other, _ = root_ca.issue("rotated.example")
+    other, _unused = root_ca.issue("rotated.example")
     path.write_bytes(pem(other))
     os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     poller.poll_once()
@@ -108,8 +108,8 @@ def test_listen_parsing_and_default():
 
 def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
     """`python -m mtls_exporter` end to end on 127.0.0.1, with files only."""
-    good, _ = root_ca.issue("good.example")
-    foreign, _ = foreign_ca.issue("foreign.example")
+    good, _unused = root_ca.issue("good.example")
+    foreign, _unused = foreign_ca.issue("foreign.example")
     (tmp_path / "good.pem").write_bytes(pem(good))
     (tmp_path / "foreign.pem").write_bytes(pem(foreign))
     (tmp_path / "garbage.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n")
@@ -126,7 +126,7 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
         deadline = time.time() + 30
         while True:
             try:
-                status, _ = fetch(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                status, _unused = fetch(f"http://127.0.0.1:{port}/readyz", timeout=2)
                 if status == 200:
                     break
             except OSError:
@@ -145,7 +145,11 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
         # The garbage file did not stop anything: fix it and it is picked up.
         (tmp_path / "garbage.pem").write_bytes(pem(good))
         deadline = time.time() + 10
-        while not any(n == "x509_cert_not_after" and l.get("filename") == "garbage.pem" for n, l, _ in samples(fetch(f"http://127.0.0.1:{port}/metrics")[1])):
+        def fixed_file_exported():
+            series = samples(fetch(f"http://127.0.0.1:{port}/metrics")[1])
+            return any(name == "x509_cert_not_after" and labels.get("filename") == "garbage.pem" for name, labels, _unused in series)
+
+        while not fixed_file_exported():
             assert time.time() < deadline, "fixed file never appeared"
             time.sleep(0.2)
         assert fetch(f"http://127.0.0.1:{port}/healthz")[0] == 200
@@ -158,7 +162,6 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
 def test_cli_rejects_private_key_option():
     result = subprocess.run(
         [sys.executable, "-m", "mtls_exporter", "--opaque-secret-keys", "ca.crt,ca-key.pem", "--listen", "127.0.0.1:0"],
-        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=60,
-    )
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "ca-key.pem" in result.stderr and "private keys" in result.stderr

@@ -23,8 +23,7 @@ def test_pip_install_into_fresh_venv(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(source)],
-        capture_output=True, text=True, timeout=900,
-    )
+        capture_output=True, text=True, timeout=900, check=False)
     assert pip.returncode == 0, pip.stderr[-3000:]
 
     version = subprocess.run([str(venv / "bin" / "mtls-exporter"), "--version"], capture_output=True, text=True, check=True)

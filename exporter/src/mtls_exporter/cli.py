@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--watch-file", action="append", default=[], metavar="PATH", help="PEM file to watch (repeatable)")
     files.add_argument("--file-poll-interval", type=float, default=15.0, help="seconds between file checks; default 15")
     output = parser.add_argument_group("Output")
-    output.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"address to serve /metrics on; default {DEFAULT_LISTEN} (the cert_exporter role uses 0.0.0.0:9793)")
+    output.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+        help=f"address to serve /metrics on; default {DEFAULT_LISTEN} (the cert_exporter role uses 0.0.0.0:9793)",
+    )
     output.add_argument("--no-expose-relative-metrics", action="store_true", help="omit x509_cert_expires_in_seconds and x509_cert_valid_since_seconds")
     output.add_argument("--expose-per-cert-error", action="store_true", help="emit x509_cert_error per certificate key (1 for keys that fail to parse)")
     output.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -157,7 +160,7 @@ class Exporter:
                     ListWatch(api, scope, self.store, self.selection, page_size=self.args.page_size, stop=self.stop)
                 )
             if self.rotation is not None:
-                namespace, _, name = self.args.rotation_configmap.partition("/")
+                namespace, _unused, name = self.args.rotation_configmap.partition("/")
                 if not namespace or not name:
                     raise ValueError("--rotation-configmap must be NAMESPACE/NAME")
                 self.watchers.append(
@@ -221,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     LOG.info("mtls-exporter %s serving on http://%s/metrics", __version__, args.listen)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_unused: done.set())
+    signal.signal(signal.SIGINT, lambda *_unused: done.set())
     done.wait()
     exporter.shutdown()
     return 0

@@ -57,7 +57,7 @@ class RotationState:
         runs: dict[str, dict[str, float]] = {}
         rejected = []
         for key, text in (data or {}).items():
-            rotation, _, field_name = key.rpartition(".")
+            rotation, _unused, field_name = key.rpartition(".")
             if not rotation or field_name not in ROTATION_FIELDS:
                 rejected.append(key)
                 continue
@@ -221,7 +221,7 @@ class CertificateCollector:
         for source, copies in instances.items():
             if not copies:
                 continue
-            distinct = {fingerprint for _, fingerprint, _ in copies}
+            distinct = {fingerprint for _unused, fingerprint, _unused in copies}
             consistent.add_metric([source.label], 1.0 if len(distinct) == 1 else 0.0)
             count.add_metric([source.label], len(copies))
             versions.add_metric([source.label], len(distinct))

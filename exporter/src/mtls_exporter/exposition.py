@@ -62,7 +62,7 @@ def iter_text(registry: CollectorRegistry):
         append(f"# HELP {name} {documentation}\n# TYPE {name} {exposed_type}\n")
         for sample in metric.samples:
             labels = sample.labels
-            label_text = labels.text if type(labels) is RenderedLabels else render_labels(labels)
+            label_text = labels.text if isinstance(labels, RenderedLabels) else render_labels(labels)
             value = sample.value
             # floatToGoString is what generate_latest prints; integral values take the
             # cheap path because timestamps dominate these families.

@@ -207,7 +207,7 @@ class ListWatch(threading.Thread):
         fetcher.join()
         LOG.info("%s: listed %d objects in %.2fs", self.scope.watch_id, len(seen), time.monotonic() - started)
         if self.on_object is not None:
-            self.on_object("listed", {"items_seen": {name for _, _, name in seen}})
+            self.on_object("listed", {"items_seen": {name for _unused, _unused, name in seen}})
         else:
             pruned = self.store.retain_only(self.scope.watch_id, seen)
             if pruned:

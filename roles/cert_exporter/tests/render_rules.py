@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """Render the role's PrometheusRule with its default thresholds, outside Ansible.
 
 The template uses plain Jinja2 only (no Ansible filters), rendered with the options
 Ansible's template module uses (trim_blocks), so what promtool and the CRD schema test
 see is what the role deploys with default variables.
 
-  render_rules.py prometheusrule  > prometheusrule.yaml   # the Kubernetes object
-  render_rules.py rules           > rules.yml             # spec only, for promtool
+  python render_rules.py prometheusrule  > prometheusrule.yaml   # the Kubernetes object
+  python render_rules.py rules           > rules.yml             # spec only, for promtool
 """
 
 from __future__ import annotations
