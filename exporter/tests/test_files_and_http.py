@@ -145,6 +145,7 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
         # The garbage file did not stop anything: fix it and it is picked up.
         (tmp_path / "garbage.pem").write_bytes(pem(good))
         deadline = time.time() + 10
+
         def fixed_file_exported():
             series = samples(fetch(f"http://127.0.0.1:{port}/metrics")[1])
             return any(name == "x509_cert_not_after" and labels.get("filename") == "garbage.pem" for name, labels, _unused in series)
