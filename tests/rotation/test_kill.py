@@ -171,7 +171,7 @@ def test_sigkill_never_damages_the_pki(tmp_path):
     assert killed_while_running >= KILLS // 2, 'most kills must hit a running process to prove anything'
 
 
-@pytest.mark.xfail(strict=True, reason='mtls_cert renames a certificate and its key one after the other in '
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason='mtls_cert renames a certificate and its key one after the other in '
                    'AtomicBatch.commit, so a SIGKILL between the two leaves a mismatched pair until the next run '
                    'repairs it; reported to the PKI module owner')
 def test_batch_commit_keeps_pairs_consistent(tmp_path):
@@ -193,4 +193,10 @@ def test_batch_commit_keeps_pairs_consistent(tmp_path):
                 break
             peak = max(peak, staged)
         _kill_group(process)
-        harness.check_pki(pki)
+        try:
+            harness.check_pki(pki)
+        except AssertionError as exc:
+            if 'does not match' not in str(exc):
+                # Only the known pair mismatch is the expected failure; anything else is a bug.
+                raise RuntimeError(str(exc))
+            raise
