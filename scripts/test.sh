@@ -8,7 +8,7 @@
 # Run a subset with MTLS_TEST_STEPS="units integration" (names as printed below).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 venv="${MTLS_VENV:-$root/.venv}"
 
 "$root/scripts/install-deps.sh" || { echo "test: installing the dependencies failed (see above)." >&2; exit 1; }
