@@ -200,7 +200,8 @@ main() {
         --quota-backend-bytes 2147483648
     wait_until etcd 30 etcd_healthy
 
-    local apiserver_launched=$SECONDS
+    local apiserver_launched=$SECONDS apiserver_was_running=false
+    running_pid kube-apiserver >/dev/null && apiserver_was_running=true
     # WatchList=false: Debian's etcd 3.4 lacks RequestWatchProgress, so the API server
     # answers watch-list streams with an error; kwok (client-go 0.36) then kept a stale
     # cache, its lease renewals conflicted and the fake node flapped NotReady. With the
@@ -259,7 +260,11 @@ main() {
         "$python" "$here/bootstrap.py" \
         || die "configuring the cluster failed (see the message above); fix that and rerun up.sh."
 
-    log "cluster ready in $((SECONDS - up_started)) s (kube-apiserver ready ${apiserver_ready_s} s after launch)"
+    if $apiserver_was_running; then
+        log "cluster ready in $((SECONDS - up_started)) s (kube-apiserver was already running)"
+    else
+        log "cluster ready in $((SECONDS - up_started)) s (kube-apiserver ready ${apiserver_ready_s} s after launch)"
+    fi
     trap - EXIT
     echo "$CLUSTER_DIR/kubeconfig"
 }
