@@ -21,9 +21,9 @@ def _assert_clean(log_text, needles, what):
     assert not found, '%s printed private key material of: %s' % (what, ', '.join(found))
 
 
-def _verbose_run(playbook, pki, log, *extra):
+def _verbose_run(playbook, pki, log, *extra, timeout=300):
     before = harness.key_needles(pki)
-    output = harness.run_playbook(playbook, pki, '-vvv', '--diff', *extra, log=log)
+    output = harness.run_playbook(playbook, pki, '-vvv', '--diff', *extra, log=log, timeout=timeout)
     needles = dict(before)
     needles.update(harness.key_needles(pki))
     needles[harness.DEMO_PASSPHRASE.decode()] = 'the root key passphrase'
@@ -63,7 +63,8 @@ def test_site_playbook_prints_no_key_bytes(tmp_path):
         pytest.skip('site.yml is not in the tree yet or the local control plane is not running '
                     '(MTLS_KUBECONFIG unset); run tests/rotation/run.sh with the cluster up')
     pki = os.path.realpath(os.path.join(harness.REPO, '.pki'))
-    output, needles = _verbose_run('site.yml', pki, str(tmp_path / 'site.log'))
+    # site.yml converges every role: give it longer than one rotation playbook.
+    output, needles = _verbose_run('site.yml', pki, str(tmp_path / 'site.log'), timeout=1200)
     assert needles, 'site.yml left no key under %s to search for' % pki
     _assert_clean(output, needles, 'site.yml')
     print('\nleak test: site.yml -vvv --diff, %d log lines, %d key needles searched, none found'
