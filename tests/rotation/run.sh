@@ -11,7 +11,7 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
-pytest=(timeout 900 "$repo/.venv/bin/pytest" -p no:cacheprovider -s -q)
+pytest=(timeout 1800 "$repo/.venv/bin/pytest" -p no:cacheprovider -s -q)
 logs="$(mktemp -d /tmp/mtls-rotation-proofs.XXXXXX)"
 
 # The playbooks find zerotrust.mtls through ansible.cfg's collections_path.
