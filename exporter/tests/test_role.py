@@ -20,11 +20,15 @@ RENDER_PLAYBOOK = """
   vars:
     ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
   tasks:
+    # set_fact runs on the controller without a module round trip; one copy at the end.
     - name: Render every template of the role
-      ansible.builtin.copy:
-        dest: "{{{{ out_dir }}}}/{{{{ item }}}}.json"
-        content: "{{{{ lookup('ansible.builtin.template', item ~ '.yaml.j2') | from_yaml | to_json }}}}"
+      ansible.builtin.set_fact:
+        rendered: "{{{{ rendered | default({{}}) | combine({{item: lookup('ansible.builtin.template', item ~ '.yaml.j2') | from_yaml}}) }}}}"
       loop: {templates}
+    - name: Write them out
+      ansible.builtin.copy:
+        dest: "{{{{ out_dir }}}}/rendered.json"
+        content: "{{{{ rendered | to_json }}}}"
 """
 
 
@@ -52,7 +56,7 @@ def render(tmp_path, **extra_vars) -> dict[str, object]:
         [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(variables)],
         cwd=tmp_path, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return {name: json.loads((out / f"{name}.json").read_text()) for name in TEMPLATES}
+    return json.loads((out / "rendered.json").read_text())
 
 
 def test_default_rendering_least_privilege_and_listen_address(tmp_path):
