@@ -269,8 +269,13 @@ class ListWatch(threading.Thread):
                         self.store.mark_source_up(SOURCE_KIND_KUBERNETES, self.source_name, True)
                         if self.on_synced:
                             self.on_synced(self.scope.watch_id)
+                watch_started = time.monotonic()
                 resource_version = self.watch_from(resource_version)
                 backoff = 1.0
+                # A watch the server ends at once, over and over, must not become a
+                # busy loop of requests.
+                if time.monotonic() - watch_started < 1.0 and self.stop_event.wait(1.0):
+                    break
             except Gone:
                 LOG.info("%s: resourceVersion too old (410 Gone), relisting", self.scope.watch_id)
                 self.relists += 1
