@@ -398,6 +398,15 @@ def _name_matches_domain(name, domain):
     return name == domain or name.endswith('.' + domain)
 
 
+def _uri_host_matches(host, constraint):
+    """RFC 5280 4.2.1.10 for URIs: 'example.com' is that host only, '.example.com' any host below it."""
+    host = host.lower().rstrip('.')
+    constraint = constraint.lower().rstrip('.')
+    if constraint.startswith('.'):
+        return host.endswith(constraint)
+    return host == constraint
+
+
 def _uri_host(uri):
     return (urlsplit(uri).hostname or '').lower()
 
@@ -690,7 +699,7 @@ class LeafSpec(object):
                                                          "domains (%s); use a name inside them." % (prefix, name, ', '.join(domains)))
         for domains in issuer.permitted_uri_domains:
             for uri in self.uris:
-                if not any(_name_matches_domain(_uri_host(uri), d) for d in domains):
+                if not any(_uri_host_matches(_uri_host(uri), d) for d in domains):
                     raise PkiError(prefix + 'uris', "%suris entry %r is outside the CA's permitted URI domains (%s); "
                                                     "use a URI inside them." % (prefix, uri, ', '.join(domains)))
 
@@ -901,6 +910,7 @@ def verify_chain(leaf, intermediates, roots, field, at=None):
     for depth, issuer_cert in enumerate(path[1:], start=1):
         dns_sets, uri_sets = _permitted_domains([issuer_cert])
         for below in path[:depth]:
+            # RFC 5280 6.1.3: self-issued intermediate CAs are exempt from name constraints.
             if below is not leaf and basic_constraints(below)[0] and below.subject == below.issuer:
                 continue
             dns_names, _ips, uris, _emails = _san_values(below)
@@ -912,7 +922,7 @@ def verify_chain(leaf, intermediates, roots, field, at=None):
                                                   field, name, _describe(below), _describe(issuer_cert)))
             for domains in uri_sets:
                 for uri in uris:
-                    if not any(_name_matches_domain(_uri_host(uri), d) for d in domains):
+                    if not any(_uri_host_matches(_uri_host(uri), d) for d in domains):
                         raise PkiError(field, "%s does not verify: URI %r of %s is outside the name constraints "
                                               "of %s; reissue it with a permitted URI." % (
                                                   field, uri, _describe(below), _describe(issuer_cert)))

@@ -99,8 +99,9 @@ options:
     default: []
   permitted_uri_domains:
     description:
-      - Name constraints - URI SANs (SPIFFE IDs) below this CA must have a host in these domains, for example the
-        SPIFFE trust domain V(prod.example.com).
+      - Name constraints - URI SANs (SPIFFE IDs) below this CA must have one of these hosts, for example the
+        SPIFFE trust domain V(prod.example.com). As RFC 5280 defines it for URIs, V(prod.example.com) allows exactly
+        that host, and a leading dot (V(.example.com)) allows any host below the domain.
     type: list
     elements: str
     default: []

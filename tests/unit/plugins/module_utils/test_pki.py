@@ -353,6 +353,17 @@ def test_leaf_spec_rejects_bad_values_naming_the_field(field, value):
     assert str(caught.value).startswith('certs[7].' + field)
 
 
+@needs_openssl
+def test_uri_constraint_with_leading_dot_allows_hosts_below(tmp_path):
+    now = datetime.datetime.now(UTC)
+    root = _root(now=now, permitted_uri_domains=['.mesh.example.org'])
+    _spec, _key, leaf = _leaf(root, now=now, uris=['spiffe://eu1.mesh.example.org/ns/a/sa/b'])
+    assert _openssl_verify(tmp_path, root.cert, [], leaf)[0]
+    pki.verify_chain(leaf, [], [root.cert], 'chain', at=now)
+    with pytest.raises(pki.PkiError):
+        _leaf(root, now=now, uris=['spiffe://mesh.example.org/ns/a/sa/b'])
+
+
 def test_spiffe_ids_that_follow_the_spec_are_accepted():
     spec = pki.LeafSpec('w', uris=['spiffe://prod.example-1.org/ns/default/sa/web_1.v2', 'https://example.com/x'])
     assert spec.uris[0] == 'spiffe://prod.example-1.org/ns/default/sa/web_1.v2'
@@ -371,6 +382,16 @@ def test_name_constraints_are_enforced_by_us_and_by_openssl(tmp_path):
     with pytest.raises(pki.PkiError) as caught:
         _leaf(inter, now=now, uris=['spiffe://staging.example.org/x'])
     assert caught.value.field == 'uris'
+    # A URI constraint without a leading dot is one host, not a domain (RFC 5280), as in OpenSSL.
+    with pytest.raises(pki.PkiError) as caught:
+        _leaf(inter, now=now, uris=['spiffe://sub.prod.example.org/x'])
+    assert caught.value.field == 'uris'
+    inter.permitted_uri_domains = []
+    _spec, _key, sub_host = _leaf(inter, now=now, uris=['spiffe://sub.prod.example.org/x'])
+    ok, output = _openssl_verify(tmp_path, root.cert, [inter.cert], sub_host)
+    assert not ok and 'subtree' in output.lower()
+    with pytest.raises(pki.PkiError):
+        pki.verify_chain(sub_host, [inter.cert], [root.cert], 'cert_path', at=now)
     # Build the forbidden leaf anyway (bypassing our check) to prove clients refuse it.
     inter.permitted_dns_domains = []
     _spec, _key, outside = _leaf(inter, now=now, dns_names=['a.example.net'])
