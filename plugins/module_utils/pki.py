@@ -694,7 +694,7 @@ class LeafSpec(object):
         prefix = self.field_prefix
         for domains in issuer.permitted_dns_domains:
             for name in self.dns_names:
-                if not any(_name_matches_domain(name.lstrip('*.'), d) for d in domains):
+                if not any(_name_matches_domain(name, d) for d in domains):
                     raise PkiError(prefix + 'dns_names', "%sdns_names entry %r is outside the CA's permitted DNS "
                                                          "domains (%s); use a name inside them." % (prefix, name, ', '.join(domains)))
         for domains in issuer.permitted_uri_domains:
@@ -916,7 +916,7 @@ def verify_chain(leaf, intermediates, roots, field, at=None):
             dns_names, _ips, uris, _emails = _san_values(below)
             for domains in dns_sets:
                 for name in dns_names:
-                    if not any(_name_matches_domain(name.lstrip('*.'), d) for d in domains):
+                    if not any(_name_matches_domain(name, d) for d in domains):
                         raise PkiError(field, "%s does not verify: DNS name %r of %s is outside the name constraints "
                                               "of %s; reissue it with a permitted name." % (
                                                   field, name, _describe(below), _describe(issuer_cert)))

@@ -364,6 +364,18 @@ def test_uri_constraint_with_leading_dot_allows_hosts_below(tmp_path):
         _leaf(root, now=now, uris=['spiffe://mesh.example.org/ns/a/sa/b'])
 
 
+@needs_openssl
+def test_wildcards_under_dns_constraints_match_openssl(tmp_path):
+    now = datetime.datetime.now(UTC)
+    for constraint in ('example.com', '.example.com'):
+        root = _root(now=now, permitted_dns_domains=[constraint])
+        _spec, _key, leaf = _leaf(root, now=now, dns_names=['*.example.com'])
+        assert _openssl_verify(tmp_path, root.cert, [], leaf)[0]
+        pki.verify_chain(leaf, [], [root.cert], 'chain', at=now)
+    with pytest.raises(pki.PkiError):
+        _leaf(root, now=now, dns_names=['example.com'])  # '.example.com' means strictly below
+
+
 def test_spiffe_ids_that_follow_the_spec_are_accepted():
     spec = pki.LeafSpec('w', uris=['spiffe://prod.example-1.org/ns/default/sa/web_1.v2', 'https://example.com/x'])
     assert spec.uris[0] == 'spiffe://prod.example-1.org/ns/default/sa/web_1.v2'
