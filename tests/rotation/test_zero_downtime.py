@@ -17,7 +17,9 @@ import harness
 from cryptography.hazmat.primitives import hashes
 
 # Bounds: the loop stops itself after this long or this many handshakes.
-MAX_SECONDS = int(os.environ.get('ZERO_DOWNTIME_MAX_SECONDS', '240'))
+# Generous: on a loaded 2-core machine the five phases took up to 7 minutes; the test
+# stops the loop itself when the rotation is done.
+MAX_SECONDS = int(os.environ.get('ZERO_DOWNTIME_MAX_SECONDS', '900'))
 MAX_HANDSHAKES = 200000
 
 
