@@ -308,3 +308,15 @@ def test_rotation_status_metrics():
     assert find(series, "mtls_rotation_status_present") == [1.0]
     rotation.replace(None)
     assert find(scrape(CertificateStore(), rotation=rotation), "mtls_rotation_status_present") == [0.0]
+
+
+def test_parsed_facts_match_cryptography(root_ca):
+    from cryptography.hazmat.primitives import hashes
+
+    certificate, _key = root_ca.issue("facts.svc")
+    (parsed,) = certs.parse_pem_bundle(pem(certificate))
+    assert parsed.fingerprint == certificate.fingerprint(hashes.SHA256()).hex()
+    assert parsed.serial_number == str(certificate.serial_number)
+    assert parsed.subject[-1] == "facts.svc" and parsed.issuer[-1] == "zerotrust test root"
+    assert parsed.not_after == certificate.not_valid_after_utc.timestamp()
+    assert parsed.load() == certificate

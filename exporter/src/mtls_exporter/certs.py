@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 # Same order as x509-certificate-exporter's label schema (C, ST, L, O, OU, CN).
@@ -26,8 +26,6 @@ _NAME_OIDS = (
     NameOID.COMMON_NAME,
 )
 
-# cryptography wants a HashAlgorithm instance; build it once.
-_SHA256 = hashes.SHA256()
 _DER = serialization.Encoding.DER
 
 _CERT_BLOCK = re.compile(
@@ -98,14 +96,17 @@ def _name_values(name: x509.Name, intern: bool = False) -> tuple[str, ...]:
 def describe(certificate: x509.Certificate) -> ParsedCertificate:
     subject = _name_values(certificate.subject)
     issuer = _name_values(certificate.issuer, intern=True)
+    der = certificate.public_bytes(_DER)
     return ParsedCertificate(
-        fingerprint=certificate.fingerprint(_SHA256).hex(),
+        # SHA-256 of the DER, as certificate.fingerprint() computes it, without the cost
+        # of an OpenSSL hash context per certificate.
+        fingerprint=hashlib.sha256(der).hexdigest(),
         serial_number=str(certificate.serial_number),
         subject=subject,
         issuer=issuer,
         not_before=certificate.not_valid_before_utc.timestamp(),
         not_after=certificate.not_valid_after_utc.timestamp(),
-        der=certificate.public_bytes(_DER),
+        der=der,
     )
 
 
@@ -116,13 +117,19 @@ def parse_pem_bundle(pem: bytes) -> tuple[ParsedCertificate, ...]:
     not decode is `bad_pem` (the whole value counts as broken, as a TLS library would
     refuse it too).
     """
-    blocks = _CERT_BLOCK.findall(pem)
-    if not blocks:
-        if b"-----BEGIN" in pem:
-            raise CertificateParseError(REASON_NO_CERTIFICATE, "no CERTIFICATE block in PEM data")
-        raise CertificateParseError(REASON_BAD_PEM, "data is not PEM")
+    begins = pem.count(b"-----BEGIN")
+    if begins and begins == pem.count(b"-----BEGIN CERTIFICATE-----"):
+        # Only certificate blocks (the usual case): no need to cut anything out.
+        certificate_pem = pem
+    else:
+        blocks = _CERT_BLOCK.findall(pem)
+        if not blocks:
+            if begins:
+                raise CertificateParseError(REASON_NO_CERTIFICATE, "no CERTIFICATE block in PEM data")
+            raise CertificateParseError(REASON_BAD_PEM, "data is not PEM")
+        certificate_pem = b"\n".join(blocks)
     try:
-        certificates = x509.load_pem_x509_certificates(b"\n".join(blocks))
+        certificates = x509.load_pem_x509_certificates(certificate_pem)
     except ValueError as error:
         raise CertificateParseError(REASON_BAD_PEM, f"certificate does not parse: {error}") from None
     return tuple(describe(certificate) for certificate in certificates)
