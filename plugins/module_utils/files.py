@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ctypes.util
 import datetime
 import errno
 import os
@@ -153,7 +152,9 @@ def _syncfs(descriptor):
     global _libc
     if _libc is None:
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+            # CDLL(None) is the running process, which links libc; find_library('c') would
+            # spawn ldconfig to find the same thing.
+            _libc = ctypes.CDLL(None, use_errno=True)
             _libc.syncfs  # pylint: disable=pointless-statement
         except (OSError, AttributeError):
             _libc = False
@@ -248,7 +249,12 @@ class AtomicBatch(object):
         self._staged = []
 
     def commit(self):
-        """Make staged files durable and visible; return {path: backup_path or None}."""
+        """Make staged files durable and visible; return {path: backup_path or None}.
+
+        Each rename is atomic; the set is not. Only a failing disk can stop the loop
+        half-way, and what it leaves (a key next to an older certificate) is what the
+        modules detect on the next run (key_mismatch) and repair.
+        """
         staged = self._staged
         backups = {}
         try:
