@@ -106,7 +106,7 @@ def normalise_port_modes(port_modes, field="port_modes"):
         except ValueError:
             number = 0
         if not 0 < number <= 65535:
-            raise PolicyError("%s key %r is not a port; use a number from 1 to 65535." % (
+            raise PolicyError("%s key %s is not a port; use a number from 1 to 65535." % (
                 field, port), field=field)
         text = str(mode).upper() if mode is not None else ""
         if text not in PEER_AUTHENTICATION_MODES:

@@ -320,7 +320,7 @@ def preflight(module, client, policy):
     if found and module.params["preflight"] == "fail":
         proxy = "istio-proxy" if policy.mesh == "istio" else "linkerd-proxy"
         module.fail_json(
-            msg="preflight: %d pod(s) in scope run without a %s sidecar in a namespace that "
+            msg="preflight: %d pod(s) in scope run without the %s sidecar in a namespace that "
                 "does not inject one, and STRICT would cut them off: %s; inject the sidecar "
                 "and restart them, start with PERMISSIVE, or set preflight: warn." % (
                     len(found), proxy, ", ".join(found[:20]) + (" ..." if len(found) > 20
