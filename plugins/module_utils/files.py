@@ -33,6 +33,10 @@ _SYNCFS_THRESHOLD = 16
 _libc = None
 
 
+# Marks "the caller has not read this file" (None means "read it: there is no file").
+UNREAD = object()
+
+
 class FileError(Exception):
     """An output path problem: ``str(e)`` names the path (and option) and the fix."""
 
@@ -213,12 +217,13 @@ class AtomicBatch(object):
             self.abort()
         return False
 
-    def stage(self, path, content, mode, backup=False, backup_mode=None, existing=None, field=None):
+    def stage(self, path, content, mode, backup=False, backup_mode=None, existing=UNREAD, field=None):
         """Queue ``content`` for ``path``; returns False when the file already is exactly that.
 
-        ``existing`` lets a caller that already read the file skip a second read.
+        ``existing`` lets a caller that already read the file skip a second read: its
+        bytes, or None when the caller found no file.
         """
-        if existing is None:
+        if existing is UNREAD:
             existing = read_if_exists(path)
         if existing == content:
             if current_mode(path) == mode:

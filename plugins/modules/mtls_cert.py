@@ -448,7 +448,9 @@ def _inspect(item, issuer, renew_before, now, force):
 
 
 def _planned_files(item, chain_pem, cert_mode, key_mode):
-    """[(path, content, mode, is_key, bytes_already_on_disk, option)] that ``item`` should have on disk.
+    """[(path, content, mode, is_key, bytes_on_disk, option)] that ``item`` should have on disk.
+
+    ``bytes_on_disk`` is what _inspect read (None: no file) or files.UNREAD for the chain files.
 
     In check mode a certificate to be issued has no content yet; nothing is written then.
     """
@@ -457,9 +459,10 @@ def _planned_files(item, chain_pem, cert_mode, key_mode):
     planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, 'cert_path'),
                (item.key_path, key_pem, key_mode, True, item.key_bytes, 'key_path')]
     if item.chain_path:
-        planned.append((item.chain_path, chain_pem, cert_mode, False, None, 'chain_path'))
+        planned.append((item.chain_path, chain_pem, cert_mode, False, files.UNREAD, 'chain_path'))
     if item.fullchain_path:
-        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, None, 'fullchain_path'))
+        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, files.UNREAD,
+                        'fullchain_path'))
     return planned
 
 
@@ -543,7 +546,7 @@ def run_module(module):
                 if item.reason is None:
                     # The certificate stays: its cert and key bytes are already right, so only
                     # their modes, and the chain files, can need fixing.
-                    if known is not None:
+                    if known is not files.UNREAD:
                         if files.current_mode(path) == mode:
                             continue
                     elif not files.needs_write(path, content, mode):
