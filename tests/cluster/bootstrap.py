@@ -201,7 +201,7 @@ def established_crd_names(extensions: client.ApiextensionsV1Api) -> set[str]:
     return {
         item["metadata"]["name"] for item in items
         if any(c.get("type") == "Established" and c.get("status") == "True"
-               for c in item.get("status", {}).get("conditions", []))
+               for c in (item.get("status") or {}).get("conditions") or [])
     }
 
 
@@ -290,4 +290,8 @@ if __name__ == "__main__":
     except ApiException as error:
         print(f"[cluster] ERROR: the API server answered HTTP {error.status} ({_status_message(error)}); "
               "read the logs under the cluster directory.", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:  # pylint: disable=broad-exception-caught  # one sentence, not a traceback
+        print(f"[cluster] ERROR: configuring the cluster failed unexpectedly ({type(error).__name__}: {error}); "
+              "read the logs under the cluster directory and report this if it repeats.", file=sys.stderr)
         sys.exit(1)

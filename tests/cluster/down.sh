@@ -15,6 +15,9 @@ main() {
         --purge) purge=true ;;
         *) die "unknown argument '$1'; use 'down.sh' to stop the cluster or 'down.sh --purge' to also delete its state." ;;
     esac
+    if [[ -d "$CLUSTER_DIR/run" ]]; then
+        lock_cluster_dir
+    fi
     local i
     for (( i=${#COMPONENTS[@]}-1; i>=0; i-- )); do
         stop_component "${COMPONENTS[$i]}"

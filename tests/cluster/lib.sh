@@ -79,6 +79,18 @@ stop_component() {
     rm -f "$(pid_file "$name")"
 }
 
+# Serialises up.sh and down.sh on one state directory: several people and the test
+# command share a checkout, and two concurrent starts would race for ports and PID files.
+# The lock is released when the script exits (fd 9 closes).
+lock_cluster_dir() {
+    exec 9>"$CLUSTER_DIR/.lock"
+    if ! flock -n 9; then
+        log "waiting for another up.sh/down.sh on $CLUSTER_DIR to finish"
+        flock -w "${MTLS_LOCK_TIMEOUT:-1800}" 9 \
+            || die "another up.sh or down.sh has held $CLUSTER_DIR/.lock for ${MTLS_LOCK_TIMEOUT:-1800}s; stop that run (or remove the lock if none runs), then rerun."
+    fi
+}
+
 # True when something listens on 127.0.0.1:<port>.
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

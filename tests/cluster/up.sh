@@ -37,7 +37,8 @@ start_component() {
         die "port $port on 127.0.0.1 (for $name) is already in use by another process; stop that process or set $(port_variable "$name") to a free port, then rerun."
     fi
     local log_file="$CLUSTER_DIR/logs/$name.log"
-    setsid "$binary" "$@" >>"$log_file" 2>&1 </dev/null &
+    # 9>&-: the component must not inherit the lock of this run (see lock_cluster_dir).
+    setsid "$binary" "$@" >>"$log_file" 2>&1 </dev/null 9>&- &
     local pid=$!
     printf '%s\n%s\n' "$pid" "$(readlink -f "$binary")" >"$(pid_file "$name")"
     STARTED_THIS_RUN+=("$name")
@@ -179,8 +180,9 @@ python_for_bootstrap() {
 
 main() {
     local up_started=$SECONDS
-    "$here/build.sh"
     mkdir -p "$CLUSTER_DIR/run" "$CLUSTER_DIR/logs" "$CLUSTER_DIR/etcd"
+    lock_cluster_dir
+    "$here/build.sh"
     chmod 0700 "$CLUSTER_DIR" "$CLUSTER_DIR/etcd"
     save_ports
     ensure_pki
