@@ -200,7 +200,7 @@ main() {
         --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
         --initial-cluster "mtls-local=http://127.0.0.1:$ETCD_PEER_PORT" \
         --quota-backend-bytes 2147483648
-    wait_until etcd 30 etcd_healthy
+    wait_until etcd 60 etcd_healthy
 
     local apiserver_launched=$SECONDS apiserver_was_running=false
     running_pid kube-apiserver >/dev/null && apiserver_was_running=true
@@ -224,7 +224,7 @@ main() {
         --enable-aggregator-routing=false \
         --feature-gates WatchList=false \
         --profiling=false
-    wait_until kube-apiserver 60 apiserver_ready
+    wait_until kube-apiserver 180 apiserver_ready
     local apiserver_ready_s=$((SECONDS - apiserver_launched))
 
     write_component_kubeconfig kube-controller-manager
@@ -252,9 +252,9 @@ main() {
         --cidr "$POD_CIDR" --node-ip "$NODE_IP" \
         --node-lease-duration-seconds 40 \
         --server-address "127.0.0.1:$KWOK_PORT"
-    wait_until kube-controller-manager 60 component_healthy "$CONTROLLER_MANAGER_PORT"
-    wait_until kube-scheduler 60 component_healthy "$SCHEDULER_PORT"
-    wait_until kwok 60 kwok_healthy
+    wait_until kube-controller-manager 120 component_healthy "$CONTROLLER_MANAGER_PORT"
+    wait_until kube-scheduler 120 component_healthy "$SCHEDULER_PORT"
+    wait_until kwok 120 kwok_healthy
 
     MTLS_CLUSTER_DIR="$CLUSTER_DIR" MTLS_APISERVER_PORT="$APISERVER_PORT" \
         MTLS_NODE_NAME="$NODE_NAME" MTLS_NODE_IP="$NODE_IP" MTLS_NODE_POD_CIDR="${POD_CIDR%/*}/24" \
