@@ -89,7 +89,9 @@ def test_webhook_naming_a_cluster_service_fails_at_once_on_loopback(admin_api, n
         assert webhook_name in error.body
         assert f"dial tcp {cluster_ip}:443" in error.body, error.body
         assert "connection refused" in error.body, error.body
-        assert elapsed_s < 3, f"the refused webhook call took {elapsed_s:.1f}s instead of failing at once"
+        # Well under the webhook's 10 s timeout: refused at once, not timed out (the margin
+        # is for a loaded 2-core machine, where one API round trip can take a second or two).
+        assert elapsed_s < 5, f"the refused webhook call took {elapsed_s:.1f}s instead of failing at once"
         with pytest.raises(ApiException) as missing:
             core.read_namespaced_config_map(name, namespace)
         assert missing.value.status == 404
