@@ -43,20 +43,31 @@ _SIMPLE_TYPES = {"gauge": "gauge", "counter": "counter", "unknown": "untyped"}
 _CHUNK_LINES = 2048
 
 
+class _OneFamily:
+    """Adapter so generate_latest can render a single family it knows better."""
+
+    def __init__(self, metric):
+        self.metric = metric
+
+    def collect(self):
+        return [self.metric]
+
+
 def iter_text(registry: CollectorRegistry):
     """Yield the exposition as UTF-8 chunks of a few thousand lines.
 
-    Streaming keeps a scrape's transient memory at one chunk instead of the whole
-    body (15 MB for 10,000 Secrets) held as a list, then a str, then bytes.
+    Families are consumed as the collector yields them and dropped once written, and
+    output leaves in chunks: a scrape's transient memory is one family and one chunk,
+    not the whole body (15 MB for 10,000 Secrets) held as a list, then a str, then bytes.
     """
-    families = list(registry.collect())
-    if any(metric.type not in _SIMPLE_TYPES for metric in families):
-        yield generate_latest(registry)
-        return
     lines: list[str] = []
     append = lines.append
-    for metric in families:
-        exposed_type = _SIMPLE_TYPES[metric.type]
+    for metric in registry.collect():
+        exposed_type = _SIMPLE_TYPES.get(metric.type)
+        if exposed_type is None:
+            # Histograms, summaries, info...: prometheus_client's own writer.
+            append(generate_latest(_OneFamily(metric)).decode("utf-8"))
+            continue
         name = metric.name + "_total" if metric.type == "counter" else metric.name
         documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         append(f"# HELP {name} {documentation}\n# TYPE {name} {exposed_type}\n")
