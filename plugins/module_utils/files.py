@@ -92,6 +92,19 @@ def check_writable(path, field=None):
         raise FileError(path, "%sdirectory %s is not writable; fix its permissions or choose another path." % (label, directory), field)
     if os.path.exists(path) and not os.access(path, os.R_OK):
         raise FileError(path, "%s%s exists but is not readable; fix its permissions or choose another path." % (label, path), field)
+    # access() says yes to root everywhere, yet sysfs, read-only bind mounts and some
+    # network filesystems still refuse to create files: only trying tells. The probe is
+    # removed at once, so check mode still leaves the directory's contents as they were.
+    probe = os.path.join(directory, '.%s.%d.probe' % (os.path.basename(path), os.getpid()))
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            return
+        raise FileError(path, "%sdirectory %s does not accept new files (%s); fix its permissions or choose another "
+                              "path." % (label, directory, exc.strerror), field)
+    os.close(descriptor)
+    _unlink_quietly(probe)
 
 
 def backup_path_for(path, now=None):

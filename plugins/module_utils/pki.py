@@ -175,8 +175,14 @@ def load_certificate(pem, field):
     return load_certificates(pem, field)[0]
 
 
-def load_private_key(pem, field, passphrase=None):
-    """A private key from PEM; never echoes the key in errors."""
+def load_private_key(pem, field, passphrase=None, passphrase_field=None):
+    """A private key from PEM; never echoes the key in errors.
+
+    ``passphrase_field`` names the option holding the passphrase, so that a missing or
+    wrong passphrase is reported against it.
+    """
+    secret_field = passphrase_field or field
+    via = (' (%s)' % passphrase_field) if passphrase_field else ''
     if isinstance(pem, str):
         pem = pem.encode('utf-8')
     if isinstance(passphrase, str):
@@ -191,12 +197,12 @@ def load_private_key(pem, field, passphrase=None):
         # cryptography raises TypeError both for "encrypted but no password" and
         # "password given but not encrypted"; tell the two apart without the key.
         if passphrase is None:
-            raise PkiError(field, "%s is encrypted; give its passphrase." % field)
-        raise PkiError(field, "%s is not encrypted but a passphrase was given; drop the passphrase." % field)
+            raise PkiError(secret_field, "%s is encrypted; give its passphrase%s." % (field, via))
+        raise PkiError(secret_field, "%s is not encrypted but a passphrase was given%s; drop the passphrase." % (field, via))
     except ValueError:
         if passphrase is not None:
-            raise PkiError(field, "%s cannot be decrypted with the given passphrase (wrong passphrase or "
-                                  "corrupt key); give the right passphrase." % field)
+            raise PkiError(secret_field, "%s cannot be decrypted with the given passphrase%s (wrong passphrase or "
+                                         "corrupt key); give the right passphrase." % (field, via))
         raise PkiError(field, "%s is not a valid PEM private key; replace it with a valid key." % field)
     except UnsupportedAlgorithm:
         raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ', '.join(KEY_TYPES)))
@@ -538,10 +544,10 @@ def check_issuer(cert, key, cert_field, key_field, now=None, for_ca=False, ca_fi
 
 
 def load_issuer(cert_pem, key_pem, cert_field, key_field, passphrase=None, chain_pem=None,
-                chain_field=None, now=None):
+                chain_field=None, now=None, passphrase_field=None):
     """Load and validate a signing CA once, for any number of leaves."""
     cert = load_certificate(cert_pem, cert_field)
-    key = load_private_key(key_pem, key_field, passphrase)
+    key = load_private_key(key_pem, key_field, passphrase, passphrase_field=passphrase_field)
     check_issuer(cert, key, cert_field, key_field, now)
     chain = []
     if chain_pem:

@@ -294,7 +294,7 @@ def ensure_ca(module):
             _read(params['parent_key_path'], 'parent_key_path', required=True),
             'parent_cert_path', 'parent_key_path', passphrase=params['parent_key_passphrase'],
             chain_pem=_read(params['parent_chain_path'], 'parent_chain_path', required=True) if params['parent_chain_path'] else None,
-            chain_field='parent_chain_path', now=now)
+            chain_field='parent_chain_path', now=now, passphrase_field='parent_key_passphrase')
     # Validate the request (path length under the parent, lifetime within the parent's,
     # name constraint syntax) before looking at what exists, so bad input always fails.
     pki.check_ca(params['common_name'], valid_for, issuer=issuer, path_length=path_length,
@@ -307,7 +307,7 @@ def ensure_ca(module):
     if key_bytes is not None:
         # An existing CA key we cannot read is an error, never a reason to make a new one:
         # that would silently orphan every certificate the CA has issued.
-        key = pki.load_private_key(key_bytes, 'key_path', params['key_passphrase'])
+        key = pki.load_private_key(key_bytes, 'key_path', params['key_passphrase'], passphrase_field='key_passphrase')
     if cert_bytes is not None:
         try:
             cert = pki.load_certificate(cert_bytes, 'cert_path')

@@ -519,7 +519,7 @@ def run_module(module):
                                % params['ca_chain_path'])
     issuer = pki.load_issuer(ca_cert_bytes, ca_key_bytes, 'ca_cert_path', 'ca_key_path',
                              passphrase=params['ca_key_passphrase'], chain_pem=chain_bytes,
-                             chain_field='ca_chain_path', now=now)
+                             chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
     chain_pem = issuer.chain_pem()
 
     # Decide everything, and build every certificate, before the first write.

@@ -149,6 +149,19 @@ def test_a_file_in_place_of_the_directory_is_refused(tmp_path):
         files.check_writable(str(tmp_path), 'key_path')  # a directory is not a file path
 
 
+def test_check_writable_probes_and_leaves_nothing(tmp_path):
+    files.check_writable(str(tmp_path / 'c.crt'), 'cert_path')
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.skipif(not os.path.isdir('/sys/kernel'), reason='needs sysfs, where even root cannot create files')
+def test_a_directory_that_refuses_new_files_is_caught_before_writing():
+    # access() says root may write anywhere; sysfs still refuses regular files.
+    with pytest.raises(files.FileError) as caught:
+        files.check_writable('/sys/kernel/mtls-unit.crt', 'cert_path')
+    assert str(caught.value).startswith('cert_path directory /sys/kernel does not accept new files')
+
+
 def test_batch_of_many_files_commits_all_and_leaves_no_temp(tmp_path):
     batch = files.AtomicBatch()
     for index in range(40):  # above the threshold where one syncfs replaces per-file fsync

@@ -254,7 +254,8 @@ def test_bad_batch_item_fails_before_anything_is_written(pki_dir, capsys, mutate
 
 
 @pytest.mark.parametrize('change, field', [
-    (dict(ca_key_passphrase='wrong'), 'ca_key_path'),
+    (dict(ca_key_passphrase='wrong'), 'ca_key_passphrase'),
+    (dict(ca_key_passphrase=None), 'ca_key_passphrase'),
     (dict(ca_cert_path='/nonexistent/ca.crt'), 'ca_cert_path'),
     (dict(renew_before='often'), 'renew_before'),
     (dict(mode='rwx'), 'mode'),
