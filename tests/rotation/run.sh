@@ -26,13 +26,19 @@ cluster_kubeconfig="${MTLS_KUBECONFIG:-}"
 unset MTLS_KUBECONFIG
 
 declare -A pids
-for proof in test_zero_downtime test_kill test_leak; do
+for proof in test_zero_downtime test_kill; do
     "${pytest[@]}" "$here/$proof.py" >"$logs/$proof.log" 2>&1 &
     pids[$proof]=$!
 done
+# The rotation playbooks' leak runs use a throw-away PKI and no cluster.
+"${pytest[@]}" "$here/test_leak.py" -k 'not site' >"$logs/test_leak.log" 2>&1 &
+pids[test_leak]=$!
 if [[ -n "$cluster_kubeconfig" ]]; then
     MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_cluster_rotation.py" >"$logs/test_cluster_rotation.log" 2>&1 &
     pids[test_cluster_rotation]=$!
+    # site.yml converges the shared cluster from the inventory's own PKI (as `make run` does).
+    MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_leak.py" -k site >"$logs/test_leak_site.log" 2>&1 &
+    pids[test_leak_site]=$!
 else
     echo "cluster: not running - test_cluster_rotation.py skipped (start it with tests/cluster/up.sh)"
 fi
