@@ -67,13 +67,14 @@ lint() {
 step sanity scripts/ansible-test.sh sanity --python 3.11 --venv --color no
 step units scripts/ansible-test.sh units --python 3.11 --local --color no
 step lint lint
-if wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted molecule || [ -z "${MTLS_TEST_STEPS:-}" ]; then
+if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted molecule || wanted rotation; then
   step cluster-up cluster_up
 fi
 step integration integration
 step cluster python -m pytest -q tests/cluster/tests
-[ -d exporter/tests ] && step exporter python -m pytest -q exporter/tests
-[ -x tests/cluster/run-molecule.sh ] && step molecule tests/cluster/run-molecule.sh
+step exporter python -m pytest -q exporter/tests
+step molecule tests/cluster/run-molecule.sh
+step rotation tests/rotation/run.sh
 
 echo
 echo "steps passed: ${passed[*]:-none}"
