@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Writes the bad-input fixtures with bare `cryptography` (not with the collection).
 
     make_fixtures.py DIR PASSPHRASE

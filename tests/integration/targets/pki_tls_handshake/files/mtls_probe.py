@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A small, real mutual-TLS peer for the integration tests (standard library only).
 
 Subcommands:
