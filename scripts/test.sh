@@ -64,7 +64,7 @@ lint() {
   ansible-lint --nocolor
 }
 
-step sanity scripts/ansible-test.sh sanity --python 3.11 --venv --color no
+step sanity scripts/ansible-test.sh sanity --venv --python 3.11 --color no
 step units scripts/ansible-test.sh units --python 3.11 --local --color no
 step lint lint
 if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted molecule || wanted rotation; then
