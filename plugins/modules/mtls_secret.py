@@ -439,12 +439,9 @@ def secret_view(secret, layout):
     }
 
 
-def main():
-    argument_spec = dict(
-        name=dict(type="str"),
-        namespace=dict(type="str"),
-        namespaces=dict(type="list", elements="str"),
-        layout=dict(type="str", default="tls", choices=sorted(LAYOUTS)),
+def source_options():
+    """Where a Secret's material comes from; the same for one Secret and for each of O(secrets)."""
+    return dict(
         cert_path=dict(type="path"),
         cert_content=dict(type="str"),
         key_path=dict(type="path", no_log=False),
@@ -456,27 +453,27 @@ def main():
         crl_path=dict(type="path"),
         crl_content=dict(type="str"),
         data=dict(type="dict", no_log=True),
+    )
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str"),
+        namespace=dict(type="str"),
+        namespaces=dict(type="list", elements="str"),
+        layout=dict(type="str", default="tls", choices=sorted(LAYOUTS)),
         # not secret itself: the key material inside is marked per suboption
         secrets=dict(type="list", elements="dict", no_log=False, options=dict(
             name=dict(type="str", required=True),
-            cert_path=dict(type="path"),
-            cert_content=dict(type="str"),
-            key_path=dict(type="path", no_log=False),
-            key_content=dict(type="str", no_log=True),
-            chain_path=dict(type="path"),
-            chain_content=dict(type="str"),
-            ca_path=dict(type="path"),
-            ca_content=dict(type="str"),
-            crl_path=dict(type="path"),
-            crl_content=dict(type="str"),
-            data=dict(type="dict", no_log=True),
             labels=dict(type="dict"),
             annotations=dict(type="dict"),
+            **source_options()
         )),
         labels=dict(type="dict", default={}),
         annotations=dict(type="dict", default={}),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         parallel=dict(type="int", default=8),
+        **source_options()
     )
     argument_spec.update(KUBE_AUTH_ARGSPEC)
     module = AnsibleModule(
