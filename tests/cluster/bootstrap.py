@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
 import sys
@@ -56,6 +57,12 @@ def admin_client(cluster_dir: Path, port: str) -> client.ApiClient:
 
 
 def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: str) -> None:
+    # The API server dials node addresses (logs, exec, proxy): they must never leave loopback.
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    for what, value in (("node IP", node_ip), ("pod CIDR", pod_cidr)):
+        if not ipaddress.ip_network(value, strict=False).subnet_of(loopback):
+            raise SystemExit(f"bootstrap: the {what} {value} is not on loopback (127.0.0.0/8); "
+                             "set it to a 127.x address in tests/cluster/lib.sh.")
     core = client.CoreV1Api(api)
     try:
         core.read_node(name)
@@ -77,7 +84,8 @@ def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: s
                 },
                 "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             },
-            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+            # The API server fills the singular field from the first of podCIDRs.
+            "spec": {"podCIDRs": [pod_cidr]},
         }
         core.create_node(node)
 

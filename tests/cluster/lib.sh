@@ -35,7 +35,9 @@ SCHEDULER_PORT="${MTLS_SCHEDULER_PORT:-26259}"
 KWOK_PORT="${MTLS_KWOK_PORT:-26080}"
 
 # Every address the cluster hands out stays on loopback (see docs/local-cluster.md).
-SERVICE_CIDR="127.200.0.0/24"
+# up.sh writes these values out literally at the kube-apiserver and kwok flags
+# (service range 127.200.0.0/24, --cidr, --node-ip), so that a grep of the flags shows
+# them; keep the two in step.
 POD_CIDR="127.201.0.0/16"
 NODE_IP="127.0.0.10"
 NODE_NAME="kwok-node-0"

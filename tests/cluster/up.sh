@@ -213,7 +213,7 @@ main() {
         --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
         --tls-cert-file "$CLUSTER_DIR/pki/apiserver.crt" --tls-private-key-file "$CLUSTER_DIR/pki/apiserver.key" \
         --client-ca-file "$CLUSTER_DIR/pki/ca.crt" \
-        --service-cluster-ip-range "$SERVICE_CIDR" \
+        --service-cluster-ip-range=127.200.0.0/24 \
         --endpoint-reconciler-type none \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
         --service-account-key-file "$CLUSTER_DIR/pki/sa.pub" \
@@ -249,7 +249,7 @@ main() {
         --kubeconfig "$CLUSTER_DIR/kwok.kubeconfig" \
         --config "$KWOK_BIN_DIR/stages.yaml" \
         --manage-all-nodes=true \
-        --cidr "$POD_CIDR" --node-ip "$NODE_IP" \
+        --cidr=127.201.0.0/16 --node-ip=127.0.0.10 \
         --node-lease-duration-seconds 40 \
         --server-address "127.0.0.1:$KWOK_PORT"
     wait_until kube-controller-manager 120 component_healthy "$CONTROLLER_MANAGER_PORT"
