@@ -18,6 +18,7 @@ import hashlib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import (
     PkiError,
+    basic_constraints,
     key_fingerprint,
     key_matches_certificate,
     load_certificates,
@@ -181,7 +182,7 @@ def _validate_pair(material, leaf, intermediates, roots, leaf_must_be_ca):
             "issued with that certificate." % (material.field("key"), material.field("cert"),
                                                key_fingerprint(key)),
             field=material.field("key"))
-    if leaf_must_be_ca and not _is_ca(leaf):
+    if leaf_must_be_ca and not basic_constraints(leaf)[0]:
         raise SecretLayoutError(
             "%s is not a CA certificate (basicConstraints CA:TRUE is missing); this layout "
             "carries an intermediate CA, issue one with mtls_ca." % material.field("cert"),
@@ -193,13 +194,6 @@ def _validate_pair(material, leaf, intermediates, roots, leaf_must_be_ca):
         except PkiError as error:
             raise SecretLayoutError(str(error), field=getattr(error, "field", None)
                                     or material.field("cert"))
-
-
-def _is_ca(cert):
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
 
 
 def _chain_without(leaf, chain):
