@@ -11,7 +11,16 @@ directory, is flushed to disk, and is renamed over the target.
 
 Writing many files (a batch of 1,000 certificates) goes through AtomicBatch, which
 stages every temporary file first - so a failure leaves nothing changed - and then
-renames them all, flushing the filesystem once instead of once per file.
+renames them all, flushing the filesystem once instead of once per file. Each rename
+is atomic, the set is not.
+
+A directory whose files must change together (a certificate and its key) goes through
+VersionedBatch, the layout of kubelet's AtomicWriter: the files live in a hidden version
+directory ``<dir>/..<timestamp>.<pid>.<n>/``, ``<dir>/..data`` is a symlink to the
+current one, and each visible name ``<dir>/<name>`` is a symlink ``..data/<name>`` that
+never changes. A commit builds a complete new version directory and renames a new
+``..data`` symlink over the old one: one atomic step switches every file at once, so a
+crash at any moment leaves the old or the new set visible, never a mix.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,6 +31,8 @@ import ctypes
 import datetime
 import errno
 import os
+import re
+import shutil
 import stat
 
 KEY_MODE = 0o600
@@ -222,6 +233,11 @@ class AtomicBatch(object):
     def __init__(self):
         self._staged = []  # (path, temp, descriptor, mode, backup, backup_mode)
 
+    @staticmethod
+    def in_layout(path):  # pylint: disable=unused-argument
+        """Plain files have no layout to check (see VersionedBatch.in_layout)."""
+        return True
+
     def __enter__(self):
         return self
 
@@ -337,3 +353,350 @@ def remove(path, backup=False, backup_mode=None):
         raise FileError(path, "cannot remove %s: %s; fix its directory's permissions." % (path, exc.strerror or exc))
     _fsync_directory(os.path.dirname(os.path.abspath(path)))
     return WriteResult(path, True, backup_path)
+
+
+# --------------------------------------------------------------------------- versioned directories
+
+DATA_LINK = '..data'
+# ..<UTC timestamp>.<pid of the writer>.<n>: sortable, unique, and it says who made it.
+_VERSION_DIR = re.compile(r'^\.\.\d{8}T\d{6}\.\d{6}Z\.(?P<pid>\d+)\.\d+$')
+_DATA_TEMP = re.compile(r'^\.\.data_tmp\.(?P<pid>\d+)\.\d+$')
+# What a killed writer leaves beside its target: _write_temp's and check_writable's files.
+_FILE_TEMP = re.compile(r'^\..+\.(?P<pid>\d+)\.\d+\.tmp$')
+_PROBE = re.compile(r'^\..+\.(?P<pid>\d+)\.probe$')
+
+
+def _pid_alive(pid):
+    """False only when no process ``pid`` exists (its leftovers are then ours to remove)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def is_versioned_link(path):
+    """True when ``path`` is the symlink ``..data/<its name>`` of the versioned layout."""
+    try:
+        return os.readlink(path) == DATA_LINK + '/' + os.path.basename(path)
+    except (OSError, ValueError):
+        return False
+
+
+def current_version(directory):
+    """The name of the version directory ``<directory>/..data`` points to, or None."""
+    try:
+        target = os.readlink(os.path.join(directory, DATA_LINK))
+    except OSError:
+        return None
+    return target if _VERSION_DIR.match(target) else None
+
+
+def find_leftovers(directory, names=None):
+    """Names in ``directory`` that killed runs left behind, sorted.
+
+    Version directories ``..data`` does not point to, temporary ``..data`` symlinks,
+    and the ``.<name>.<pid>.<n>.tmp`` / ``.<name>.<pid>.probe`` files of the plain
+    writers - each only when the process named in it no longer exists, so a writer
+    still at work in the same directory keeps its files. ``names`` (basenames)
+    restricts the temp files to those of these names.
+    """
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    current = None
+    found = []
+    for name in entries:
+        if not name.startswith('.'):
+            continue
+        match = _VERSION_DIR.match(name)
+        if match:
+            if current is None:
+                current = current_version(directory) or ''
+            if name != current and not _pid_alive(int(match.group('pid'))):
+                found.append(name)
+            continue
+        match = _DATA_TEMP.match(name)
+        if not match:
+            match = _FILE_TEMP.match(name) or _PROBE.match(name)
+            if match and names is not None and not any(name.startswith('.%s.' % n) for n in names):
+                continue
+        if match and not _pid_alive(int(match.group('pid'))):
+            found.append(name)
+    return sorted(found)
+
+
+def remove_leftovers(directory, names=None, dry_run=False):
+    """Remove (unless ``dry_run``) what find_leftovers() finds; return those names."""
+    found = find_leftovers(directory, names)
+    if not dry_run:
+        for name in found:
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                _unlink_quietly(path)
+    return found
+
+
+def _link_or_copy(source, target):
+    """Hard-link ``source`` as ``target``; copy it (same mode, flushed) where link() fails."""
+    try:
+        os.link(source, target)
+        return
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise
+    with open(source, 'rb') as handle:
+        content = handle.read()
+    mode = stat.S_IMODE(os.stat(source).st_mode)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0), 0o600)
+    try:
+        os.fchmod(descriptor, mode)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(descriptor, view):]
+        os.fsync(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        _unlink_quietly(target)
+        raise
+    os.close(descriptor)
+
+
+class VersionedBatch(object):
+    """Files of one directory replaced all at once (kubelet's AtomicWriter layout).
+
+    Same interface as AtomicBatch, for paths directly in ``directory``. stage() writes
+    new content into a new hidden version directory (nothing visible changes); commit()
+    flushes it, hard-links every other file of the current version into it (copies
+    where link() fails), flushes the directory, renames a new ``..data`` symlink over
+    the old one, creates the visible symlinks that are missing, and removes the old
+    version directory. A plain file found at a staged name (the layout of older
+    releases) is first adopted as it is - hard-linked into a version, then replaced by
+    its symlink, which shows the same bytes - so even converting never shows a new
+    certificate beside an old key.
+    """
+
+    def __init__(self, directory):
+        self.directory = os.path.abspath(directory)
+        self._version = None      # the new version directory, made at the first write
+        self._descriptors = []    # open files of the new version, flushed at commit
+        self._written = set()     # names written into the new version
+        self._adopt = []          # plain files (or foreign symlinks) to bring into the layout
+        self._backup = {}         # name -> mode of its backup copy
+        self._names = []          # every staged name: its visible symlink must exist
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+    in_layout = staticmethod(is_versioned_link)
+
+    def _name_of(self, path, field):
+        name = os.path.basename(path)
+        if os.path.dirname(os.path.abspath(path)) != self.directory or not name or name.startswith('..'):
+            raise FileError(path, "%s%s is not a file name directly in %s." % (
+                ("%s: " % field) if field else '', path, self.directory), field)
+        return name
+
+    def _new_version_dir(self):
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
+        try:
+            mode = stat.S_IMODE(os.stat(self.directory).st_mode)
+        except OSError:
+            mode = 0o755
+        for attempt in range(100):
+            path = os.path.join(self.directory, '..%s.%d.%d' % (stamp, os.getpid(), attempt))
+            try:
+                os.mkdir(path, 0o700)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                raise
+            # Readers of the files pass through it: the directory's own permissions.
+            os.chmod(path, mode)
+            return path
+        raise FileError(self.directory, "could not create a version directory in %s; remove stale ..* "
+                                        "directories there." % self.directory)  # pragma: no cover
+
+    def stage(self, path, content, mode, backup=False, backup_mode=None, existing=UNREAD, field=None):
+        """Queue ``content`` for ``path``; False when it is already exactly that, in the layout."""
+        name = self._name_of(path, field)
+        if existing is UNREAD:
+            existing = read_if_exists(path)
+        linked = is_versioned_link(path)
+        same = existing == content and current_mode(path) == mode
+        if same and linked:
+            return False
+        if not linked and existing is not None:
+            self._adopt.append(name)
+        if not same:
+            try:
+                if self._version is None:
+                    self._version = self._new_version_dir()
+                target = os.path.join(self._version, name)
+                descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0), 0o600)
+                self._descriptors.append(descriptor)
+                os.fchmod(descriptor, mode)
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(descriptor, view):]
+            except (IOError, OSError) as exc:
+                self.abort()
+                raise FileError(path, "%scannot write %s: %s; fix the directory or its permissions." % (
+                    ("%s: " % field) if field else '', path, exc.strerror or exc), field)
+            self._written.add(name)
+            if backup and existing is not None and existing != content:
+                self._backup[name] = backup_mode or mode
+        self._names.append(name)
+        return True
+
+    def _close_descriptors(self):
+        for descriptor in self._descriptors:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+        self._descriptors = []
+
+    def abort(self):
+        """Forget everything staged; the new version directory goes, nothing visible changed."""
+        self._close_descriptors()
+        if self._version is not None:
+            shutil.rmtree(self._version, ignore_errors=True)
+        self.__init__(self.directory)
+
+    def _switch(self, version):
+        """Point ..data at ``version`` in one rename."""
+        for attempt in range(100):
+            temp = os.path.join(self.directory, '..data_tmp.%d.%d' % (os.getpid(), attempt))
+            try:
+                os.symlink(os.path.basename(version), temp)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                raise
+            break
+        else:  # pragma: no cover
+            raise FileError(self.directory, "could not create a temporary symlink in %s." % self.directory)
+        try:
+            os.rename(temp, os.path.join(self.directory, DATA_LINK))
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+
+    def _link_visible(self, name):
+        """Make ``<directory>/<name>`` the symlink ``..data/<name>`` (replacing what is there)."""
+        path = os.path.join(self.directory, name)
+        target = DATA_LINK + '/' + name
+        try:
+            os.symlink(target, path)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise OSError(errno.EISDIR, 'is a directory', path)
+        temp = os.path.join(self.directory, '.%s.%d.0.tmp' % (name, os.getpid()))
+        _unlink_quietly(temp)
+        os.symlink(target, temp)
+        try:
+            os.rename(temp, path)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+
+    @staticmethod
+    def _carry_over(source, version, skip):
+        """Hard-link every file of version ``source`` into ``version`` except ``skip``."""
+        if source is None or not os.path.isdir(source):
+            return
+        for entry in os.scandir(source):
+            if entry.name not in skip and entry.is_file(follow_symlinks=False):
+                _link_or_copy(entry.path, os.path.join(version, entry.name))
+
+    def _flush(self):
+        try:
+            if not (len(self._descriptors) >= _SYNCFS_THRESHOLD and _syncfs(self._descriptors[0])):
+                for descriptor in self._descriptors:
+                    os.fsync(descriptor)
+        finally:
+            self._close_descriptors()
+
+    def commit(self):
+        """Switch the directory to the staged files at once; return {path: backup_path or None}."""
+        backups = dict((os.path.join(self.directory, name), None) for name in self._names)
+        if not self._names:
+            return backups
+        made = []          # version directories made here, not (yet) current
+        previous = []      # version directories replaced here, removed at the end
+        switched = False
+        try:
+            self._flush()
+            for name, mode in sorted(self._backup.items()):
+                path = os.path.join(self.directory, name)
+                backups[path] = _copy_backup(path, mode)
+            current_name = current_version(self.directory)
+            current = os.path.join(self.directory, current_name) if current_name else None
+            if self._adopt:
+                # Older releases' plain files: first a version holding them as they are,
+                # each plain file then replaced by its symlink (same bytes either way).
+                adopted = self._new_version_dir()
+                made.append(adopted)
+                for name in self._adopt:
+                    _link_or_copy(os.path.join(self.directory, name), os.path.join(adopted, name))
+                self._carry_over(current, adopted, set(self._adopt))
+                _fsync_directory(adopted)
+                self._switch(adopted)
+                switched = True
+                made.remove(adopted)
+                if current:
+                    previous.append(current)
+                current = adopted
+                for name in self._adopt:
+                    self._link_visible(name)
+                _fsync_directory(self.directory)
+            if self._written:
+                made.append(self._version)
+                self._carry_over(current, self._version, self._written)
+                _fsync_directory(self._version)
+                self._switch(self._version)
+                switched = True
+                made.remove(self._version)
+                if current:
+                    previous.append(current)
+            elif self._version is not None:
+                made.append(self._version)
+            # Visible names that are missing: certificates before keys, so that a key is
+            # never visible without its certificate.
+            for name in sorted(self._names, key=lambda n: n.endswith('.key')):
+                if not is_versioned_link(os.path.join(self.directory, name)):
+                    self._link_visible(name)
+            _fsync_directory(self.directory)
+        except (IOError, OSError) as exc:
+            self._close_descriptors()
+            # Whatever ..data points to now stays (the old set, or the new one when the
+            # failure came after the switch); every other version made here goes.
+            now_current = current_version(self.directory)
+            for version in set(made + previous + [self._version]):
+                if version is not None and os.path.basename(version) != now_current:
+                    shutil.rmtree(version, ignore_errors=True)
+            self.__init__(self.directory)
+            where = getattr(exc, 'filename', None) or self.directory
+            raise FileError(where, "cannot write %s: %s; %s fix the directory or its permissions." % (
+                where, exc.strerror or exc, 'the new files are in place but some names are not linked yet;'
+                if switched else 'nothing visible changed;'))
+        for version in previous + made:
+            shutil.rmtree(version, ignore_errors=True)
+        self.__init__(self.directory)
+        return backups
