@@ -18,6 +18,22 @@ description:
   - Works on one certificate (O(cert_path) and O(key_path)) or on a batch (O(certs) with O(dest_dir)), where
     each item is written as C(<dest_dir>/<name>.crt) and C(<dest_dir>/<name>.key). A batch of 1,000 certificates
     takes about a second in a single task, so loop inside the module, not over the task.
+  - In batch mode a certificate and its key are replaced together, even if the run is killed - the layout of
+    kubelet's AtomicWriter. The files live in a hidden version directory C(<dest_dir>/..<timestamp>.<pid>.<n>/),
+    C(<dest_dir>/..data) is a symlink to the current version, and every visible name (C(<name>.crt),
+    C(<name>.key), C(<name>.chain.crt), C(<name>.fullchain.crt)) is a symlink C(..data/<name>.crt) and so on that
+    never changes. A run writes a new version (unchanged files hard-linked into it), then renames a new
+    C(..data) over the old one - one atomic step switches every file - and removes the old version. Readers that
+    open the visible names (nginx, Envoy, M(zerotrust.mtls.mtls_secret)) see the old set or the new set, never a
+    mix. Tools that list the directory should skip names starting with a dot and follow symlinks.
+  - A O(dest_dir) holding plain files from an older release is converted on the first run without changing a
+    byte (reason V(files_updated) for the items that were only converted); the next run reports no change.
+  - Every run first removes what killed runs left in the directory - version directories C(..data) does not
+    point to, temporary symlinks, and C(.<name>.<pid>.<n>.tmp) files - when the process that made them no longer
+    exists. This is not reported as a change; check mode removes nothing and RV(leftovers_removed) says what
+    would go.
+  - Single mode (O(cert_path), O(key_path), which may be in different directories) writes plain files, each
+    replaced atomically on its own; replacing a certificate and its key as one step is a property of batch mode.
   - A certificate is (re)issued when it is missing, unreadable, does not match its key, was not issued by the
     given CA, is expired or due for renewal, or when its subject, SANs, usage or key type differ from the
     request. The first such reason is returned per certificate; otherwise nothing is written.
@@ -322,6 +338,13 @@ summary:
   returned: always
   type: dict
   sample: {unchanged: 998, renewal_due: 2}
+leftovers_removed:
+  description:
+    - How many leftovers of killed runs were removed (in check mode, would be) before anything else - see the
+      description. Removing them is not a change.
+  returned: always
+  type: int
+  sample: 0
 backup_files:
   description: Copies made of replaced files when O(backup=true).
   returned: always
@@ -535,6 +558,17 @@ def run_module(module):
                              chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
     chain_pem = issuer.chain_pem()
 
+    # What killed runs left (never a change; check mode only counts it).
+    if params['certs'] is not None:
+        leftovers = files.remove_leftovers(params['dest_dir'], dry_run=module.check_mode)
+    else:
+        leftovers = []
+        for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path'):
+            if params[field]:
+                leftovers += files.remove_leftovers(os.path.dirname(os.path.abspath(params[field])),
+                                                    names=[os.path.basename(params[field])], dry_run=module.check_mode)
+        leftovers = sorted(set(leftovers))
+
     # Decide everything, and build every certificate, before the first write.
     for item in items:
         _inspect(item, issuer, renew_before, now, params['force'])
@@ -551,18 +585,20 @@ def run_module(module):
         item.new_key_pem = item.key_bytes if reuse_key else pki.private_key_pem(item.new_key)
 
     backup_files = []
-    with files.AtomicBatch() as batch:
+    # Batch mode: kubelet's versioned layout, every file of dest_dir switched in one rename.
+    batch = files.VersionedBatch(params['dest_dir']) if params['certs'] is not None else files.AtomicBatch()
+    with batch:
         for item in items:
             if item.reason is not None:
                 item.changed = True
             for path, content, mode, is_key, known, field in _planned_files(item, chain_pem, cert_mode, key_mode):
                 if item.reason is None:
                     # The certificate stays: its cert and key bytes are already right, so only
-                    # their modes, and the chain files, can need fixing.
+                    # their modes, the chain files and (batch mode) the versioned layout can need fixing.
                     if known is not files.UNREAD:
-                        if files.current_mode(path) == mode:
+                        if files.current_mode(path) == mode and batch.in_layout(path):
                             continue
-                    elif not files.needs_write(path, content, mode):
+                    elif not files.needs_write(path, content, mode) and batch.in_layout(path):
                         continue
                     item.changed = True
                     item.reason = 'files_updated'
@@ -579,7 +615,7 @@ def run_module(module):
     for entry in results:
         summary[entry['reason']] = summary.get(entry['reason'], 0) + 1
     outcome = dict(changed=any(item.changed for item in items), certs=results, summary=summary,
-                   backup_files=backup_files)
+                   backup_files=backup_files, leftovers_removed=len(leftovers))
     if params['certs'] is None:
         for key in ('reason', 'serial', 'not_after', 'sha256_fingerprint'):
             outcome[key] = results[0][key]
