@@ -444,14 +444,15 @@ def remove_leftovers(directory, names=None, dry_run=False):
     return found
 
 
-def _link_or_copy(source, target):
-    """Hard-link ``source`` as ``target``; copy it (same mode, flushed) where link() fails."""
-    try:
-        os.link(source, target)
-        return
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            raise
+def _link_or_copy(source, target, link=True):
+    """Hard-link ``source`` as ``target``; copy it (same mode, flushed) where link() fails or not ``link``."""
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise
     with open(source, 'rb') as handle:
         content = handle.read()
     mode = stat.S_IMODE(os.stat(source).st_mode)
@@ -654,7 +655,9 @@ class VersionedBatch(object):
                 adopted = self._new_version_dir()
                 made.append(adopted)
                 for name in self._adopt:
-                    _link_or_copy(os.path.join(self.directory, name), os.path.join(adopted, name))
+                    # A symlink to a file elsewhere is copied: its target is not ours to share.
+                    source = os.path.join(self.directory, name)
+                    _link_or_copy(source, os.path.join(adopted, name), link=not os.path.islink(source))
                 self._carry_over(current, adopted, set(self._adopt))
                 _fsync_directory(adopted)
                 self._switch(adopted)

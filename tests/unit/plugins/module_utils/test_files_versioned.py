@@ -191,6 +191,19 @@ def test_migration_with_new_content_never_shows_a_mix(tmp_path, monkeypatch):
     assert len(_versions(tmp_path)) == 1
 
 
+def test_a_symlink_to_a_file_elsewhere_is_adopted_as_a_copy(tmp_path):
+    outside = tmp_path / 'elsewhere.crt'
+    outside.write_bytes(b'cert a gen 1\n')
+    directory = tmp_path / 'd'
+    directory.mkdir()
+    os.symlink(str(outside), str(directory / 'a.crt'))
+    changed, _backups = _commit(directory, {'a.crt': b'cert a gen 1\n'})
+    assert changed == ['a.crt'] and files.is_versioned_link(str(directory / 'a.crt'))
+    assert os.stat(str(directory / 'a.crt')).st_ino != os.stat(str(outside)).st_ino
+    outside.write_bytes(b'changed elsewhere')
+    assert _visible(directory) == {'a.crt': b'cert a gen 1\n'}
+
+
 def test_a_missing_visible_name_is_linked_again(tmp_path):
     _commit(tmp_path, _generation(1))
     os.unlink(str(tmp_path / 'b.crt'))
