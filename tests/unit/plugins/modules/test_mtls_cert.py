@@ -138,7 +138,11 @@ def test_batch_create_rerun_and_targeted_reissue(pki_dir, capsys):
     assert predicted['changed'] and predicted['summary'] == {'missing': 20}
     assert os.listdir(str(out)) == []
     created = run(capsys, **batch(pki_dir))
-    assert created['summary'] == {'missing': 20} and len(os.listdir(str(out))) == 40
+    assert created['summary'] == {'missing': 20}
+    # The versioned layout: 40 visible symlinks into ..data, plus ..data and one version directory.
+    visible = [name for name in os.listdir(str(out)) if not name.startswith('.')]
+    assert len(visible) == 40 and all(os.readlink(str(out / name)) == '..data/' + name for name in visible)
+    assert len(os.listdir(str(out))) == 42
     assert all(entry['changed'] and entry['serial'] for entry in created['certs'])
     assert run(capsys, **batch(pki_dir))['changed'] is False
     serial_of = dict((entry['name'], entry['serial']) for entry in created['certs'])
