@@ -84,6 +84,21 @@ def read_if_exists(path):
         raise
 
 
+def read_with_mode(path):
+    """(bytes, mode) of the file, or (None, None) when it does not exist.
+
+    One path lookup for both (fstat on the open file): a batch rerun reads 2,000 files,
+    each behind two symlinks in the versioned layout.
+    """
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read(), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None, None
+        raise
+
+
 def current_mode(path):
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
@@ -217,8 +232,8 @@ class WriteResult(object):
 
 def needs_write(path, content, mode):
     """True when ``path`` lacks ``content`` or has another mode."""
-    existing = read_if_exists(path)
-    return existing != content or current_mode(path) != mode
+    existing, existing_mode = read_with_mode(path)
+    return existing != content or existing_mode != mode
 
 
 class AtomicBatch(object):
@@ -492,6 +507,7 @@ class VersionedBatch(object):
         self._adopt = []          # plain files (or foreign symlinks) to bring into the layout
         self._backup = {}         # name -> mode of its backup copy
         self._names = []          # every staged name: its visible symlink must exist
+        self._linked = set()      # staged names whose visible symlink is already in place
 
     def __enter__(self):
         return self
@@ -505,7 +521,8 @@ class VersionedBatch(object):
 
     def _name_of(self, path, field):
         name = os.path.basename(path)
-        if os.path.dirname(os.path.abspath(path)) != self.directory or not name or name.startswith('..'):
+        if not (path.startswith(self.directory) and path[len(self.directory):] == '/' + name) \
+                and os.path.dirname(os.path.abspath(path)) != self.directory or not name or name.startswith('..'):
             raise FileError(path, "%s%s is not a file name directly in %s." % (
                 ("%s: " % field) if field else '', path, self.directory), field)
         return name
@@ -535,10 +552,14 @@ class VersionedBatch(object):
         name = self._name_of(path, field)
         if existing is UNREAD:
             existing = read_if_exists(path)
-        linked = is_versioned_link(path)
-        same = existing == content and current_mode(path) == mode
+        # A name that shows no file is (re)linked at commit whatever it is now (absent, or a
+        # dangling symlink): no need to look.
+        linked = existing is not None and is_versioned_link(path)
+        same = existing is not None and existing == content and current_mode(path) == mode
         if same and linked:
             return False
+        if linked:
+            self._linked.add(name)
         if not linked and existing is not None:
             self._adopt.append(name)
         if not same:
@@ -668,6 +689,7 @@ class VersionedBatch(object):
                 current = adopted
                 for name in self._adopt:
                     self._link_visible(name)
+                    self._linked.add(name)
                 _fsync_directory(self.directory)
             if self._written:
                 made.append(self._version)
@@ -683,7 +705,7 @@ class VersionedBatch(object):
             # Visible names that are missing: certificates before keys, so that a key is
             # never visible without its certificate.
             for name in sorted(self._names, key=lambda n: n.endswith('.key')):
-                if not is_versioned_link(os.path.join(self.directory, name)):
+                if name not in self._linked:
                     self._link_visible(name)
             _fsync_directory(self.directory)
         except (IOError, OSError) as exc:

@@ -373,7 +373,7 @@ class _Item(object):
     """One requested certificate and what we found and decided about it."""
 
     __slots__ = ('name', 'spec', 'cert_path', 'key_path', 'chain_path', 'fullchain_path',
-                 'cert_bytes', 'key_bytes', 'cert', 'key', 'reason', 'new_cert', 'new_key',
+                 'cert_bytes', 'key_bytes', 'cert_mode', 'key_mode', 'cert', 'key', 'reason', 'new_cert', 'new_key',
                  'new_cert_pem', 'new_key_pem', 'changed')
 
     def __init__(self, name, spec, cert_path, key_path, chain_path=None, fullchain_path=None):
@@ -385,8 +385,16 @@ class _Item(object):
         self.fullchain_path = fullchain_path
         self.cert = self.key = self.new_cert = self.new_key = None
         self.cert_bytes = self.key_bytes = self.new_cert_pem = self.new_key_pem = None
+        self.cert_mode = self.key_mode = None
         self.reason = None
         self.changed = False
+
+
+def _read_with_mode(path, field):
+    try:
+        return files.read_with_mode(path)
+    except (IOError, OSError) as exc:
+        raise files.FileError(path, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror), field)
 
 
 def _read(path, field):
@@ -455,8 +463,8 @@ def _build_items(params):
 
 def _inspect(item, issuer, renew_before, now, force):
     """Read the existing files of ``item`` and decide whether and why to reissue."""
-    item.cert_bytes = _read(item.cert_path, 'cert_path')
-    item.key_bytes = _read(item.key_path, 'key_path')
+    item.cert_bytes, item.cert_mode = _read_with_mode(item.cert_path, 'cert_path')
+    item.key_bytes, item.key_mode = _read_with_mode(item.key_path, 'key_path')
     cert_error = key_error = None
     if item.cert_bytes is not None:
         try:
@@ -478,20 +486,21 @@ def _inspect(item, issuer, renew_before, now, force):
 
 
 def _planned_files(item, chain_pem, cert_mode, key_mode):
-    """[(path, content, mode, is_key, bytes_on_disk, option)] that ``item`` should have on disk.
+    """[(path, content, mode, is_key, bytes_on_disk, mode_on_disk, option)] that ``item`` should have on disk.
 
-    ``bytes_on_disk`` is what _inspect read (None: no file) or files.UNREAD for the chain files.
+    ``bytes_on_disk`` and ``mode_on_disk`` are what _inspect read (None: no file), or files.UNREAD
+    and None for the chain files.
 
     In check mode a certificate to be issued has no content yet; nothing is written then.
     """
     cert_pem = item.new_cert_pem if item.new_cert_pem is not None else item.cert_bytes
     key_pem = item.new_key_pem if item.new_key_pem is not None else item.key_bytes
-    planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, 'cert_path'),
-               (item.key_path, key_pem, key_mode, True, item.key_bytes, 'key_path')]
+    planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, item.cert_mode, 'cert_path'),
+               (item.key_path, key_pem, key_mode, True, item.key_bytes, item.key_mode, 'key_path')]
     if item.chain_path:
-        planned.append((item.chain_path, chain_pem, cert_mode, False, files.UNREAD, 'chain_path'))
+        planned.append((item.chain_path, chain_pem, cert_mode, False, files.UNREAD, None, 'chain_path'))
     if item.fullchain_path:
-        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, files.UNREAD,
+        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, files.UNREAD, None,
                         'fullchain_path'))
     return planned
 
@@ -591,12 +600,13 @@ def run_module(module):
         for item in items:
             if item.reason is not None:
                 item.changed = True
-            for path, content, mode, is_key, known, field in _planned_files(item, chain_pem, cert_mode, key_mode):
+            for path, content, mode, is_key, known, known_mode, field in _planned_files(item, chain_pem, cert_mode,
+                                                                                         key_mode):
                 if item.reason is None:
                     # The certificate stays: its cert and key bytes are already right, so only
                     # their modes, the chain files and (batch mode) the versioned layout can need fixing.
                     if known is not files.UNREAD:
-                        if files.current_mode(path) == mode and batch.in_layout(path):
+                        if known_mode == mode and batch.in_layout(path):
                             continue
                     elif not files.needs_write(path, content, mode) and batch.in_layout(path):
                         continue

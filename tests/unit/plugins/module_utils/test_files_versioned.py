@@ -213,6 +213,20 @@ def test_a_missing_visible_name_is_linked_again(tmp_path):
     assert files.is_versioned_link(str(tmp_path / 'b.crt')) and _visible(tmp_path) == _generation(1)
 
 
+def test_a_dangling_visible_symlink_is_replaced(tmp_path):
+    _commit(tmp_path, _generation(1))
+    os.unlink(str(tmp_path / '..data' / 'b.crt'))  # the symlink b.crt now points to nothing
+    os.unlink(str(tmp_path / 'a.crt'))
+    os.symlink('nowhere/a.crt', str(tmp_path / 'a.crt'))
+    batch = files.VersionedBatch(str(tmp_path))
+    for name in ('a.crt', 'b.crt'):
+        assert batch.stage(str(tmp_path / name), b'cert %s gen 1\n' % name[0].encode(), files.CERT_MODE, existing=None)
+    batch.commit()
+    assert files.is_versioned_link(str(tmp_path / 'a.crt')) and files.is_versioned_link(str(tmp_path / 'b.crt'))
+    assert _visible(tmp_path) == _generation(1)
+    assert [name for name in os.listdir(str(tmp_path)) if name.endswith('.tmp')] == []
+
+
 def test_names_outside_the_directory_are_refused(tmp_path):
     batch = files.VersionedBatch(str(tmp_path / 'd'))
     with pytest.raises(files.FileError) as caught:
