@@ -2,11 +2,14 @@
 """Profiles zerotrust.mtls.mtls_cert's code path directly (no ansible-playbook): where
 do the seconds of a 1,000-certificate batch go, and those of the no-change rerun?
 
-    .venv/bin/python benchmarks/issue_certs/profile_module.py [--count 1000] [--top 25]
+    .venv/bin/python benchmarks/issue_certs/profile_module.py [--count 1000] [--top 25] [--as-module]
 
-Runs the module's main() in this process under cProfile with the arguments passed the
-way ansible-core 2.19 passes them (ansible.module_utils.testing.patch_module_args),
-against a throw-away CA, and prints the functions with the largest cumulative time.
+Runs, in this process under cProfile and against a throw-away CA, what a local task
+runs: the action plugin's in-process path (plugins/plugin_utils/in_process.py:
+validation, the module's run_module(), no_log masking). With --as-module, the module's
+main() instead, with the arguments passed the way ansible-core 2.19 passes them
+(ansible.module_utils.testing.patch_module_args). Prints the functions with the
+largest cumulative time.
 """
 
 import argparse
@@ -27,9 +30,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import cert_names, make_ca, spiffe  # noqa: E402  (the benchmark's own CA and names)
 
 
+AS_MODULE = False
+
+
 def call_module(args):
-    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert
+    if not AS_MODULE:
+        from ansible_collections.zerotrust.mtls.plugins.plugin_utils import in_process
+        arguments = dict((k, v) for k, v in args.items() if not k.startswith("_ansible_"))
+        return in_process.run_module(mtls_cert, "zerotrust.mtls.mtls_cert", arguments,
+                                     args.get("_ansible_check_mode", False), args.get("_ansible_diff", False))
+    from ansible.module_utils.testing import patch_module_args
 
     out = io.StringIO()
     real_stdout = sys.stdout
@@ -82,7 +93,11 @@ def main():
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true",
                         help="only time both runs (CPU and wall), without cProfile's overhead")
+    parser.add_argument("--as-module", action="store_true",
+                        help="profile the module's main() (the path of a remote or become task)")
     args = parser.parse_args()
+    global AS_MODULE
+    AS_MODULE = args.as_module
     workdir = tempfile.mkdtemp(prefix="mtls-profile-")
     try:
         ca_paths, _key, _cert = make_ca(workdir)
