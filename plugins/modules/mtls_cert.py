@@ -600,8 +600,8 @@ def run_module(module):
         for item in items:
             if item.reason is not None:
                 item.changed = True
-            for path, content, mode, is_key, known, known_mode, field in _planned_files(item, chain_pem, cert_mode,
-                                                                                         key_mode):
+            planned = _planned_files(item, chain_pem, cert_mode, key_mode)
+            for path, content, mode, is_key, known, known_mode, field in planned:
                 if item.reason is None:
                     # The certificate stays: its cert and key bytes are already right, so only
                     # their modes, the chain files and (batch mode) the versioned layout can need fixing.
