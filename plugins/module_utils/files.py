@@ -459,6 +459,41 @@ def remove_leftovers(directory, names=None, dry_run=False):
     return found
 
 
+def remove_versioned(path, backup=False, backup_mode=None):
+    """Delete ``path`` and, when it is a link of the versioned layout, its file in the current version.
+
+    The visible symlink goes first (after an optional backup copy of what it shows), then
+    ``..data/<name>``; when that leaves the current version empty, ``..data`` and the version
+    directory go too. Other names of the directory are not touched. A plain file or a
+    foreign symlink is removed as remove() does. WriteResult.changed False when absent.
+    """
+    if not is_versioned_link(path):
+        return remove(path, backup=backup, backup_mode=backup_mode)
+    directory = os.path.dirname(os.path.abspath(path))
+    result = remove(path, backup=backup, backup_mode=backup_mode)
+    version = current_version(directory)
+    if version is None:
+        return result
+    version_dir = os.path.join(directory, version)
+    try:
+        target = os.path.join(version_dir, os.path.basename(path))
+        if os.path.lexists(target):
+            os.unlink(target)
+        if not os.listdir(version_dir):
+            os.unlink(os.path.join(directory, DATA_LINK))
+            os.rmdir(version_dir)
+    except (IOError, OSError) as exc:
+        raise FileError(path, "cannot remove %s: %s; fix its directory's permissions." % (path, exc.strerror or exc))
+    _fsync_directory(directory)
+    return result
+
+
+def same_directory(paths):
+    """The one directory holding every path of ``paths`` (None entries ignored), or None."""
+    directories = set(os.path.dirname(os.path.abspath(path)) for path in paths if path)
+    return directories.pop() if len(directories) == 1 else None
+
+
 def _link_or_copy(source, target, link=True):
     """Hard-link ``source`` as ``target``; copy it (same mode, flushed) where link() fails or not ``link``."""
     if link:

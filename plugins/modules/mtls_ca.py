@@ -29,6 +29,17 @@ description:
   - The parent is checked before anything is written - it must be a CA allowed to sign CAs (path length not 0),
     not expired, and match its key - and an intermediate may not outlive its parent.
   - Certificates start being valid 5 minutes before they are issued, to tolerate clock skew between peers.
+  - B(Pair atomicity.) When O(cert_path), O(key_path) and O(chain_path) (if given) are in one directory - the
+    layout of the C(ca) role and the playbooks (C(root/), C(intermediate/), C(clusters/<name>/)) - they are written
+    in kubelet's AtomicWriter layout - each is a symlink C(..data/<name>), C(..data) is a symlink to a hidden version
+    directory, and one rename switches the certificate, key and chain together, so no reader and no crash (not even
+    SIGKILL) ever sees a new certificate beside an old key. Only these names are managed; other files and
+    subdirectories of the directory are left exactly as they are. Plain files of older releases are converted
+    on the first run without changing a byte (RV(reason=files_updated)); the next run reports no change.
+  - When the paths are in different directories each file is replaced by its own rename, so a crash between two
+    renames can leave a mismatched pair until the next run repairs it; pair atomicity needs one directory.
+  - Version directories and temporary files that killed runs left in these directories are removed before
+    anything else (not reported as a change; check mode removes nothing) - see RV(leftovers_removed).
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
@@ -170,7 +181,8 @@ RETURN = r'''
 reason:
   description:
     - V(created), V(renewed), V(drift), V(forced) when a certificate was (or would be) written; V(files_updated)
-      when only the chain file or a mode was fixed; V(unchanged); V(removed) or V(absent) with O(state=absent).
+      when only the chain file or a mode was fixed, or plain files were converted to the versioned layout;
+      V(unchanged); V(removed) or V(absent) with O(state=absent).
   returned: always
   type: str
   sample: created
@@ -217,8 +229,21 @@ backup_files:
   returned: always
   type: list
   elements: str
+layout:
+  description:
+    - V(versioned) when the files are in one directory and switched together (see the description), V(files) when
+      each is replaced on its own.
+  returned: when O(state=present)
+  type: str
+  sample: versioned
+leftovers_removed:
+  description: How many leftovers of killed runs were removed (in check mode, would be) before anything else.
+  returned: when O(state=present)
+  type: int
+  sample: 0
 '''
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -257,9 +282,10 @@ def remove_ca(module):
     before = dict((path, 'present') for path, _is_key in present)
     if not module.check_mode:
         for path, is_key in present:
-            # A CA key is never destroyed without a copy.
-            result = files.remove(path, backup=params['backup'] or is_key,
-                                  backup_mode=files.KEY_MODE if is_key else None)
+            # A CA key is never destroyed without a copy; in the versioned layout its file in
+            # the hidden version directory goes too.
+            result = files.remove_versioned(path, backup=params['backup'] or is_key,
+                                            backup_mode=files.KEY_MODE if is_key else None)
             results.append(result)
             if result.backup_path:
                 backups.append(result.backup_path)
@@ -286,6 +312,20 @@ def ensure_ca(module):
     for field in ('cert_path', 'key_path', 'chain_path'):
         if params[field]:
             files.check_writable(params[field], field)
+    paths = [params['cert_path'], params['key_path'], params['chain_path']]
+    # One directory: the versioned layout (one rename switches the pair). Otherwise each
+    # file is replaced on its own (one rename per file).
+    directory = files.same_directory(paths)
+    if directory is not None:
+        for field in ('cert_path', 'key_path', 'chain_path'):
+            name = os.path.basename(params[field] or '')
+            if name.startswith('..'):
+                raise files.FileError(params[field], "%s %s: names starting with '..' are reserved for the versioned "
+                                                     "layout of %s; choose another file name." % (
+                                                         field, params[field], directory), field)
+        if len(set(os.path.basename(path) for path in paths if path)) != len([path for path in paths if path]):
+            raise files.FileError(params['key_path'], "cert_path, key_path and chain_path must be three different files.",
+                                  'key_path')
 
     issuer = None
     if not is_root:
@@ -300,6 +340,15 @@ def ensure_ca(module):
     pki.check_ca(params['common_name'], valid_for, issuer=issuer, path_length=path_length,
                  permitted_dns_domains=params['permitted_dns_domains'],
                  permitted_uri_domains=params['permitted_uri_domains'], now=now)
+
+    # What killed runs left (never a change; check mode only counts it), once the
+    # request is known to be valid.
+    leftovers = []
+    for leftover_dir in sorted(set(os.path.dirname(os.path.abspath(path)) for path in paths if path)):
+        leftovers += files.remove_leftovers(
+            leftover_dir, names=[os.path.basename(path) for path in paths
+                                 if path and os.path.dirname(os.path.abspath(path)) == leftover_dir],
+            dry_run=module.check_mode)
 
     cert_bytes = _read(params['cert_path'], 'cert_path')
     key_bytes = _read(params['key_path'], 'key_path')
@@ -341,7 +390,7 @@ def ensure_ca(module):
 
     changed = reason is not None
     backups = []
-    batch = files.AtomicBatch()
+    batch = files.VersionedBatch(directory) if directory is not None else files.AtomicBatch()
     try:
         planned = []
         if final_cert is not None:
@@ -354,23 +403,26 @@ def ensure_ca(module):
             # Replacing an existing CA key always keeps a copy of the old one.
             planned.append((params['key_path'], pki.private_key_pem(new_key, params['key_passphrase']), key_mode,
                             True, params['backup'] or key_bytes is not None))
-        elif key_bytes is not None and files.current_mode(params['key_path']) != key_mode:
+        elif key_bytes is not None and (files.current_mode(params['key_path']) != key_mode
+                                        or not batch.in_layout(params['key_path'])):
+            # The key stays: only its mode or (same directory) the versioned layout can need fixing.
             planned.append((params['key_path'], key_bytes, key_mode, True, False))
         for path, content, mode, is_key, backup in planned:
-            if module.check_mode:
-                if files.needs_write(path, content, mode):
-                    changed = True
-                    reason = reason or 'files_updated'
+            if not files.needs_write(path, content, mode) and batch.in_layout(path):
                 continue
-            if batch.stage(path, content, mode, backup=backup, backup_mode=files.KEY_MODE if is_key else None):
-                changed = True
-                reason = reason or 'files_updated'
+            # Plain files of older releases are converted to the versioned layout (same bytes).
+            changed = True
+            reason = reason or 'files_updated'
+            if not module.check_mode:
+                batch.stage(path, content, mode, backup=backup, backup_mode=files.KEY_MODE if is_key else None,
+                            field='key_path' if is_key else ('chain_path' if path == params['chain_path'] else 'cert_path'))
         if not module.check_mode:
             backups = sorted(path for path in batch.commit().values() if path)
     finally:
         batch.abort()
 
     outcome = dict(changed=changed, reason=reason or 'unchanged', backup_files=backups, is_root=is_root,
+                   layout='versioned' if directory is not None else 'files', leftovers_removed=len(leftovers),
                    subject=None, serial=None, not_before=None, not_after=None, sha256_fingerprint=None,
                    key_fingerprint=None, cert_pem=None, chain_pem=None)
     if final_cert is not None:

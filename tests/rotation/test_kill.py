@@ -7,7 +7,9 @@ Victims, in turn: the root rotation playbook (its whole process group, so the mo
 is running dies too), a batch run of mtls_cert (many certificates with new keys, the
 batch commit is where a crash would hurt) and mtls_ca re-keying a scratch intermediate
 (the CA key replacement that must keep a backup). After every kill:
-  - every key and certificate file parses, and every key matches its certificate;
+  - every key and certificate file parses, and every key matches its certificate (for
+    mtls_cert and mtls_ca at once: both switch a pair in one rename; only the playbook's
+    promote may leave a pair for its rerun to repair);
   - every CA key ever seen in this PKI is still present (in place, staged, previous,
     archived or as a backup copy);
 and at the end reruns of the playbook complete the rotation.
@@ -132,11 +134,11 @@ def test_sigkill_never_damages_the_pki(tmp_path):
         assert not lost, 'after kill %d (%s) %d CA key(s) are gone' % (len(victims), victims[-1], len(lost))
         ever_seen |= present
         if mismatches:
-            # mtls_cert's batch switches a certificate and its key in one rename (see
-            # test_batch_commit_keeps_pairs_consistent): never a mismatch there. The single-file
-            # writers (mtls_ca, run by the playbook) replace a pair in two renames: the rerun
-            # must repair what a kill between them left.
-            assert victim != 'mtls_cert', 'a kill of the mtls_cert batch left a mismatched pair: %s' % mismatches
+            # mtls_cert's batch (see test_batch_commit_keeps_pairs_consistent) and mtls_ca (cert and
+            # key in one directory) switch a certificate and its key in one rename of ..data: never
+            # a mismatch there. The playbook's own pair writer (mtls_rotation_state's promote)
+            # replaces a pair in a few renames: the rerun must repair what a kill between them left.
+            assert victim not in ('mtls_cert', 'mtls_ca'), 'a kill of %s left a mismatched pair: %s' % (victim, mismatches)
             interrupted_pairs.append('%s: %s' % (victims[-1], '; '.join(mismatches)))
             _rerun(victim, pki, tmp_path)
             ever_seen |= harness.check_pki(pki)
@@ -166,7 +168,7 @@ def test_sigkill_never_damages_the_pki(tmp_path):
     ever_seen |= final
     print('\nkill test: %d SIGKILLs (seed %d; %d while running, %d after the run had ended) in %.0fs; '
           '%d CA keys tracked, none lost; rotation resumed and completed after kills in each of its 5 phases; '
-          'stale temp files left: %d; pairs caught between two renames of a single-file writer and repaired by the '
+          'stale temp files left: %d; pairs caught between two renames of a playbook writer and repaired by the '
           'rerun: %d %s'
           % (len(victims), SEED, killed_while_running, completed_runs, time.time() - started, len(ever_seen),
              len(harness.stale_temp_files(pki)), len(interrupted_pairs), interrupted_pairs))

@@ -364,3 +364,44 @@ def test_a_directory_without_layout_has_no_version(tmp_path):
     assert files.find_leftovers(str(tmp_path / 'missing')) == []
     shutil.rmtree(str(tmp_path))
     assert files.find_leftovers(str(tmp_path)) == []
+
+
+def test_only_staged_names_are_managed_other_files_and_subdirectories_untouched(tmp_path):
+    (tmp_path / 'other.txt').write_text('other\n')
+    (tmp_path / 'sub').mkdir()
+    (tmp_path / 'sub' / 'x.crt').write_text('x\n')
+    os.symlink('other.txt', str(tmp_path / 'other-link'))
+    for content in (b'one', b'two'):
+        with files.VersionedBatch(str(tmp_path)) as batch:
+            batch.stage(str(tmp_path / 'ca.crt'), content + b' cert', 0o644)
+            batch.stage(str(tmp_path / 'ca.key'), content + b' key', 0o600)
+            batch.commit()
+    assert sorted(os.listdir(str(tmp_path / files.DATA_LINK))) == ['ca.crt', 'ca.key']
+    assert (tmp_path / 'other.txt').read_text() == 'other\n' and not os.path.islink(str(tmp_path / 'other.txt'))
+    assert os.readlink(str(tmp_path / 'other-link')) == 'other.txt'
+    assert os.listdir(str(tmp_path / 'sub')) == ['x.crt']
+    assert files.find_leftovers(str(tmp_path), names=['ca.crt', 'ca.key']) == []
+
+
+def test_remove_versioned_removes_the_name_and_its_version_file(tmp_path):
+    (tmp_path / 'keep.txt').write_text('keep\n')
+    with files.VersionedBatch(str(tmp_path)) as batch:
+        batch.stage(str(tmp_path / 'ca.crt'), b'cert', 0o644)
+        batch.stage(str(tmp_path / 'ca.key'), b'key', 0o600)
+        batch.commit()
+    result = files.remove_versioned(str(tmp_path / 'ca.key'), backup=True, backup_mode=files.KEY_MODE)
+    assert result.changed and open(result.backup_path, 'rb').read() == b'key'
+    assert _mode(result.backup_path) == 0o600
+    assert os.listdir(str(tmp_path / files.DATA_LINK)) == ['ca.crt']
+    assert (tmp_path / 'ca.crt').read_bytes() == b'cert'
+    assert files.remove_versioned(str(tmp_path / 'ca.crt')).changed
+    assert sorted(os.listdir(str(tmp_path))) == sorted(['keep.txt', os.path.basename(result.backup_path)])
+    assert files.remove_versioned(str(tmp_path / 'ca.crt')).changed is False
+    # A plain file is removed as files.remove() does.
+    assert files.remove_versioned(str(tmp_path / 'keep.txt')).changed
+    assert not (tmp_path / 'keep.txt').exists()
+
+
+def test_same_directory(tmp_path):
+    assert files.same_directory([str(tmp_path / 'a'), str(tmp_path / 'b'), None]) == str(tmp_path)
+    assert files.same_directory([str(tmp_path / 'a'), str(tmp_path / 'sub' / 'b')]) is None

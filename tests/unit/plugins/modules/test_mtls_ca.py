@@ -30,12 +30,19 @@ def run(capsys, check_mode=False, diff=True, **args):
 
 
 def snapshot(directory):
-    """{name: (bytes, mode)} of every file - to prove nothing changed."""
+    """{relative path: (bytes, mode) or ('symlink', target)} of everything below - to prove nothing changed."""
     result = {}
-    for name in sorted(os.listdir(str(directory))):
-        path = os.path.join(str(directory), name)
-        with open(path, 'rb') as handle:
-            result[name] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
+    for root, dirs, names in os.walk(str(directory)):
+        for name in sorted(names + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, str(directory))
+            if os.path.islink(path):
+                result[rel] = ('symlink', os.readlink(path))
+                continue
+            with open(path, 'rb') as handle:
+                result[rel] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
+        for name in dirs:
+            result[os.path.relpath(os.path.join(root, name), str(directory)) + '/'] = 'dir'
     return result
 
 
