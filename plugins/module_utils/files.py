@@ -236,7 +236,22 @@ def needs_write(path, content, mode):
     return existing != content or existing_mode != mode
 
 
-class AtomicBatch(object):
+class _Batch(object):
+    """Context manager of the batch writers: an exception inside the block aborts the batch."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+    def abort(self):
+        raise NotImplementedError
+
+
+class AtomicBatch(_Batch):
     """Stage many files, then commit them together.
 
     stage() writes each new content to a temp file (nothing visible changes yet);
@@ -252,14 +267,6 @@ class AtomicBatch(object):
     def in_layout(path):  # pylint: disable=unused-argument
         """Plain files have no layout to check (see VersionedBatch.in_layout)."""
         return True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            self.abort()
-        return False
 
     def stage(self, path, content, mode, backup=False, backup_mode=None, existing=UNREAD, field=None):
         """Queue ``content`` for ``path``; returns False when the file already is exactly that.
@@ -520,7 +527,7 @@ def _link_or_copy(source, target, link=True):
     os.close(descriptor)
 
 
-class VersionedBatch(object):
+class VersionedBatch(_Batch):
     """Files of one directory replaced all at once (kubelet's AtomicWriter layout).
 
     Same interface as AtomicBatch, for paths directly in ``directory``. stage() writes
@@ -543,14 +550,6 @@ class VersionedBatch(object):
         self._backup = {}         # name -> mode of its backup copy
         self._names = []          # every staged name: its visible symlink must exist
         self._linked = set()      # staged names whose visible symlink is already in place
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            self.abort()
-        return False
 
     in_layout = staticmethod(is_versioned_link)
 
