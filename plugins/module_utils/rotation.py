@@ -197,9 +197,10 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False):
     ``source`` and ``dest`` are dicts with ``cert``, ``key`` and optionally ``chain``
     paths. Order matters for a crash at any moment: (1) the replaced CA is written to
     the archive (key 0600) and that copy is checked; (2) the new certificate, key and
-    chain are staged as temporary files and renamed into place back to back, so the
-    window where ``dest`` holds a mismatched pair is a few renames long and a rerun
-    repairs it. Returns a list of the paths that changed (or would).
+    chain are switched in - in one rename when they share a directory (the versioned
+    layout mtls_ca writes, files.VersionedBatch), otherwise renamed back to back, when
+    a rerun repairs what a crash between two renames left. Returns a list of the paths
+    that changed (or would).
     """
     cert_pem, key_pem = _pair_material(source['cert'], source['key'], passphrase, 'promote source')
     chain_pem = files.read_if_exists(source['chain']) if source.get('chain') else None
@@ -218,7 +219,8 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False):
         archive_copy(dest, archive_dir)
     elif old_cert is not None and old_cert != cert_pem:
         archive_copy(dest, archive_dir, key=False)
-    with files.AtomicBatch() as batch:
+    directory = files.same_directory([path for path, _content, _mode in wanted])
+    with (files.VersionedBatch(directory) if directory is not None else files.AtomicBatch()) as batch:
         for path, content, mode in wanted:
             batch.stage(path, content, mode)
         batch.commit()

@@ -116,6 +116,22 @@ def test_promote_archives_the_replaced_key_first(tmp_path):
     assert new_fp
 
 
+def test_promote_switches_certificate_and_key_in_one_rename(tmp_path):
+    old, _old_fp = _ca(tmp_path / 'active', 'Old Root')
+    new, new_fp = _ca(tmp_path / 'next', 'New Root')
+    (tmp_path / 'active' / 'other.txt').write_text('not ours')
+    rot.promote_pair(new, old, str(tmp_path / 'archive'))
+    # Both visible names are symlinks into the one version ..data points to: a crash
+    # shows the old pair or the new pair, never a mix.
+    for path in (old['cert'], old['key']):
+        assert os.path.islink(path) and os.readlink(path).startswith('..data/')
+    key = pki.load_private_key(open(old['key'], 'rb').read(), 'k')
+    cert = pki.load_certificate(open(old['cert'], 'rb').read(), 'c')
+    assert pki.key_matches_certificate(key, cert) and pki.key_fingerprint(key) == new_fp
+    assert (tmp_path / 'active' / 'other.txt').read_text() == 'not ours'
+    assert os.stat(old['key']).st_mode & 0o777 == 0o600
+
+
 def test_promote_refuses_a_mismatched_source(tmp_path):
     active, _unused = _ca(tmp_path / 'active', 'Active')
     first, _unused = _ca(tmp_path / 'x', 'X')
