@@ -247,6 +247,16 @@ def key_type_of(key, field='key'):
     raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ', '.join(KEY_TYPES)))
 
 
+def is_encrypted_pem(pem):
+    """Whether a PEM private key is encrypted (PKCS#8 or the legacy Proc-Type header).
+
+    Looks at the armour only, so it needs no passphrase and never parses key bytes.
+    """
+    if isinstance(pem, str):
+        pem = pem.encode('utf-8')
+    return b'-----BEGIN ENCRYPTED PRIVATE KEY-----' in pem or b'Proc-Type: 4,ENCRYPTED' in pem
+
+
 def private_key_pem(key, passphrase=None):
     """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
     if isinstance(passphrase, str):

@@ -19,10 +19,12 @@ import hashlib
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import (
     PkiError,
     basic_constraints,
+    is_encrypted_pem,
     key_fingerprint,
     key_matches_certificate,
     load_certificates,
     load_private_key,
+    private_key_pem,
     sha256_fingerprint,
     verify_chain,
 )
@@ -106,6 +108,25 @@ class Material(object):
 
     def roles(self):
         return set(self._values)
+
+    def unlock_key(self, passphrase, passphrase_field):
+        """Replace an encrypted key by its unencrypted PKCS#8 form, in memory.
+
+        Consumers read the Secret's key as it is, so it must arrive unencrypted; the file it
+        came from stays encrypted at rest. A plain key is left as it is.
+        """
+        pem = self._values.get("key")
+        if pem is None or not is_encrypted_pem(pem):
+            return
+        field = self.field("key")
+        if not passphrase:
+            raise SecretLayoutError("%s is encrypted; give its passphrase in %s." % (field, passphrase_field),
+                                    field=passphrase_field)
+        try:
+            key = load_private_key(pem, field, passphrase, passphrase_field=passphrase_field)
+        except PkiError as error:
+            raise SecretLayoutError(str(error), field=getattr(error, "field", None) or passphrase_field)
+        self._values["key"] = private_key_pem(key)
 
 
 def check_sources(layout, material):

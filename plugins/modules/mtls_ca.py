@@ -90,6 +90,9 @@ options:
     description:
       - Encrypt the CA private key with this passphrase (best available PKCS#8 encryption), and use it to read an
         existing key.
+      - An existing key that is not encrypted is encrypted with it once (a copy of the plain key is kept as a
+        backup, listed in RV(backup_files)), reported with RV(reason=key_encrypted) when nothing else changed.
+        Delete that backup once the passphrase is known to work.
     type: str
   valid_for:
     description:
@@ -182,6 +185,7 @@ reason:
   description:
     - V(created), V(renewed), V(drift), V(forced) when a certificate was (or would be) written; V(files_updated)
       when only the chain file or a mode was fixed, or plain files were converted to the versioned layout;
+      V(key_encrypted) when only a plain key was encrypted with O(key_passphrase);
       V(unchanged); V(removed) or V(absent) with O(state=absent).
   returned: always
   type: str
@@ -262,13 +266,14 @@ def _read(path, field, required=False):
     return content
 
 
-def _state(cert, key):
+def _state(cert, key, key_encrypted):
     if cert is None:
         return None
     state = {'subject': cert.subject.rfc4514_string(), 'serial': '%X' % cert.serial_number,
              'not_after': pki.iso8601(cert.not_valid_after_utc), 'sha256_fingerprint': pki.sha256_fingerprint(cert)}
     if key is not None:
         state['key_fingerprint'] = pki.key_fingerprint(key)
+        state['key_encrypted'] = key_encrypted
     return state
 
 
@@ -353,10 +358,14 @@ def ensure_ca(module):
     cert_bytes = _read(params['cert_path'], 'cert_path')
     key_bytes = _read(params['key_path'], 'key_path')
     cert = key = None
+    # A plain key with a passphrase given is encrypted in place (same key), once.
+    encrypt_existing_key = bool(key_bytes is not None and params['key_passphrase']
+                                and not pki.is_encrypted_pem(key_bytes))
     if key_bytes is not None:
         # An existing CA key we cannot read is an error, never a reason to make a new one:
         # that would silently orphan every certificate the CA has issued.
-        key = pki.load_private_key(key_bytes, 'key_path', params['key_passphrase'], passphrase_field='key_passphrase')
+        key = pki.load_private_key(key_bytes, 'key_path', None if encrypt_existing_key else params['key_passphrase'],
+                                   passphrase_field='key_passphrase')
     if cert_bytes is not None:
         try:
             cert = pki.load_certificate(cert_bytes, 'cert_path')
@@ -403,6 +412,12 @@ def ensure_ca(module):
             # Replacing an existing CA key always keeps a copy of the old one.
             planned.append((params['key_path'], pki.private_key_pem(new_key, params['key_passphrase']), key_mode,
                             True, params['backup'] or key_bytes is not None))
+        elif encrypt_existing_key:
+            # The plain key is kept as a backup: if the passphrase turns out to be wrong or
+            # lost, that copy is the only way back to the CA.
+            planned.append((params['key_path'], pki.private_key_pem(key, params['key_passphrase']), key_mode,
+                            True, True))
+            reason = reason or 'key_encrypted'
         elif key_bytes is not None and (files.current_mode(params['key_path']) != key_mode
                                         or not batch.in_layout(params['key_path'])):
             # The key stays: only its mode or (same directory) the versioned layout can need fixing.
@@ -435,9 +450,10 @@ def ensure_ca(module):
     if final_key is not None:
         outcome['key_fingerprint'] = pki.key_fingerprint(final_key)
     if module._diff:
-        after = _state(final_cert, final_key) if final_cert is not None else (
+        after = _state(final_cert, final_key, bool(params['key_passphrase'])) if final_cert is not None else (
             '(would be %s)' % reason if reason else None)
-        outcome['diff'] = {'before': _state(cert, key) or {}, 'after': after or {}}
+        before = _state(cert, key, key_bytes is not None and pki.is_encrypted_pem(key_bytes))
+        outcome['diff'] = {'before': before or {}, 'after': after or {}}
     return outcome
 
 

@@ -76,10 +76,20 @@ options:
     description: PEM certificate as a string, instead of O(cert_path).
     type: str
   key_path:
-    description: PEM private key file of the certificate, unencrypted (consumers read it as it is).
+    description:
+      - PEM private key file of the certificate. An encrypted key needs O(key_passphrase).
+      - The Secret always receives the key unencrypted (PKCS#8), because consumers (istiod,
+        cert-manager, SPIRE, ingress controllers) read it as it is.
     type: path
   key_content:
     description: PEM private key as a string, instead of O(key_path).
+    type: str
+  key_passphrase:
+    description:
+      - Passphrase of an encrypted O(key_path) or O(key_content). The key is decrypted in
+        memory only, to be written into the Secret; it is never written to disk unencrypted.
+      - A key that is not encrypted is delivered as it is, so one passphrase can be given for
+        keys that are encrypted in some places and not yet in others (while they are converted).
     type: str
   chain_path:
     description:
@@ -129,6 +139,9 @@ options:
         type: path
       key_content:
         description: As O(key_content).
+        type: str
+      key_passphrase:
+        description: As O(key_passphrase).
         type: str
       chain_path:
         description: As O(chain_path).
@@ -305,7 +318,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts impo
 )
 
 SOURCE_ROLES = ("cert", "key", "chain", "ca", "crl")
-ITEM_KEYS = set(["name", "labels", "annotations", "data"] +
+ITEM_KEYS = set(["name", "labels", "annotations", "data", "key_passphrase"] +
                 ["%s_%s" % (role, kind) for role in SOURCE_ROLES for kind in ("path", "content")])
 
 
@@ -338,6 +351,10 @@ def material_for(item, defaults, prefix):
             material.add(role, read_source(path, where + path_key), where + path_key)
         elif content is not None:
             material.add(role, content.encode("utf-8"), where + content_key)
+    if material.has("key"):
+        own = item.get("key_passphrase") is not None
+        material.unlock_key(item["key_passphrase"] if own else defaults.get("key_passphrase"),
+                            (prefix if own else "") + "key_passphrase")
     data = item.get("data") if item.get("data") is not None else defaults.get("data")
     if data is not None:
         material.add("data", data, (prefix if item.get("data") is not None else "") + "data")
@@ -446,6 +463,7 @@ def source_options():
         cert_content=dict(type="str"),
         key_path=dict(type="path", no_log=False),
         key_content=dict(type="str", no_log=True),
+        key_passphrase=dict(type="str", no_log=True),
         chain_path=dict(type="path"),
         chain_content=dict(type="str"),
         ca_path=dict(type="path"),

@@ -205,3 +205,51 @@ def test_key_mode_drift_is_fixed_without_reissuing(tmp_path, capsys):
     fixed = run(capsys, **root_args(tmp_path))
     assert fixed['changed'] and fixed['serial'] == first['serial']
     assert stat.S_IMODE(os.stat(str(tmp_path / 'root.key')).st_mode) == 0o600
+
+
+def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, capsys):
+    """An intermediate left unencrypted by an older release is encrypted in place: same key,
+    same certificate, a backup of the plain key, then nothing to do."""
+    run(capsys, **root_args(tmp_path))
+    plain_args = inter_args(tmp_path)
+    created = run(capsys, **plain_args)
+    assert created['changed'] is True
+    plain_key = (tmp_path / 'int.key').read_bytes()
+    assert plain_key.startswith(b'-----BEGIN PRIVATE KEY-----')
+    cert_before = (tmp_path / 'int.crt').read_bytes()
+    before = snapshot(tmp_path)
+
+    encrypted_args = inter_args(tmp_path, key_passphrase='intermediate passphrase')
+    predicted = run(capsys, check_mode=True, **encrypted_args)
+    assert predicted['changed'] is True and predicted['reason'] == 'key_encrypted'
+    assert predicted['diff']['before']['key_encrypted'] is False
+    assert predicted['diff']['after']['key_encrypted'] is True
+    assert snapshot(tmp_path) == before
+
+    converted = run(capsys, **encrypted_args)
+    assert converted['changed'] is True and converted['reason'] == 'key_encrypted'
+    new_key = (tmp_path / 'int.key').read_bytes()
+    assert new_key.startswith(b'-----BEGIN ENCRYPTED PRIVATE KEY-----')
+    assert stat.S_IMODE(os.stat(str(tmp_path / 'int.key')).st_mode) == 0o600
+    same = pki.load_private_key(new_key, 'k', 'intermediate passphrase')
+    assert pki.key_fingerprint(same) == created['key_fingerprint'] == converted['key_fingerprint']
+    assert (tmp_path / 'int.crt').read_bytes() == cert_before
+    assert len(converted['backup_files']) == 1
+    with open(converted['backup_files'][0], 'rb') as handle:
+        assert handle.read() == plain_key
+    assert stat.S_IMODE(os.stat(converted['backup_files'][0]).st_mode) == 0o600
+    assert 'PRIVATE KEY' not in json.dumps(converted)
+
+    rerun = run(capsys, **encrypted_args)
+    assert rerun['changed'] is False and rerun['reason'] == 'unchanged'
+    assert (tmp_path / 'int.key').read_bytes() == new_key
+
+
+def test_encrypted_key_with_the_wrong_passphrase_is_never_rewritten(tmp_path, capsys):
+    run(capsys, **root_args(tmp_path))
+    run(capsys, **inter_args(tmp_path, key_passphrase='intermediate passphrase'))
+    before = snapshot(tmp_path)
+    failed = run(capsys, **inter_args(tmp_path, key_passphrase='another passphrase'))
+    assert failed['failed'] is True and failed['field'] == 'key_passphrase'
+    assert 'cannot be decrypted with the given passphrase (key_passphrase)' in failed['msg']
+    assert snapshot(tmp_path) == before

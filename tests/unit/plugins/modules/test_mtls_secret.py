@@ -127,3 +127,34 @@ def test_unreachable_server_after_valid_input(capsys, files):
                         ca_path=str(files / "ca.crt"), host="http://127.0.0.1:%d" % port)
     assert result["msg"].startswith("cannot reach the Kubernetes API server at "
                                     "http://127.0.0.1:%d" % port)
+
+
+def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tmp_path):
+    key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
+    encrypted = tmp_path / "ca.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"unit intermediate pass")))
+    args = dict(name="cacerts", namespace="istio-system", layout="istio_cacerts",
+                cert_path=str(files / "ca.crt"), key_path=str(encrypted), ca_path=str(files / "ca.crt"))
+    missing = run_module(capsys, **args)
+    assert missing["failed"] is True and missing["changed"] is False
+    assert missing["msg"] == "key_path is encrypted; give its passphrase in key_passphrase."
+    wrong = run_module(capsys, key_passphrase="not the passphrase", **args)
+    assert wrong["msg"].startswith("key_path cannot be decrypted with the given passphrase (key_passphrase)")
+    assert "not the passphrase" not in json.dumps(wrong)
+    # With the passphrase the material is accepted: the call only fails on the (closed) API port.
+    port = _closed_port()
+    right = run_module(capsys, key_passphrase="unit intermediate pass", host="http://127.0.0.1:%d" % port, **args)
+    assert right["msg"].startswith("cannot reach the Kubernetes API server at http://127.0.0.1:%d" % port)
+
+
+def test_item_key_passphrase_wins_over_the_top_level_one(capsys, files, tmp_path):
+    key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
+    encrypted = tmp_path / "item.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"item passphrase")))
+    result = run_module(capsys, secrets=[{"name": "a", "cert_path": str(files / "ca.crt"),
+                                          "key_path": str(encrypted), "key_passphrase": "wrong top"}],
+                        namespace="shop", layout="tls", key_passphrase="also wrong")
+    assert result["msg"].startswith("secrets[0].key_path cannot be decrypted with the given passphrase "
+                                    "(secrets[0].key_passphrase)")
