@@ -19,14 +19,25 @@ import tempfile
 import threading
 import time
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE_PLAYBOOK = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
-# The published demo passphrase of inventories/local (not a secret): the root keys of
-# the test PKI are encrypted with it.
-DEMO_PASSPHRASE = b'demo-only-local-root-passphrase'
+
+
+def _demo_passphrases():
+    # The published demo passphrases of inventories/local (not secrets), read from the
+    # inventory rather than repeated here, so that no copy of them ships in a built
+    # collection: the root and intermediate keys of the test PKI are encrypted with them.
+    with open(os.path.join(REPO, 'inventories', 'local', 'group_vars', 'all', 'pki.yml')) as handle:
+        values = yaml.safe_load(handle)
+    return (values['mtls_root_key_passphrase'].encode('utf-8'),
+            values['mtls_intermediate_key_passphrase'].encode('utf-8'))
+
+
+DEMO_PASSPHRASE, DEMO_INTERMEDIATE_PASSPHRASE = _demo_passphrases()
 NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 
 
@@ -80,11 +91,11 @@ def _read(path):
 
 
 def load_key(path):
-    """The private key of ``path`` (the root key is encrypted with the demo passphrase)."""
+    """The private key of ``path`` (CA keys are encrypted with the demo passphrases)."""
     pem = _read(path)
     if not pem.strip():
         raise AssertionError('%s is empty (truncated)' % path)
-    for passphrase in (None, DEMO_PASSPHRASE):
+    for passphrase in (None, DEMO_PASSPHRASE, DEMO_INTERMEDIATE_PASSPHRASE):
         try:
             return serialization.load_pem_private_key(pem, password=passphrase)
         except (TypeError, ValueError):
@@ -395,4 +406,13 @@ def key_needles(pki_dir):
                 needles[line] = path
         whole = base64.b64encode(raw).decode('ascii')
         needles[whole[60:100]] = path + ' (base64 of the file)'
+        if b'ENCRYPTED' in raw:
+            # Delivery decrypts CA keys in memory: the plain form must not show either,
+            # neither as PEM lines nor base64-encoded as in a Secret's data.
+            plain = load_key(path).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption())
+            for line in plain.decode('ascii').splitlines():
+                if not line.startswith('-----') and len(line) >= 16:
+                    needles[line] = path + ' (decrypted)'
+            needles[base64.b64encode(plain).decode('ascii')[60:100]] = path + ' (decrypted, base64)'
     return needles

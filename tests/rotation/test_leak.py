@@ -27,6 +27,7 @@ def _verbose_run(playbook, pki, log, *extra, timeout=300):
     needles = dict(before)
     needles.update(harness.key_needles(pki))
     needles[harness.DEMO_PASSPHRASE.decode()] = 'the root key passphrase'
+    needles[harness.DEMO_INTERMEDIATE_PASSPHRASE.decode()] = 'the intermediate key passphrase'
     return output, needles
 
 
