@@ -38,6 +38,10 @@ def _demo_passphrases():
 
 
 DEMO_PASSPHRASE, DEMO_INTERMEDIATE_PASSPHRASE = _demo_passphrases()
+# The default mtls_pki_dir of inventories/local (what `make run` converges): the per-user
+# data directory, outside the checkout.
+LOCAL_PKI_DIR = os.path.join(os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share'),
+                             'zerotrust-mtls', 'pki')
 NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 
 

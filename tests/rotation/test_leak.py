@@ -63,7 +63,7 @@ def test_site_playbook_prints_no_key_bytes(tmp_path):
     if not os.path.exists(site) or not kubeconfig:
         pytest.skip('site.yml is not in the tree yet or the local control plane is not running '
                     '(MTLS_KUBECONFIG unset); run tests/rotation/run.sh with the cluster up')
-    pki = os.path.realpath(os.path.join(harness.REPO, '.pki'))
+    pki = os.path.realpath(harness.LOCAL_PKI_DIR)
     # site.yml converges every role: give it longer than one rotation playbook.
     output, needles = _verbose_run('site.yml', pki, str(tmp_path / 'site.log'), timeout=1200)
     assert needles, 'site.yml left no key under %s to search for' % pki
