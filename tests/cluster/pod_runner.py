@@ -180,6 +180,7 @@ class Consumer:
     rewrite_config: Callable[[str, Context], str] | None = None
     extra_env: Callable[[Context], dict[str, str]] = lambda ctx: {}
     program: Callable[[], list[str]] | None = None  # for programs that are not cached binaries
+    bin_names: tuple[str, ...] = ()            # build-consumers.sh names to try (default: name)
 
 
 def _hcl_set_plugin_option(text: str, plugin_header: str, line: str) -> str:
@@ -232,7 +233,7 @@ CONSUMERS: tuple[Consumer, ...] = (
         # The controller's metrics and healthz default to 0.0.0.0; it has --kubeconfig.
         extra_args=lambda ctx: [f"--kubeconfig={ctx.kubeconfig}",
                                 f"--metrics-listen-address={ctx.pod_ip}:9402",
-                                f"--healthz-listen-address={ctx.pod_ip}:9403"],
+                                f"--internal-healthz-listen-address={ctx.pod_ip}:9403"],
     ),
     Consumer(
         name="trust-manager",
@@ -243,6 +244,7 @@ CONSUMERS: tuple[Consumer, ...] = (
     ),
     Consumer(
         name="istiod",
+        bin_names=("istiod", "pilot-discovery"),
         images=("pilot",),
         entrypoint=(),
         own_commands=("/usr/local/bin/pilot-discovery", "pilot-discovery"),
@@ -297,6 +299,9 @@ _BINARY_CACHE: dict[str, tuple[float, str | None, str]] = {}
 
 def consumer_binary(consumer: Consumer) -> tuple[str | None, str]:
     """(path, reason): the cached binary from build-consumers.sh --print-bin NAME."""
+    override = os.environ.get("MTLS_POD_RUNNER_BIN_" + consumer.name.upper().replace("-", "_"))
+    if override:  # a binary of your own (development); the default is the build cache
+        return (override, "") if os.access(override, os.X_OK) else (None, f"{override} is not executable")
     cached = _BINARY_CACHE.get(consumer.name)
     if cached and (cached[1] or time.monotonic() - cached[0] < 30):
         return cached[1], cached[2]
@@ -306,12 +311,13 @@ def consumer_binary(consumer: Consumer) -> tuple[str | None, str]:
         reason = f"{script} does not exist yet"
     else:
         try:
-            result = subprocess.run([str(script), "--print-bin", consumer.name], capture_output=True,
-                                    text=True, timeout=30)
-            candidate = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-            if result.returncode == 0 and candidate and os.access(candidate, os.X_OK):
-                path = candidate
-            else:
+            for name in consumer.bin_names or (consumer.name,):
+                result = subprocess.run([str(script), "--print-bin", name], capture_output=True,
+                                        text=True, timeout=30)
+                candidate = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+                if result.returncode == 0 and candidate and os.access(candidate, os.X_OK):
+                    path, reason = candidate, ""
+                    break
                 reason = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
         except (OSError, subprocess.TimeoutExpired) as error:
             reason = str(error)
@@ -961,7 +967,9 @@ class Supervisor:
         process_env.update({k: ctx.translate(v) for k, v in env.items()})
         process_env.update(consumer.extra_env(ctx))
         entry.argv = argv
-        entry.probe = container.get("readinessProbe")
+        # Without a readinessProbe kubelet calls a started container ready; the liveness
+        # probe is the better signal that the program is up, so it stands in here.
+        entry.probe = container.get("readinessProbe") or container.get("livenessProbe")
         entry.ports = {p["name"]: p["containerPort"] for p in container.get("ports") or [] if p.get("name")}
         (entry.pod_dir / f"{entry.container_name}.cmd.json").write_text(json.dumps(
             {"argv": argv, "cwd": str(ctx.root), "env": process_env}, indent=1))

@@ -1,0 +1,3 @@
+module zerotrust.mtls/tests/cluster/x509verify
+
+go 1.22
