@@ -1,0 +1,442 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) zerotrust.mtls maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Certificate revocation lists signed by our CAs: parse, decide, build, summarise.
+
+Pure helpers for mtls_crl, mtls_cert_info, mtls_secret and the playbooks: no
+AnsibleModule here. The CA is loaded with pki.load_issuer (same checks, passphrase
+handling and messages as for issuing certificates); every failure is a pki.PkiError
+whose message is one sentence naming the option and the fix.
+
+Decisions worth knowing:
+  * The CRL number only ever grows: a new CRL takes the number of the CRL it replaces
+    plus one, even when that CRL was signed by another CA (after a rotation), because
+    relying parties that cached the old one compare numbers (RFC 5280 5.2.3).
+  * thisUpdate starts CLOCK_SKEW_ALLOWANCE in the past, as certificates do, so a peer
+    whose clock is a little behind does not see a CRL that is "not yet valid".
+  * A revocation keeps the date and reason it was first listed with unless the caller
+    gives others, so re-running the same request never moves a date (idempotence).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import hashlib
+import re
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import PkiError
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # pragma: no cover - pki.HAS_CRYPTOGRAPHY is reported by the modules
+    x509 = None
+
+DEFAULT_VALID_FOR = '7d'
+
+# Option value -> RFC 5280 reason. 'remove_from_crl' is left out on purpose: it is only
+# meaningful in delta CRLs, which we do not issue.
+REASON_NAMES = (
+    'unspecified', 'key_compromise', 'ca_compromise', 'affiliation_changed', 'superseded',
+    'cessation_of_operation', 'certificate_hold', 'privilege_withdrawn', 'aa_compromise',
+)
+
+# Why a CRL is (re)written, in the order they are checked.
+REGENERATE_REASONS = ('created', 'issuer_changed', 'revoked_changed', 'expired', 'renewal_due',
+                      'validity_changed')
+
+_HEX_SERIAL = re.compile(r'^(?:0x)?[0-9a-f]+$')
+# A CRL is compared at one-second precision: that is what its UTCTime/GeneralizedTime holds.
+_ONE_SECOND = datetime.timedelta(seconds=1)
+
+
+def _reason_flags():
+    return {
+        'unspecified': x509.ReasonFlags.unspecified,
+        'key_compromise': x509.ReasonFlags.key_compromise,
+        'ca_compromise': x509.ReasonFlags.ca_compromise,
+        'affiliation_changed': x509.ReasonFlags.affiliation_changed,
+        'superseded': x509.ReasonFlags.superseded,
+        'cessation_of_operation': x509.ReasonFlags.cessation_of_operation,
+        'certificate_hold': x509.ReasonFlags.certificate_hold,
+        'privilege_withdrawn': x509.ReasonFlags.privilege_withdrawn,
+        'aa_compromise': x509.ReasonFlags.aa_compromise,
+    }
+
+
+def _reason_name(flag):
+    for name, value in _reason_flags().items():
+        if value == flag:
+            return name
+    return 'unspecified'
+
+
+def _seconds(value):
+    """UTC, whole seconds: what an X.509 time field can hold."""
+    return pki._aware(value).astimezone(datetime.timezone.utc).replace(microsecond=0)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def parse_serial(value, field):
+    """An integer serial from an int (its value) or a hex string ('4F:1A...', '0x4f1a', '4F1A')."""
+    if isinstance(value, bool):
+        raise PkiError(field, "%s must be a certificate serial number (hex string such as '4F:1A:9C' or an "
+                              "integer), got %r." % (field, value))
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        compact = value.strip().lower().replace(':', '').replace(' ', '')
+        if not compact or not _HEX_SERIAL.match(compact):
+            raise PkiError(field, "%s must be a certificate serial number in hex (as mtls_cert returns it, "
+                                  "colons allowed), got %r." % (field, value))
+        number = int(compact[2:] if compact.startswith('0x') else compact, 16)
+    else:
+        raise PkiError(field, "%s must be a certificate serial number (hex string or integer), got %r." % (field, value))
+    # RFC 5280 4.1.2.2: positive, at most 20 octets.
+    if number <= 0 or number.bit_length() > 160:
+        raise PkiError(field, "%s %r is not a valid serial number (it must be positive and at most 20 bytes); "
+                              "copy the serial from the certificate." % (field, value))
+    return number
+
+
+def parse_reason(value, field):
+    if value is None:
+        return None
+    normal = re.sub(r'(?<!^)(?=[A-Z])', '_', str(value)).lower().replace('-', '_') if isinstance(value, str) else value
+    if normal not in REASON_NAMES:
+        raise PkiError(field, "%s must be one of %s, got %r." % (field, ', '.join(REASON_NAMES), value))
+    return normal
+
+
+def parse_date(value, field, now):
+    """An aware UTC datetime from ISO 8601 ('2026-11-22T15:00:00Z', '2026-11-22'); not in the future."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        when = value
+    elif isinstance(value, datetime.date):
+        when = datetime.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith(('Z', 'z')):
+            text = text[:-1] + '+00:00'
+        try:
+            when = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise PkiError(field, "%s must be an ISO 8601 date or time such as '2026-11-22T15:00:00Z', got %r."
+                           % (field, value))
+    else:
+        raise PkiError(field, "%s must be an ISO 8601 date or time such as '2026-11-22T15:00:00Z', got %r."
+                       % (field, value))
+    when = _seconds(when)
+    if when > _aware_now(now) + pki.CLOCK_SKEW_ALLOWANCE:
+        raise PkiError(field, "%s %s is in the future; give the time the certificate was (or is) revoked, or "
+                              "leave it out for now." % (field, pki.iso8601(when)))
+    return when
+
+
+def _aware_now(now):
+    return pki._aware(now)
+
+
+class Revocation(object):
+    """One wanted CRL entry. reason/date None = keep what the CRL has, else the default."""
+
+    __slots__ = ('serial', 'reason', 'revocation_date', 'field')
+
+    def __init__(self, serial, reason, revocation_date, field):
+        self.serial = serial
+        self.reason = reason
+        self.revocation_date = revocation_date
+        self.field = field
+
+
+def check_issued(cert, issuer, field):
+    """Refuse a certificate this CA did not sign (name, key identifier and signature)."""
+    if not pki.issued_by(cert, issuer) or not pki._signed_by(cert, issuer.cert):
+        raise PkiError(field, "%s (%s, issued by %s) was not issued by the CA in ca_cert_path (%s); revoke it in "
+                              "the CRL of the CA that issued it." % (
+                                  field, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
+                                  issuer.subject.rfc4514_string()))
+
+
+def parse_revoked(entries, issuer, now, read_cert):
+    """Validated Revocation objects for the ``revoked`` option.
+
+    ``read_cert(path, field)`` returns the PEM bytes of a cert_path entry. Duplicate
+    serials (whether given directly or through cert_path) are refused.
+    """
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise PkiError('revoked', "revoked must be a list of {serial | cert_path, reason, revocation_date}, got %r."
+                       % (type(entries).__name__,))
+    wanted = []
+    seen = {}
+    for index, entry in enumerate(entries):
+        prefix = 'revoked[%d]' % index
+        if not isinstance(entry, dict):
+            raise PkiError(prefix, "%s must be a dictionary with serial or cert_path, got %r." % (prefix, entry))
+        unknown = sorted(set(entry) - set(('serial', 'cert_path', 'reason', 'revocation_date')))
+        if unknown:
+            raise PkiError(prefix, "%s has unknown keys (%s); use serial or cert_path, reason and revocation_date."
+                           % (prefix, ', '.join(unknown)))
+        serial_value, cert_path = entry.get('serial'), entry.get('cert_path')
+        if (serial_value is None) == (cert_path is None):
+            raise PkiError(prefix, "%s needs exactly one of serial and cert_path; give one of them." % prefix)
+        if cert_path is not None:
+            field = prefix + '.cert_path'
+            cert = pki.load_certificate(read_cert(cert_path, field), field)
+            check_issued(cert, issuer, field)
+            serial = cert.serial_number
+        else:
+            field = prefix + '.serial'
+            serial = parse_serial(serial_value, field)
+        if serial in seen:
+            raise PkiError(field, "%s revokes serial %X, which %s already lists; list each certificate once."
+                           % (field, serial, seen[serial]))
+        seen[serial] = field
+        wanted.append(Revocation(serial, parse_reason(entry.get('reason'), prefix + '.reason'),
+                                 parse_date(entry.get('revocation_date'), prefix + '.revocation_date', now), field))
+    return wanted
+
+
+def check_crl_signer(issuer, cert_field='ca_cert_path'):
+    """A CA whose keyUsage leaves out cRLSign may not sign CRLs (pki.check_issuer did the rest)."""
+    try:
+        usage = issuer.cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.crl_sign:
+        raise PkiError(cert_field, "%s may not sign CRLs (keyUsage cRLSign missing); point it at a CA issued with "
+                                   "cRLSign (mtls_ca sets it)." % cert_field)
+
+
+def load_signer(cert_pem, key_pem, passphrase, now=None):
+    """The CA that signs the CRL, validated: a CA, not expired, key matching, cRLSign."""
+    issuer = pki.load_issuer(cert_pem, key_pem, 'ca_cert_path', 'ca_key_path', passphrase=passphrase, now=now,
+                             passphrase_field='ca_key_passphrase')
+    check_crl_signer(issuer)
+    return issuer
+
+
+# --------------------------------------------------------------------------- CRLs
+
+def load_crl(data, field):
+    """A CRL from PEM (or DER) bytes; PkiError naming ``field`` otherwise."""
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    if not data:
+        raise PkiError(field, "%s is empty; give a PEM certificate revocation list." % field)
+    try:
+        if b'-----BEGIN X509 CRL-----' in data:
+            return x509.load_pem_x509_crl(data)
+        if b'-----BEGIN' in data:
+            raise ValueError('not a CRL block')
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise PkiError(field, "%s is not a certificate revocation list ('-----BEGIN X509 CRL-----'); give a PEM CRL."
+                       % field)
+
+
+def crl_number(crl):
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None
+
+
+def signed_by(crl, ca_cert):
+    """Whether ``crl`` carries ``ca_cert``'s name and a valid signature of its key."""
+    if crl.issuer != ca_cert.subject:
+        return False
+    try:
+        return crl.is_signature_valid(ca_cert.public_key())
+    except (TypeError, ValueError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+
+
+def entries_of(crl):
+    """{serial: (reason name, revocation date)} of a CRL."""
+    result = {}
+    for revoked in crl:
+        result.update(_entry(revoked))
+    return result
+
+
+def next_update_of(crl):
+    return crl.next_update_utc
+
+
+def desired_entries(wanted, existing, crl_mode, now):
+    """{serial: (reason, date)} the new CRL should list.
+
+    ``existing`` is entries_of() the current CRL of this CA ({} when there is none).
+    With crl_mode 'update' the existing entries stay and ``wanted`` is added; with
+    'generate' the CRL lists exactly ``wanted``.
+    """
+    now = _seconds(now)
+    result = dict(existing) if crl_mode == 'update' else {}
+    for revocation in wanted:
+        old_reason, old_date = existing.get(revocation.serial, (None, None))
+        reason = revocation.reason or old_reason or 'unspecified'
+        date = revocation.revocation_date or old_date or now
+        result[revocation.serial] = (reason, date)
+    return result
+
+
+def renewal_window(valid_for, renew_before):
+    """How long before nextUpdate a CRL is re-signed: ``renew_before`` or a third of valid_for."""
+    if renew_before is None:
+        return valid_for / 3
+    kind, value = renew_before
+    if kind == 'percent':
+        return valid_for * value
+    return value
+
+
+def regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now):
+    """The first REGENERATE_REASONS entry that applies, or None when the CRL stays.
+
+    ``existing`` is the current CRL (None when missing); ``existing_signed`` whether the
+    signing CA signed it; ``renew_before`` what pki.parse_renew_before returned.
+    """
+    if existing is None:
+        return 'created'
+    if not existing_signed:
+        return 'issuer_changed'
+    if entries_of(existing) != desired:
+        return 'revoked_changed'
+    now = pki._aware(now)
+    next_update = next_update_of(existing)
+    if next_update is None or next_update <= now:
+        return 'expired'
+    if now >= next_update - renewal_window(valid_for, renew_before):
+        return 'renewal_due'
+    lifetime = next_update - existing.last_update_utc
+    # The existing thisUpdate was backdated by the skew allowance when we made it.
+    if abs(lifetime - (valid_for + pki.CLOCK_SKEW_ALLOWANCE)) > _ONE_SECOND and abs(lifetime - valid_for) > _ONE_SECOND:
+        return 'validity_changed'
+    return None
+
+
+def plan_dates(issuer, valid_for, now):
+    """(this_update, next_update) of a CRL made now; nextUpdate never beyond the CA's expiry.
+
+    Clamping rather than refusing: a CA about to expire must still be able to revoke.
+    """
+    now = _seconds(now)
+    this_update = now - pki.CLOCK_SKEW_ALLOWANCE
+    next_update = min(now + valid_for, _seconds(issuer.not_after))
+    return this_update, next_update
+
+
+def build_crl(issuer, desired, number, this_update, next_update):
+    """Sign a CRL listing ``desired`` ({serial: (reason, date)}) with CRL number ``number``."""
+    flags = _reason_flags()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(issuer.authority_key_identifier, critical=False)
+    )
+    for serial in sorted(desired):
+        reason, date = desired[serial]
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(date)
+        # RFC 5280 5.3.1: the reasonCode 'unspecified' SHOULD be absent.
+        if reason != 'unspecified':
+            revoked = revoked.add_extension(x509.CRLReason(flags[reason]), critical=False)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(issuer.key, issuer.hash_algorithm)
+
+
+def crl_pem(crl):
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def crl_fingerprint(crl):
+    """'AB:CD:...' SHA-256 of the CRL DER, like certificate fingerprints."""
+    return ':'.join('%02X' % b for b in hashlib.sha256(crl.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def serial_hex(serial):
+    return '%X' % serial
+
+
+def describe_entries(desired):
+    """[{serial, reason, revocation_date}] sorted by serial: what diffs and returns show."""
+    return [{'serial': serial_hex(serial), 'reason': desired[serial][0],
+             'revocation_date': pki.iso8601(desired[serial][1])} for serial in sorted(desired)]
+
+
+def crl_state(number, this_update, next_update, issuer_name, desired):
+    """What the diff shows of a CRL: numbers, dates, serials - public data only."""
+    return {
+        'issuer': issuer_name,
+        'crl_number': number,
+        'this_update': pki.iso8601(this_update) if this_update else None,
+        'next_update': pki.iso8601(next_update) if next_update else None,
+        'revoked': describe_entries(desired),
+    }
+
+
+def summary(crl, now=None, issuer_certs=None, refresh_before=None):
+    """Everything a user wants to see about a CRL, as plain data.
+
+    ``issuer_certs``: candidate CA certificates; ``signature_valid`` says whether one of
+    them signed it (None when none were given). ``stale`` means nextUpdate has passed:
+    relying parties that check it (nginx, OpenSSL) refuse every certificate of that CA.
+    """
+    now = pki._aware(now)
+    next_update = next_update_of(crl)
+    seconds_left = int((next_update - now).total_seconds()) if next_update else None
+    signature_valid = None
+    if issuer_certs:
+        signature_valid = any(signed_by(crl, cert) for cert in issuer_certs)
+    refresh_due = None
+    if next_update is not None:
+        lifetime = next_update - crl.last_update_utc
+        window = renewal_window(lifetime, refresh_before) if refresh_before is not None else lifetime / 3
+        refresh_due = now >= next_update - window
+    entries = entries_of(crl)
+    return {
+        'issuer': crl.issuer.rfc4514_string(),
+        'crl_number': crl_number(crl),
+        'this_update': pki.iso8601(crl.last_update_utc),
+        'next_update': pki.iso8601(next_update) if next_update else None,
+        'seconds_left': seconds_left,
+        'stale': next_update is None or next_update <= now,
+        'refresh_due': refresh_due,
+        'signature_valid': signature_valid,
+        'revoked': [serial_hex(serial) for serial in sorted(entries)],
+        'revoked_entries': describe_entries(entries),
+        'sha256_fingerprint': crl_fingerprint(crl),
+    }
+
+
+def revocation_of(crl, cert):
+    """The CRL entry revoking ``cert`` as {serial, reason, revocation_date}, or None.
+
+    Only a CRL of the certificate's own issuer can revoke it: serials are unique per CA.
+    """
+    if crl.issuer != cert.issuer:
+        return None
+    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if revoked is None:
+        return None
+    return describe_entries(_entry(revoked))[0]
+
+
+def _entry(revoked):
+    try:
+        reason = _reason_name(revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason)
+    except x509.ExtensionNotFound:
+        reason = 'unspecified'
+    return {revoked.serial_number: (reason, _seconds(revoked.revocation_date_utc))}
