@@ -244,6 +244,20 @@ def load_crl(data, field):
                        % field)
 
 
+_PEM_CRL = re.compile(br'-----BEGIN X509 CRL-----.+?-----END X509 CRL-----', re.S)
+
+
+def load_crls(data, field):
+    """Every CRL of a PEM blob, in order (an edge bundle holds one per CA of the chain)."""
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    blocks = _PEM_CRL.findall(data or b'')
+    if not blocks:
+        return [load_crl(data, field)]
+    return [load_crl(block, '%s (CRL %d)' % (field, index + 1) if len(blocks) > 1 else field)
+            for index, block in enumerate(blocks)]
+
+
 def crl_number(crl):
     try:
         return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number

@@ -17,6 +17,10 @@ description:
     returns, for each certificate, its
     subject, issuer, SANs, validity, days left, whether it is due for renewal, and - when a trust bundle is given -
     whether its chain verifies.
+  - Reads certificate revocation lists too (O(crl_paths), O(crl_content), and the C(ca.crl) / C(ca-crl.pem) keys of the
+    Secret) and returns, for each CRL, its issuer, CRL number, dates, revoked serials, whether it is stale (past its
+    nextUpdate) and whether its signature verifies against a CA given to the module; for each certificate, whether a
+    CRL of its issuer revokes it (RV(certificates[].revoked)).
   - A source may hold several certificates (a chain or fullchain file). Each certificate is reported; the
     certificates that follow it in the same source (and O(chain_path)) serve as intermediates when it is verified.
   - Never changes anything; private keys are never decoded, not even those stored in the same Secret.
@@ -56,7 +60,9 @@ options:
       - Data keys of the Secret to read, for example V(tls.crt) or V(root-cert.pem).
       - By default every key whose name ends in C(.crt), C(.pem) or C(.cert) and does not contain C(key) - so
         C(tls.crt), C(ca.crt), C(ca-cert.pem), C(cert-chain.pem), C(root-cert.pem), but never C(tls.key) or
-        C(ca-key.pem).
+        C(ca-key.pem) - plus the CRL keys (names ending in C(.crl) or containing C(crl), such as C(ca.crl) and
+        C(ca-crl.pem)), read as CRLs.
+      - A key named here whose name contains C(crl) is read as a CRL.
     type: list
     elements: str
     default: []
@@ -68,6 +74,15 @@ options:
     type: path
   trust_bundle_content:
     description: Trusted root certificates as PEM text; combined with O(trust_bundle_path) when both are given.
+    type: str
+  crl_paths:
+    description:
+      - CRL files (PEM; a file may hold several CRLs, one per CA, as an edge bundle's C(ca.crl) does).
+    type: list
+    elements: path
+    default: []
+  crl_content:
+    description: PEM text holding one or more CRLs.
     type: str
   renew_before:
     description:
@@ -104,6 +119,15 @@ EXAMPLES = r'''
     secret_namespace: istio-system
     kubeconfig: ~/.kube/config
   register: mesh_ca
+
+- name: Is the leaked client certificate revoked, and is the CRL fresh?
+  zerotrust.mtls.mtls_cert_info:
+    paths: [/etc/pki/mtls/clients/ci-runner.crt]
+    crl_paths: [/etc/pki/mtls/clusters/prod-eu1/ca.crl]
+    trust_bundle_path: /etc/pki/mtls/root/ca.crt
+    chain_path: /etc/pki/mtls/clusters/prod-eu1/ca.crt
+  register: revocation
+  failed_when: not revocation.certificates[0].revoked or revocation.crls[0].stale
 
 - name: Inspect PEM held in a variable
   zerotrust.mtls.mtls_cert_info:
@@ -189,6 +213,62 @@ certificates:
     chain_error:
       description: Why it does not verify, or null.
       type: str
+    revoked:
+      description:
+        - Whether a CRL of the certificate's issuer lists its serial; null when no CRL of that issuer was given.
+        - A CRL whose signature does not verify against a CA given to the module (O(trust_bundle_path),
+          O(chain_path), or the inspected certificates) is not used; one whose issuer certificate was not given is.
+      type: bool
+    revocation:
+      description: The CRL entry (C(serial), C(reason), C(revocation_date)) when RV(certificates[].revoked) is true.
+      type: dict
+crls:
+  description: One entry per CRL found, in source order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The file path, C(crl_content), or C(secret/<namespace>/<name>/<key>).
+      type: str
+    index:
+      description: Position of the CRL within its source.
+      type: int
+    issuer:
+      description: Issuer, RFC 4514.
+      type: str
+    crl_number:
+      description: The CRL number, or null when the CRL has none.
+      type: int
+    this_update:
+      description: thisUpdate, ISO 8601 UTC.
+      type: str
+    next_update:
+      description: nextUpdate, ISO 8601 UTC (null when absent).
+      type: str
+    seconds_left:
+      description: Seconds until nextUpdate (negative once stale).
+      type: int
+    stale:
+      description: Whether nextUpdate has passed - relying parties that check CRLs then refuse every certificate of the CA.
+      type: bool
+    refresh_due:
+      description: Whether less than a third of the CRL's lifetime is left (M(zerotrust.mtls.mtls_crl) re-signs it then).
+      type: bool
+    signature_valid:
+      description: Whether a CA certificate given to the module signed it; null when none has the CRL's issuer name.
+      type: bool
+    revoked:
+      description: Revoked serials, uppercase hex.
+      type: list
+      elements: str
+    revoked_entries:
+      description: Revoked entries with C(serial), C(reason) and C(revocation_date).
+      type: list
+      elements: dict
+    sha256_fingerprint:
+      description: SHA-256 of the CRL (DER), uppercase colon-separated hex.
+      type: str
 all_chains_valid:
   description: Whether every certificate verified; null when no trust bundle was given.
   returned: always
@@ -201,19 +281,28 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 
 
-def default_secret_key(name):
-    """Certificate-looking data keys; anything that may hold a private key is left alone."""
+def is_crl_key(name):
+    """ca.crl (ingress-nginx), ca-crl.pem (Istio cacerts): read as CRLs, never as certificates."""
     lowered = name.lower()
-    return lowered.endswith(('.crt', '.pem', '.cert')) and 'key' not in lowered
+    return lowered.endswith('.crl') or 'crl' in lowered
+
+
+def default_secret_key(name):
+    """Certificate- or CRL-looking data keys; anything that may hold a private key is left alone."""
+    lowered = name.lower()
+    if 'key' in lowered:
+        return False
+    return lowered.endswith(('.crt', '.pem', '.cert')) or is_crl_key(name)
 
 
 def secret_sources(params):
-    """[(source label, certificates)] from the Secret named in the parameters."""
+    """([(source label, certificates)], [(source label, CRLs)]) from the Secret named in the parameters."""
     name, namespace = params['secret_name'], params['secret_namespace']
     kube.validate_object_name(name, 'secret_name')
     kube.validate_namespace_name(namespace, 'secret_namespace')
@@ -230,7 +319,7 @@ def secret_sources(params):
     if not wanted:
         raise pki.PkiError('secret_keys', "secret_keys: Secret %s/%s has no certificate-looking keys (%s); name the "
                                           "keys to read in secret_keys." % (namespace, name, ', '.join(sorted(data)) or 'no data'))
-    sources = []
+    sources, crl_sources = [], []
     for key in wanted:
         field = 'secret_keys'
         if key not in data:
@@ -243,11 +332,14 @@ def secret_sources(params):
                                % (key, namespace, name))
         label = 'secret/%s/%s/%s' % (namespace, name, key)
         try:
+            if is_crl_key(key):
+                crl_sources.append((label, crl_utils.load_crls(pem, 'secret_keys entry %r' % key)))
+                continue
             certs = pki.load_certificates(pem, 'secret_keys entry %r' % key)
         except pki.PkiError as exc:
             raise pki.PkiError(field, str(exc))
         sources.append((label, certs))
-    return sources
+    return sources, crl_sources
 
 
 def _read_required(path, field):
@@ -282,10 +374,38 @@ def describe(cert, now, renew_before, intermediates, roots):
     return summary
 
 
+def usable_crls(crls):
+    """{issuer name: [CRL]} of the CRLs that may decide revocation.
+
+    A CRL whose issuer certificate we have must carry its signature (a forged CRL that
+    "un-revokes" nothing is harmless, but a forged one listing a healthy certificate would
+    be a false alarm); without that certificate it is taken as given.
+    """
+    by_issuer = {}
+    for crl, summary in crls:
+        if summary['signature_valid'] is False:
+            continue
+        by_issuer.setdefault(crl.issuer, []).append(crl)
+    return by_issuer
+
+
+def revocation_status(cert, by_issuer):
+    crls = by_issuer.get(cert.issuer)
+    if not crls:
+        return None, None
+    for crl in crls:
+        entry = crl_utils.revocation_of(crl, cert)
+        if entry is not None:
+            return True, entry
+    return False, None
+
+
 def run_module(module):
     params = module.params
-    if not params['paths'] and not params['content'] and not params['secret_name']:
-        raise pki.PkiError('paths', "paths, content or secret_name is required; give certificates to inspect.")
+    if not params['paths'] and not params['content'] and not params['secret_name'] and not params['crl_paths'] \
+            and not params['crl_content']:
+        raise pki.PkiError('paths', "paths, content, crl_paths, crl_content or secret_name is required; give "
+                                    "certificates or CRLs to inspect.")
     renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
     sources = []
     for index, path in enumerate(params['paths']):
@@ -293,8 +413,16 @@ def run_module(module):
         sources.append((path, pki.load_certificates(_read_required(path, field), field)))
     if params['content']:
         sources.append(('content', pki.load_certificates(params['content'], 'content')))
+    crl_sources = []
+    for index, path in enumerate(params['crl_paths']):
+        field = 'crl_paths[%d]' % index
+        crl_sources.append((path, crl_utils.load_crls(_read_required(path, field), field)))
+    if params['crl_content']:
+        crl_sources.append(('crl_content', crl_utils.load_crls(params['crl_content'], 'crl_content')))
     if params['secret_name']:
-        sources.extend(secret_sources(params))
+        secret_certs, secret_crls = secret_sources(params)
+        sources.extend(secret_certs)
+        crl_sources.extend(secret_crls)
     extra_chain = []
     if params['chain_path']:
         extra_chain = pki.load_certificates(_read_required(params['chain_path'], 'chain_path'), 'chain_path')
@@ -307,14 +435,27 @@ def run_module(module):
         if params['trust_bundle_content']:
             roots += pki.load_certificates(params['trust_bundle_content'], 'trust_bundle_content')
     now = pki._utcnow()
+    # Every CA certificate the module was given may have signed a CRL.
+    ca_certs = [cert for cert in (roots or []) + extra_chain + [c for _s, certs in sources for c in certs]
+                if pki.basic_constraints(cert)[0]]
+    crl_results, parsed = [], []
+    for source, crls in crl_sources:
+        for index, crl in enumerate(crls):
+            candidates = [cert for cert in ca_certs if cert.subject == crl.issuer]
+            summary = crl_utils.summary(crl, now, issuer_certs=candidates)
+            summary.update(source=source, index=index)
+            crl_results.append(summary)
+            parsed.append((crl, summary))
+    by_issuer = usable_crls(parsed)
     results = []
     for source, certs in sources:
         for index, cert in enumerate(certs):
             entry = describe(cert, now, renew_before, certs[index + 1:] + extra_chain, roots)
+            entry['revoked'], entry['revocation'] = revocation_status(cert, by_issuer)
             entry.update(source=source, index=index)
             results.append(entry)
     all_valid = None if roots is None else all(entry['chain_valid'] for entry in results)
-    return dict(changed=False, certificates=results, all_chains_valid=all_valid)
+    return dict(changed=False, certificates=results, crls=crl_results, all_chains_valid=all_valid)
 
 
 def main():
@@ -326,6 +467,8 @@ def main():
         trust_bundle_path=dict(type='path'),
         trust_bundle_content=dict(type='str'),
         renew_before=dict(type='str'),
+        crl_paths=dict(type='list', elements='path', default=[]),
+        crl_content=dict(type='str'),
         secret_name=dict(type='str'),
         secret_namespace=dict(type='str', default='default', no_log=False),
         secret_keys=dict(type='list', elements='str', default=[], no_log=False),

@@ -173,3 +173,106 @@ def test_secret_errors_name_the_field(secret_server, capsys):
     assert wrong_key['failed'] and wrong_key['field'] == 'secret_keys' and 'ca.crt, tls.crt, tls.key' in wrong_key['msg']
     bad_name = run(capsys, secret_name='Bad_Name', host=secret_server.host)
     assert bad_name['failed'] and 'secret_name' in bad_name['msg']
+
+
+# ---------------------------------------------------------------------------- CRLs
+
+@pytest.fixture(scope='module')
+def crl_chain(tmp_path_factory):
+    from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+    base = tmp_path_factory.mktemp('info_crl')
+    now = pki._utcnow()
+    root_key = pki.generate_private_key()
+    root = pki.Issuer(pki.build_ca(root_key, 'Info CRL Root', 3650 * DAY, path_length=1), root_key)
+    inter_key = pki.generate_private_key()
+    inter = pki.Issuer(pki.build_ca(inter_key, 'Info CRL Intermediate', 365 * DAY, issuer=root), inter_key, [root.cert])
+    revoked = pki.build_leaf(inter, pki.LeafSpec('revoked', usage='client'), pki.generate_private_key())
+    sibling = pki.build_leaf(inter, pki.LeafSpec('sibling', usage='client'), pki.generate_private_key())
+    entries = {revoked.serial_number: ('key_compromise', crl_utils._seconds(now - DAY))}
+    fresh = crl_utils.build_crl(inter, entries, 7, now - DAY, now + 6 * DAY)
+    # Past its nextUpdate: stale.
+    stale = crl_utils.build_crl(inter, entries, 3, now - 8 * DAY, now - DAY)
+    # Signed by the wrong key under the intermediate's name: a forgery that must not count.
+    forged_key = pki.generate_private_key()
+    forged = crl_utils.build_crl(_forger(inter, forged_key),
+                                 {sibling.serial_number: ('key_compromise', crl_utils._seconds(now))}, 99,
+                                 now - DAY, now + DAY)
+    root_crl = crl_utils.build_crl(root, {}, 1, now - DAY, now + 6 * DAY)
+    (base / 'root.crt').write_bytes(pki.certificate_pem(root.cert))
+    (base / 'int.crt').write_bytes(pki.certificate_pem(inter.cert))
+    (base / 'revoked.crt').write_bytes(pki.certificate_pem(revoked))
+    (base / 'sibling.crt').write_bytes(pki.certificate_pem(sibling))
+    (base / 'edge.crl').write_bytes(crl_utils.crl_pem(root_crl) + crl_utils.crl_pem(fresh))
+    (base / 'stale.crl').write_bytes(crl_utils.crl_pem(stale))
+    (base / 'forged.crl').write_bytes(crl_utils.crl_pem(forged))
+    return dict(path=base, revoked='%X' % revoked.serial_number, sibling='%X' % sibling.serial_number)
+
+
+def _forger(inter, key):
+    """An Issuer with the intermediate's name and key identifier but another key."""
+    issuer = pki.Issuer(inter.cert, inter.key)
+    issuer.key = key
+    issuer.hash_algorithm = pki.signature_hash_for(key)
+    return issuer
+
+
+def test_crls_are_read_and_decide_revocation(crl_chain, capsys):
+    p = crl_chain['path']
+    result = run(capsys, paths=[str(p / 'revoked.crt'), str(p / 'sibling.crt')], crl_paths=[str(p / 'edge.crl')],
+                 chain_path=str(p / 'int.crt'), trust_bundle_path=str(p / 'root.crt'))
+    root_crl, int_crl = result['crls']
+    assert (root_crl['issuer'], root_crl['crl_number'], root_crl['revoked']) == ('CN=Info CRL Root', 1, [])
+    assert (int_crl['issuer'], int_crl['crl_number']) == ('CN=Info CRL Intermediate', 7)
+    assert int_crl['revoked'] == [crl_chain['revoked']] and int_crl['revoked_entries'][0]['reason'] == 'key_compromise'
+    assert int_crl['stale'] is False and int_crl['refresh_due'] is False and int_crl['signature_valid'] is True
+    assert root_crl['signature_valid'] is True and (root_crl['source'], root_crl['index'], int_crl['index']) == (
+        str(p / 'edge.crl'), 0, 1)
+    revoked, sibling = result['certificates']
+    assert revoked['revoked'] is True and revoked['revocation']['serial'] == crl_chain['revoked']
+    assert sibling['revoked'] is False and sibling['revocation'] is None
+
+
+def test_stale_crl_and_no_crl_of_the_issuer(crl_chain, capsys):
+    p = crl_chain['path']
+    result = run(capsys, paths=[str(p / 'revoked.crt'), str(p / 'int.crt')], crl_paths=[str(p / 'stale.crl')])
+    assert result['crls'][0]['stale'] is True and result['crls'][0]['seconds_left'] < 0
+    assert result['crls'][0]['refresh_due'] is True
+    # The intermediate's own issuer (the root) gave no CRL: unknown, not "not revoked".
+    assert result['certificates'][0]['revoked'] is True and result['certificates'][1]['revoked'] is None
+
+
+def test_forged_crl_is_not_used(crl_chain, capsys):
+    p = crl_chain['path']
+    result = run(capsys, paths=[str(p / 'sibling.crt')], crl_paths=[str(p / 'forged.crl')],
+                 chain_path=str(p / 'int.crt'))
+    assert result['crls'][0]['signature_valid'] is False
+    assert result['certificates'][0]['revoked'] is None
+
+
+def test_crl_only_and_bad_crl_input(crl_chain, capsys):
+    p = crl_chain['path']
+    only = run(capsys, crl_content=(p / 'stale.crl').read_text())
+    assert only['certificates'] == [] and only['crls'][0]['signature_valid'] is None
+    bad = run(capsys, crl_paths=[str(p / 'root.crt')])
+    assert bad['failed'] and bad['field'] == 'crl_paths[0]' and 'not a certificate revocation list' in bad['msg']
+
+
+def test_secret_crl_keys_are_read_as_crls(crl_chain, capsys):
+    import base64
+    p = crl_chain['path']
+    server = _SecretServer({('istio-system', 'cacerts'): {
+        'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'cacerts', 'namespace': 'istio-system'},
+        'type': 'Opaque',
+        'data': {'ca-cert.pem': base64.b64encode((p / 'int.crt').read_bytes()).decode(),
+                 'root-cert.pem': base64.b64encode((p / 'root.crt').read_bytes()).decode(),
+                 'ca-crl.pem': base64.b64encode((p / 'edge.crl').read_bytes()).decode(),
+                 'ca-key.pem': '!!! never decoded !!!'}}})
+    try:
+        result = run(capsys, secret_name='cacerts', secret_namespace='istio-system', host=server.host)
+    finally:
+        server.close()
+    assert [c['source'] for c in result['crls']] == ['secret/istio-system/cacerts/ca-crl.pem'] * 2
+    assert all(c['signature_valid'] for c in result['crls'])
+    assert sorted(c['source'] for c in result['certificates']) == [
+        'secret/istio-system/cacerts/ca-cert.pem', 'secret/istio-system/cacerts/root-cert.pem']
+    assert result['certificates'][0]['revoked'] is False
