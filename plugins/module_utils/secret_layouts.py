@@ -29,6 +29,9 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import (
     verify_chain,
 )
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import _utcnow, iso8601
+
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -232,6 +235,8 @@ def build_secret_data(layout, material):
 
     data = {}
     roots = _certs(material, "ca") if material.has("ca") else None
+    # The CAs a CRL in this Secret may come from, and those that must each have one.
+    crl_issuers = crl_required = list(roots or [])
     if layout == "ca_bundle":
         data["ca.crt"] = _pem(roots)
     else:
@@ -260,13 +265,16 @@ def build_secret_data(layout, material):
             data["cert-chain.pem"] = _pem([leaf] + presented + ([issuing_root]
                                                                 if issuing_root else []))
             data["root-cert.pem"] = _pem(roots)
+            # Istio's own chain needs a CRL of each CA on it; other roots of a rotation do not.
+            crl_issuers = [leaf] + presented + list(roots)
+            crl_required = [leaf] + presented + ([issuing_root] if issuing_root else [])
         elif layout == "spire_upstream":
             data["tls.crt"] = _pem([leaf] + presented)
             data["tls.key"] = _normalized(material.get("key"))
             data["bundle.crt"] = _pem(roots)
     if material.has("crl"):
         crl_key = "ca-crl.pem" if layout == "istio_cacerts" else "ca.crl"
-        data[crl_key] = _checked_crl(material)
+        data[crl_key] = _checked_crl(material, crl_issuers, crl_required)
     return data
 
 
@@ -280,20 +288,57 @@ def _issuing_root(chain, roots):
     return None
 
 
-def _checked_crl(material):
+def _checked_crl(material, issuers, required, now=None):
+    """The CRL blob, after checking it against the CAs delivered with it.
+
+    Each CRL must be signed by one of ``issuers`` and not be past its nextUpdate, and every
+    CA in ``required`` must have one: nginx (ssl_crl sets CRL_CHECK_ALL) and Envoy refuse
+    every certificate of a chain in which one CA has no CRL, and every certificate of a CA
+    whose CRL is stale, so such a Secret would lock every client out.
+    """
+    field = material.field("crl")
     raw = _normalized(material.get("crl"))
-    try:
-        if b"-----BEGIN" in raw:
-            x509.load_pem_x509_crl(raw)
-        else:
+    if b"-----BEGIN" not in raw:
+        try:
             x509.load_der_x509_crl(material.get("crl"))
-            raise SecretLayoutError("%s is a DER CRL; convert it to PEM (openssl crl -inform "
-                                    "DER -outform PEM)." % material.field("crl"),
-                                    field=material.field("crl"))
-    except ValueError:
+        except ValueError:
+            raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL "
+                                    "in PEM form." % field, field=field)
+        raise SecretLayoutError("%s is a DER CRL; convert it to PEM (openssl crl -inform "
+                                "DER -outform PEM)." % field, field=field)
+    try:
+        crls = crl_utils.load_crls(raw, field)
+    except PkiError:
         raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL "
-                                "in PEM form." % material.field("crl"),
-                                field=material.field("crl"))
+                                "in PEM form." % field, field=field)
+    now = now or _utcnow()
+    covered = set()
+    for crl in crls:
+        named = [ca for ca in issuers if ca.subject == crl.issuer]
+        if not named:
+            raise SecretLayoutError(
+                "%s holds a CRL issued by %s, which is not a CA delivered in this Secret; deliver "
+                "each CRL with the CA that signed it." % (field, crl.issuer.rfc4514_string()),
+                field=field)
+        signers = [ca for ca in named if crl_utils.signed_by(crl, ca)]
+        if not signers:
+            raise SecretLayoutError(
+                "%s holds a CRL of %s whose signature does not verify with the key of that CA "
+                "(another CA of the same name, or a re-keyed CA); re-sign it with mtls_crl." % (
+                    field, crl.issuer.rfc4514_string()), field=field)
+        next_update = crl.next_update_utc
+        if next_update is not None and next_update <= now:
+            raise SecretLayoutError(
+                "%s holds a CRL of %s that passed its nextUpdate on %s, so every certificate of "
+                "that CA would be refused; refresh it with mtls_crl before delivering it." % (
+                    field, crl.issuer.rfc4514_string(), iso8601(next_update)), field=field)
+        covered.update(sha256_fingerprint(ca) for ca in signers)
+    for ca in required:
+        if basic_constraints(ca)[0] and sha256_fingerprint(ca) not in covered:
+            raise SecretLayoutError(
+                "%s has no CRL of %s, a CA delivered in this Secret; nginx and Envoy then refuse "
+                "every certificate below it, so add that CA's CRL (mtls_crl) to %s." % (
+                    field, ca.subject.rfc4514_string(), field), field=field)
     return raw
 
 

@@ -107,7 +107,13 @@ options:
     description: Root certificate(s) as a string, instead of O(ca_path).
     type: str
   crl_path:
-    description: PEM certificate revocation list (V(istio_cacerts) and V(ca_bundle) only).
+    description:
+      - PEM certificate revocation list(s) (V(istio_cacerts) and V(ca_bundle) only); one file may hold the CRLs of
+        several CAs, as M(zerotrust.mtls.mtls_crl) writes them, concatenated.
+      - Checked against the CAs delivered in the same Secret before anything is written - each CRL must be signed by
+        one of them and not be past its nextUpdate, and each of these CAs (for V(istio_cacerts), the CA and its
+        chain up to its root) must have a CRL, because nginx and Envoy refuse every certificate of a chain in
+        which one CA has no CRL or a stale one.
     type: path
   crl_content:
     description: PEM CRL as a string, instead of O(crl_path).

@@ -276,3 +276,50 @@ def test_encrypted_key_without_the_right_passphrase_names_the_option(pki, passph
     assert str(error.value).startswith(fragment)
     assert error.value.field == "key_passphrase"
     assert "PRIVATE KEY" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------- CRLs
+
+def _crl(cert, key, revoked=(), days=7, ago=1):
+    from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+    from ansible_collections.zerotrust.mtls.plugins.module_utils import pki as pki_utils
+    issuer = pki_utils.Issuer(cert, key)
+    now = NOW.replace(microsecond=0)
+    entries = dict((serial, ("key_compromise", now)) for serial in revoked)
+    return crl_utils.crl_pem(crl_utils.build_crl(issuer, entries, 1, now - datetime.timedelta(days=ago),
+                                                 now + datetime.timedelta(days=days)))
+
+
+def test_ca_bundle_carries_a_crl_of_every_delivered_ca(pki):
+    crl = _crl(pki.root, pki.root_key) + _crl(pki.inter, pki.inter_key, [pki.leaf.serial_number])
+    data = build_secret_data("ca_bundle", material(ca=_pem(pki.inter, pki.root), crl=crl))
+    assert data["ca.crl"] == crl and data["ca.crt"] == _pem(pki.inter, pki.root)
+
+
+def test_istio_cacerts_crl_covers_its_chain_not_other_roots(pki):
+    crl = _crl(pki.root, pki.root_key) + _crl(pki.inter, pki.inter_key)
+    data = build_secret_data("istio_cacerts", material(cert=_pem(pki.inter), key=_key_pem(pki.inter_key),
+                                                       ca=_pem(pki.root, pki.other_root), crl=crl))
+    assert data["ca-crl.pem"] == crl and "ca.crl" not in data
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("missing root CRL", "has no CRL of CN=Test Root, a CA delivered in this Secret"),
+    ("foreign CRL", "CRL issued by CN=Other Root, which is not a CA delivered in this Secret"),
+    ("forged CRL", "whose signature does not verify with the key of that CA"),
+    ("stale CRL", "passed its nextUpdate"),
+    ("not a CRL", "is not a PEM certificate revocation list"),
+])
+def test_crl_refusals_name_the_field(pki, case, fragment):
+    forger = ec.generate_private_key(ec.SECP256R1())
+    crls = {
+        "missing root CRL": _crl(pki.inter, pki.inter_key),
+        "foreign CRL": _crl(pki.root, pki.root_key) + _crl(pki.inter, pki.inter_key) + _crl(pki.other_root, pki.other_key),
+        "forged CRL": _crl(pki.root, pki.root_key) + _crl(pki.inter, forger),
+        "stale CRL": _crl(pki.root, pki.root_key) + _crl(pki.inter, pki.inter_key, days=-1, ago=8),
+        "not a CRL": b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    }
+    with pytest.raises(SecretLayoutError) as error:
+        build_secret_data("ca_bundle", material(ca=_pem(pki.inter, pki.root), crl=crls[case]))
+    assert fragment in str(error.value) and str(error.value).startswith("crl_path ")
+    assert error.value.field == "crl_path"
