@@ -67,13 +67,15 @@ lint() {
 step sanity scripts/ansible-test.sh sanity --venv --python 3.11 --color no
 step units scripts/ansible-test.sh units --python 3.11 --local --color no
 step lint lint
-if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted molecule || wanted rotation; then
+if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted awx || wanted molecule || wanted rotation; then
   step cluster-up cluster_up
 fi
 step integration integration
 step cluster python -m pytest -q tests/cluster/tests
 step exporter python -m pytest -q exporter/tests
 step packaging python -m pytest -q -p no:cacheprovider tests/packaging
+# Every AWX job template of playbooks/awx_configure.yml run as AWX runs it (ansible-runner).
+step awx python -m pytest -q -p no:cacheprovider tests/awx
 step molecule tests/cluster/run-molecule.sh
 step rotation tests/rotation/run.sh
 
