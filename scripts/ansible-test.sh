@@ -9,7 +9,7 @@ if [ "${1:-}" = sanity ]; then
   # Sanity checks the Ansible content (plugins, roles, playbooks, unit and integration
   # tests). The exporter is a standalone Python package with its own suite, and the
   # benchmarks and the cluster/rotation harnesses are programs, not collection content.
-  export MTLS_TREE_EXCLUDE="exporter benchmarks tests/cluster tests/rotation tests/packaging tests/awx"
+  export MTLS_TREE_EXCLUDE="exporter benchmarks tests/cluster tests/rotation tests/packaging tests/awx tests/estate"
 fi
 tree=$("$root/scripts/collection-tree.sh")
 build=${tree%/ansible_collections/zerotrust/mtls}
