@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import subprocess
@@ -32,6 +33,12 @@ def exported_metric_names(root_ca) -> set[str]:
     store.upsert(strip_configmap({"metadata": {"namespace": "a", "name": "istio-ca-root-cert", "uid": "u", "resourceVersion": "1"},
                                   "data": {"root-cert.pem": root_ca.pem.decode()}}, KeySelection()), "w")
     store.count_error("kubernetes", "secrets", "bad_pem")
+    # A CRL, so the x509_crl_* families exist too.
+    from test_crl import crl_pem
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    crl = crl_pem(root_ca, 1, now - datetime.timedelta(days=1), now + datetime.timedelta(days=1))
+    store.upsert(strip_secret(secret_json("a", "edge", {"ca.crl": b64(crl)}, secret_type="Opaque"), KeySelection()), "w")
     rotation = RotationState()
     rotation.replace({"r.last_success": "1", "r.last_failure": "2", "r.failures_total": "1"})
     return set(scrape(store, rotation=rotation))

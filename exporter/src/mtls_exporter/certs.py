@@ -31,6 +31,7 @@ _DER = serialization.Encoding.DER
 _CERT_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
 )
+_CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----\r?\n.*?-----END X509 CRL-----", re.DOTALL)
 
 # Reason codes of x509_source_errors_total, the same strings x509-certificate-exporter
 # uses, so existing alerts keyed on them keep working.
@@ -108,6 +109,49 @@ def describe(certificate: x509.Certificate) -> ParsedCertificate:
         not_after=certificate.not_valid_after_utc.timestamp(),
         der=der,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCRL:
+    """What the exporter keeps of one CRL: issuer, number and dates (public facts only)."""
+
+    fingerprint: str  # SHA-256 of the DER, hex
+    issuer: tuple[str, ...]  # values for NAME_FIELDS
+    crl_number: str  # decimal, "" when the CRL has no cRLNumber extension
+    this_update: float
+    next_update: float | None  # None: no nextUpdate (never stale, RFC 5280 makes it mandatory)
+    revoked_count: int
+
+
+def parse_pem_crls(pem: bytes) -> tuple[ParsedCRL, ...]:
+    """Every X509 CRL block of `pem` (none is fine: most values hold certificates only).
+
+    A CRL block that does not decode raises CertificateParseError(bad_pem).
+    """
+    if b"-----BEGIN X509 CRL-----" not in pem:
+        return ()
+    parsed = []
+    for block in _CRL_BLOCK.findall(pem):
+        try:
+            crl = x509.load_pem_x509_crl(block)
+            try:
+                number = str(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            except x509.ExtensionNotFound:
+                number = ""
+            next_update = crl.next_update_utc
+            parsed.append(
+                ParsedCRL(
+                    fingerprint=hashlib.sha256(crl.public_bytes(_DER)).hexdigest(),
+                    issuer=_name_values(crl.issuer, intern=True),
+                    crl_number=number,
+                    this_update=crl.last_update_utc.timestamp(),
+                    next_update=next_update.timestamp() if next_update is not None else None,
+                    revoked_count=len(crl),
+                )
+            )
+        except ValueError as error:
+            raise CertificateParseError(REASON_BAD_PEM, f"CRL does not parse: {error}") from None
+    return tuple(parsed)
 
 
 def parse_pem_bundle(pem: bytes) -> tuple[ParsedCertificate, ...]:

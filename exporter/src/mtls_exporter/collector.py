@@ -108,6 +108,7 @@ class CertificateCollector:
         now = self.clock()
         objects = self.store.snapshot()
         yield from self._certificate_metrics(objects, now)
+        yield from self._crl_metrics(objects, now)
         yield from self._source_metrics()
         yield from self._trust_bundle_metrics(objects)
         if self.rotation is not None:
@@ -159,6 +160,34 @@ class CertificateCollector:
                             Sample("mtls_cert_chain_valid", labels, 1.0 if valid else 0.0)
                             for labels, valid in zip(key.labels, key.chain_valid)
                         )
+            yield family
+
+    def _crl_metrics(self, objects, now: float):
+        """x509-certificate-exporter's per-CRL series, for every CRL found in a Secret,
+        ConfigMap or file. A CRL without nextUpdate gets no next_update/stale series."""
+        families = [
+            ("x509_crl_next_update", "Unix timestamp of the CRL's nextUpdate.", lambda c: c.next_update),
+            ("x509_crl_this_update", "Unix timestamp of the CRL's thisUpdate.", lambda c: c.this_update),
+            ("x509_crl_number", "Value of the CRL's cRLNumber extension.",
+             lambda c: float(c.crl_number) if c.crl_number else None),
+            ("x509_crl_stale", "1 if the current time is past the CRL's nextUpdate, 0 otherwise.",
+             lambda c: None if c.next_update is None else (1.0 if now > c.next_update else 0.0)),
+            ("mtls_crl_revoked_certificates", "Number of certificates the CRL revokes.", lambda c: float(c.revoked_count)),
+        ]
+        if self.expose_relative:
+            families += [
+                ("x509_crl_stale_in_seconds", "Seconds until the CRL's nextUpdate (negative once stale).",
+                 lambda c: None if c.next_update is None else c.next_update - now),
+                ("x509_crl_fresh_since_seconds", "Seconds since the CRL's thisUpdate.", lambda c: now - c.this_update),
+            ]
+        for name, documentation, value_of in families:
+            family = _gauge(name, documentation)
+            for source_object in objects:
+                for key in source_object.keys:
+                    for labels, crl in zip(key.crl_labels, key.crls):
+                        value = value_of(crl)
+                        if value is not None:
+                            family.samples.append(Sample(name, labels, value))
             yield family
 
     def _source_metrics(self):

@@ -22,10 +22,12 @@ DEFAULT_SECRET_TYPES = (SECRET_TYPE_TLS, SECRET_TYPE_OPAQUE, SECRET_TYPE_ISTIO)
 TLS_SECRET_KEYS = ("tls.crt", "ca.crt")
 ISTIO_KEY_AND_CERT_KEYS = ("cert-chain.pem", "root-cert.pem")
 # Opaque Secrets are read only at these keys: Istio `cacerts` (ca-cert.pem,
-# cert-chain.pem, root-cert.pem) and the collection's ca_bundle layout (ca.crt).
-DEFAULT_OPAQUE_SECRET_KEYS = ("ca-cert.pem", "cert-chain.pem", "root-cert.pem", "ca.crt", "tls.crt")
-# ConfigMaps: istio-ca-root-cert, kube-root-ca.crt, trust-manager bundles.
-DEFAULT_CONFIGMAP_KEYS = ("root-cert.pem", "ca.crt", "ca-bundle.crt", "trust-bundle.pem")
+# cert-chain.pem, root-cert.pem, and its CRL ca-crl.pem) and the collection's ca_bundle
+# layout (ca.crt, and its CRL ca.crl as ingress-nginx reads it).
+DEFAULT_OPAQUE_SECRET_KEYS = ("ca-cert.pem", "cert-chain.pem", "root-cert.pem", "ca.crt", "tls.crt", "bundle.crt", "ca.crl", "ca-crl.pem")
+# ConfigMaps: istio-ca-root-cert, kube-root-ca.crt, trust-manager bundles, and istio-ca-crl
+# (the ca-crl.pem istiod distributes from cacerts).
+DEFAULT_CONFIGMAP_KEYS = ("root-cert.pem", "ca.crt", "ca-bundle.crt", "trust-bundle.pem", "ca-crl.pem")
 
 _PRIVATE_KEY_NAMES = frozenset({"tls.key", "ca-key.pem", "key.pem", "private.key", "ssh-privatekey"})
 _PRIVATE_KEY_SUFFIXES = (".key", "-key.pem", "_key.pem", "key.pem", "-key", "_key", "privatekey")

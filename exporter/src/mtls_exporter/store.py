@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from . import certs
-from .certs import CertificateParseError, ParsedCertificate, TrustAnchors
+from .certs import CertificateParseError, ParsedCertificate, ParsedCRL, TrustAnchors
 from .exposition import RenderedLabels
 from .objects import StrippedObject
 
@@ -59,6 +59,9 @@ class KeyCertificates:
     error_reason: str | None
     error_labels: RenderedLabels | None
     chain_valid: tuple[bool, ...] | None = None
+    # CRLs found at the same key (ca.crl, ca-crl.pem, or mixed with certificates).
+    crls: tuple[ParsedCRL, ...] = ()
+    crl_labels: tuple[RenderedLabels, ...] = ()
 
 
 @dataclass(slots=True)
@@ -117,17 +120,36 @@ def _add_discriminators(labels: list[dict[str, str]], certificates, source: str)
             label_set["discriminator"] = digest[:8]
 
 
+def _crl_labels(location: dict[str, str], crl: ParsedCRL) -> dict[str, str]:
+    """x509-certificate-exporter's CRL series: location, issuer_* and crl_number (no subject, no serial)."""
+    labels = dict(location)
+    labels["crl_number"] = crl.crl_number
+    for field_name, value in zip(certs.NAME_FIELDS, crl.issuer):
+        if value:
+            labels[f"issuer_{field_name}"] = value
+    return labels
+
+
 def build_key_certificates(kind: str, namespace: str, name: str, key: str, value: bytes | None) -> KeyCertificates:
     location = _location_labels(kind, namespace, name, key)
     if value is None:
         return KeyCertificates(key, (), (), certs.REASON_DECODE_FAILED, RenderedLabels(location))
     try:
-        parsed = certs.parse_pem_bundle_cached(value)
+        crls = certs.parse_pem_crls(value)
     except CertificateParseError as error:
         return KeyCertificates(key, (), (), error.reason, RenderedLabels(location))
+    crl_labels = tuple(RenderedLabels(_crl_labels(location, crl)) for crl in crls)
+    if crls and b"-----BEGIN CERTIFICATE-----" not in value:
+        # A CRL-only value (ca.crl, ca-crl.pem) is not a certificate source without certificates.
+        return KeyCertificates(key, (), (), None, None, crls=crls, crl_labels=crl_labels)
+    try:
+        parsed = certs.parse_pem_bundle_cached(value)
+    except CertificateParseError as error:
+        return KeyCertificates(key, (), (), error.reason, RenderedLabels(location), crls=crls, crl_labels=crl_labels)
     labels = [_certificate_labels(location, c) for c in parsed]
     _add_discriminators(labels, parsed, f"{kind}/{namespace}/{name}/{key}")
-    return KeyCertificates(key, parsed, tuple(RenderedLabels(label_set) for label_set in labels), None, None)
+    return KeyCertificates(key, parsed, tuple(RenderedLabels(label_set) for label_set in labels), None, None,
+                           crls=crls, crl_labels=crl_labels)
 
 
 class CertificateStore:
