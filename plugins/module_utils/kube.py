@@ -72,6 +72,19 @@ KNOWN_KINDS = (SECRET, NAMESPACE, POD, PEER_AUTHENTICATION, ISTIO_AUTHORIZATION_
                DESTINATION_RULE, LINKERD_SERVER, LINKERD_AUTHORIZATION_POLICY,
                MESH_TLS_AUTHENTICATION)
 
+# The admission objects that can judge one object differently from its neighbours; read
+# only to decide whether a dry run of every write is needed (see object_admission).
+ADMISSION_KINDS = (
+    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+                 "validatingwebhookconfigurations", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+                 "mutatingwebhookconfigurations", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
+                 "validatingadmissionpolicies", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1beta1", "MutatingAdmissionPolicy",
+                 "mutatingadmissionpolicies", False, None),
+)
+
 
 def kind_for(api_version, kind):
     """The ResourceKind of a manifest, for the kinds this collection writes."""
@@ -388,6 +401,7 @@ class KubeClient(object):
                             namespace, allow_404=True)
 
     def list(self, kind, namespace=None, label_selector=None):
+        """The items of one LIST (a missing namespace answers an empty list)."""
         query = [("labelSelector", label_selector)] if label_selector else []
         answer = self.request("GET", resource_path(kind, namespace), "list", kind, None,
                               namespace, query=query)
@@ -428,6 +442,82 @@ class KubeClient(object):
             if error.status == 403:
                 return None
             raise
+
+
+def _rules_of(item):
+    """The rules of a webhook configuration (all its webhooks) or an admission policy."""
+    rules = []
+    for webhook in item.get("webhooks") or []:
+        rules += webhook.get("rules") or []
+    constraints = (item.get("spec") or {}).get("matchConstraints")
+    if constraints is not None:
+        # A policy without resource rules matches nothing, but say "may judge" rather
+        # than trust an unusual shape.
+        rules += constraints.get("resourceRules") or [{"apiGroups": ["*"], "resources": ["*"],
+                                                        "operations": ["*"]}]
+    return rules
+
+
+def rule_covers(rule, group, resource, operation):
+    """Whether an admission rule selects ``operation`` on ``group``/``resource``."""
+    groups = rule.get("apiGroups") or []
+    resources = rule.get("resources") or []
+    operations = rule.get("operations") or []
+    return ((group in groups or "*" in groups)
+            and any(r in ("*", "*/*", resource, resource + "/*") for r in resources)
+            and (operation in operations or "*" in operations))
+
+
+def object_admission(client, group, resource, operation):
+    """Which webhooks or admission policies may judge one ``resource`` object apart from
+    another (a list of names), or None when that cannot be read.
+
+    Without any, what decides the creation of an object is RBAC and the built-in admission
+    plugins; where RBAC grants the verbs without naming objects (uniform_rbac), they answer
+    alike for every new object of a namespace, so a dry run of one creation per namespace
+    proves as much as a dry run of each.
+    """
+    names = []
+    for kind in ADMISSION_KINDS:
+        try:
+            items = client.list(kind)
+        except KubeError as error:
+            if error.status == 404 and kind.api_version.endswith("beta1"):
+                continue  # the beta API is not served: no such policies
+            return None
+        names += ["%s %s" % (kind.kind, (item.get("metadata") or {}).get("name"))
+                  for item in items
+                  if any(rule_covers(rule, group, resource, operation) for rule in _rules_of(item))]
+    return names
+
+
+SELF_SUBJECT_RULES_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectRulesReview",
+                                         "selfsubjectrulesreviews", False, None)
+
+
+def uniform_rbac(client, namespace, group, resource, verbs):
+    """Whether this user holds every verb of ``verbs`` on all ``resource`` objects of the
+    namespace, by a rule that names no objects (so it answers alike for any name).
+
+    False when the server cannot say for sure (an incomplete review, or no right to ask).
+    """
+    review = {"apiVersion": SELF_SUBJECT_RULES_REVIEW.api_version, "kind": SELF_SUBJECT_RULES_REVIEW.kind,
+              "spec": {"namespace": namespace}}
+    try:
+        answer = client.request("POST", resource_path(SELF_SUBJECT_RULES_REVIEW), "create",
+                                SELF_SUBJECT_RULES_REVIEW, body=review)
+    except KubeError:
+        return False
+    status = answer.get("status") or {}
+    if status.get("incomplete"):
+        return False
+    rules = [rule for rule in status.get("resourceRules") or [] if not rule.get("resourceNames")
+             and (group in (rule.get("apiGroups") or []) or "*" in (rule.get("apiGroups") or []))
+             and (resource in (rule.get("resources") or []) or "*" in (rule.get("resources") or []))]
+    granted = set()
+    for rule in rules:
+        granted.update(rule.get("verbs") or [])
+    return "*" in granted or set(verbs) <= granted
 
 
 def _is_connection_error(error):

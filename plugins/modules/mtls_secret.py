@@ -19,8 +19,14 @@ description:
   - Before anything is written it checks that the private key matches the certificate and
     that the certificate chains to the CA delivered with it; bad material fails the task
     with one sentence and no Secret is touched.
-  - Existing Secrets are read first and only those whose data, type, labels or annotations
-    differ are written, with server-side apply as field manager C(zerotrust.mtls).
+  - Existing Secrets are read first (one LIST per namespace holding two or more of them) and
+    only those whose data, type, labels or annotations differ are written, with server-side
+    apply as field manager C(zerotrust.mtls).
+  - All or nothing - before the first write, every update and deletion is sent as a
+    server-side dry run (RBAC, admission, field-manager conflicts), and so is every creation,
+    or one creation per namespace where nothing can tell one new Secret from another (no
+    admission webhook or policy selects Secrets, and RBAC grants create and patch on every
+    Secret of the namespace, as a SelfSubjectRulesReview shows).
   - Diffs and return values show certificate and public-key fingerprints, never key bytes.
 author:
   - zerotrust.mtls maintainers (@zerotrust)
@@ -29,7 +35,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Predicts C(changed) exactly; the writes that would happen are sent as server-side dry runs.
+    description: Predicts C(changed) exactly; the writes that would happen are proven by server-side dry runs as in a real run.
   diff_mode:
     support: full
     description: Shows per Secret the data keys with certificate and key fingerprints, labels and annotations.
@@ -48,7 +54,8 @@ options:
   namespaces:
     description:
       - Write the same Secret(s) to each of these namespaces in one call.
-      - All namespaces must exist; a missing one fails the task before anything is written.
+      - All namespaces must exist; a missing one fails the task before anything is written (it is looked up
+        where a Secret is to be created).
     type: list
     elements: str
   layout:
@@ -293,33 +300,24 @@ secret_type:
   sample: Opaque
 '''
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     KUBE_AUTH_ARGSPEC,
-    SECRET,
     ConnectionSettings,
     KubeClient,
     KubeError,
-    owned_fields,
     string_map,
     validate_annotations,
     validate_labels,
     validate_namespace_name,
     validate_object_name,
 )
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_sync import sync
 from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import (
     Material,
     SecretLayoutError,
     build_secret_data,
-    decoded_data,
-    secret_manifest,
-    secret_type,
-    summarize_data,
-    summarize_value,
-    write_needed,
     LAYOUTS,
 )
 
@@ -427,41 +425,6 @@ def plan(params):
     return planned
 
 
-def run_parallel(function, jobs, workers):
-    """Run ``function(job)`` for every job; results in job order. The first error (in job
-    order) is raised after all jobs finished, so no job is left half-way."""
-    if not jobs:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        futures = [pool.submit(function, job) for job in jobs]
-    results, errors = [], []
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            errors.append(error)
-            results.append(None)
-        else:
-            results.append(future.result())
-    if errors:
-        raise errors[0]
-    return results
-
-
-def secret_view(secret, layout):
-    """What diff may show of a Secret: type, labels, annotations and fingerprints."""
-    if secret is None:
-        return {}
-    roles = LAYOUTS.get(layout, {}).get("keys", {})
-    data = decoded_data(secret)
-    return {
-        "type": secret.get("type"),
-        "labels": (secret.get("metadata") or {}).get("labels") or {},
-        "annotations": (secret.get("metadata") or {}).get("annotations") or {},
-        "data": dict((key, summarize_value(roles.get(key, "opaque"), value))
-                     for key, value in sorted(data.items())),
-    }
-
-
 def source_options():
     """Where a Secret's material comes from; the same for one Secret and for each of O(secrets)."""
     return dict(
@@ -516,81 +479,13 @@ def main():
         planned = plan(params)
         client = KubeClient(ConnectionSettings.from_params(params),
                             pool_size=max(params["parallel"], 4))
-        result = sync(module, client, params, namespaces, planned)
+        result = sync(client, params, namespaces, planned, check_mode=module.check_mode, diff=module._diff)
     except (InputError, KubeError, SecretLayoutError) as error:
         module.fail_json(msg=str(error), changed=False)
     finally:
         if client is not None:
             client.close()
     module.exit_json(**result)
-
-
-def sync(module, client, params, namespaces, planned):
-    layout, absent = params["layout"], params["state"] == "absent"
-    workers = params["parallel"]
-    jobs = [(namespace, entry) for namespace in namespaces for entry in planned]
-
-    # Phase 1: read. Missing namespaces and unreadable Secrets stop the run here, before
-    # anything is written anywhere.
-    def check_namespace(namespace):
-        if client.namespace_exists(namespace) is False:
-            raise KubeError("namespace %s does not exist; create it first or remove it from "
-                            "namespace/namespaces." % namespace)
-    if not absent:
-        run_parallel(check_namespace, namespaces, workers)
-
-    def read(job):
-        namespace, (name, data, labels, annotations) = job
-        existing = client.get(SECRET, name, namespace)
-        if absent:
-            return existing, None, ("delete" if existing is not None else None)
-        desired = secret_manifest(name, namespace, layout, data, labels, annotations)
-        if existing is not None and existing.get("type") != desired["type"]:
-            raise KubeError(
-                "Secret %s/%s has type %s but layout %s writes %s, and a Secret's type cannot "
-                "change; delete it first (state: absent) or use another name." % (
-                    namespace, name, existing.get("type"), layout, desired["type"]),
-                field="layout")
-        reason = write_needed(existing, desired, owned_fields(existing or {}))
-        return existing, desired, reason
-    reads = run_parallel(read, jobs, workers)
-
-    writes = [(job, state) for job, state in zip(jobs, reads) if state[2]]
-
-    def write(entry, dry_run):
-        (namespace, (name, _d, _l, _a)), (existing, desired, reason) = entry
-        if absent:
-            return client.delete(SECRET, name, namespace, dry_run=dry_run)
-        return client.apply(desired, dry_run=dry_run, force_conflicts=params["force_conflicts"])
-
-    # Phase 2: every write as a server-side dry run first: RBAC, admission and conflicts
-    # are refused for all namespaces before any of them is changed.
-    run_parallel(lambda entry: write(entry, True), writes, workers)
-    if not module.check_mode:
-        run_parallel(lambda entry: write(entry, False), writes, workers)
-
-    report, before, after = [], {}, {}
-    for (namespace, (name, _d, _l, _a)), (existing, desired, reason) in zip(jobs, reads):
-        if absent:
-            action = "deleted" if reason else "absent"
-        elif reason is None:
-            action = "unchanged"
-        else:
-            action = "created" if existing is None else "updated"
-        report.append(dict(namespace=namespace, name=name, action=action,
-                           reason=reason if reason and not absent else "none"))
-        if reason:
-            key = "%s/%s" % (namespace, name)
-            before[key] = secret_view(existing, layout)
-            after[key] = {} if absent else secret_view(desired, layout)
-    result = dict(changed=bool(writes), secrets=report)
-    if not absent:
-        result["fingerprints"] = dict((name, summarize_data(layout, data))
-                                      for name, data, _l, _a in planned)
-        result["secret_type"] = secret_type(layout)
-    if module._diff:
-        result["diff"] = dict(before=before, after=after)
-    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Delivery of planned Secrets into namespaces: read, decide, prove, then write.
+
+The backend of mtls_secret once its input is checked. It keeps one promise: a call that
+cannot complete changes nothing. What could refuse a write (a missing namespace, RBAC,
+admission, a field owned by another manager, a Secret whose type cannot change) is found
+before the first write, in every namespace. It does so near the cost of the writes alone:
+
+- reads: one LIST per namespace that holds two or more of the Secrets, a GET otherwise
+  (and per Secret where this user may get but not list);
+- namespaces are looked up only where a Secret is to be created (a LIST of a missing
+  namespace answers an empty list, a Secret that exists proves its namespace);
+- the proof is a server-side dry run of every update and deletion (field ownership is
+  per object), and of creations either every one or, where nothing can tell one new
+  Secret from another, one per namespace: no admission webhook or policy selects Secrets
+  and this user's RBAC grants create and patch on all Secrets of the namespace (see
+  kube.object_admission and kube.uniform_rbac).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
+    SECRET,
+    KubeError,
+    object_admission,
+    owned_fields,
+    uniform_rbac,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import (
+    decoded_data,
+    secret_manifest,
+    secret_type,
+    summarize_data,
+    summarize_value,
+    write_needed,
+    LAYOUTS,
+)
+
+
+def run_parallel(function, jobs, workers):
+    """Run ``function(job)`` for every job; results in job order. The first error (in job
+    order) is raised after all jobs finished, so no job is left half-way."""
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+        futures = [pool.submit(function, job) for job in jobs]
+    results, errors = [], []
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            errors.append(error)
+            results.append(None)
+        else:
+            results.append(future.result())
+    if errors:
+        raise errors[0]
+    return results
+
+
+def read_existing(client, names_by_namespace, workers):
+    """{(namespace, name): the Secret or None}, in as few requests as the rights allow."""
+    def read_namespace(item):
+        namespace, names = item
+        if len(names) > 1:
+            try:
+                found = dict(((secret.get("metadata") or {}).get("name"), secret)
+                             for secret in client.list(SECRET, namespace))
+                return [((namespace, name), found.get(name)) for name in names]
+            except KubeError as error:
+                if error.status != 403:
+                    raise
+                # May get but not list: read the Secrets one by one below.
+        return [((namespace, name), client.get(SECRET, name, namespace)) for name in names]
+    existing = {}
+    for pairs in run_parallel(read_namespace, sorted(names_by_namespace.items()), workers):
+        existing.update(pairs)
+    return existing
+
+
+def dry_runs_needed(client, writes, workers):
+    """The writes whose dry run proves that all of ``writes`` will be accepted."""
+    def is_creation(entry):
+        current, desired, _reason = entry[1]
+        return current is None and desired is not None
+    creations = [entry for entry in writes if is_creation(entry)]
+    others = [entry for entry in writes if not is_creation(entry)]
+    if not creations:
+        return others
+    namespaces = sorted(set(entry[0][0] for entry in creations))
+    judges = object_admission(client, "", "secrets", "CREATE")
+    if judges != []:
+        return writes
+    uniform = run_parallel(lambda namespace: uniform_rbac(client, namespace, "", "secrets", ("create", "patch")),
+                           namespaces, workers)
+    uniform_namespaces = set(namespace for namespace, flag in zip(namespaces, uniform) if flag)
+    sampled, seen = [], set()
+    for entry in creations:
+        namespace = entry[0][0]
+        if namespace not in uniform_namespaces:
+            sampled.append(entry)
+        elif namespace not in seen:
+            seen.add(namespace)
+            sampled.append(entry)
+    return others + sampled
+
+
+def secret_view(secret, layout):
+    """What diff may show of a Secret: type, labels, annotations and fingerprints."""
+    if not secret:
+        return {}
+    metadata = secret.get("metadata") or {}
+    data = decoded_data(secret)
+    roles = LAYOUTS.get(layout, {}).get("keys", {})
+    return {
+        "type": secret.get("type"),
+        "labels": metadata.get("labels") or {},
+        "annotations": metadata.get("annotations") or {},
+        "data": dict((key, summarize_value(roles.get(key, "opaque"), value))
+                     for key, value in sorted(data.items())),
+    }
+
+
+def sync(client, params, namespaces, planned, check_mode=False, diff=False):
+    """Deliver ``planned`` [(name, data, labels, annotations)] into ``namespaces``."""
+    layout, absent = params["layout"], params["state"] == "absent"
+    workers = params["parallel"]
+    jobs = [(namespace, entry) for namespace in namespaces for entry in planned]
+
+    # Read. Unreadable Secrets stop the run here, before anything is written anywhere.
+    names_by_namespace = dict((namespace, [entry[0] for entry in planned]) for namespace in namespaces)
+    existing = read_existing(client, names_by_namespace, workers)
+
+    def decide(job):
+        namespace, (name, data, labels, annotations) = job
+        current = existing[(namespace, name)]
+        if absent:
+            return current, None, ("delete" if current is not None else None)
+        desired = secret_manifest(name, namespace, layout, data, labels, annotations)
+        if current is not None and current.get("type") != desired["type"]:
+            raise KubeError(
+                "Secret %s/%s has type %s but layout %s writes %s, and a Secret's type cannot "
+                "change; delete it first (state: absent) or use another name." % (
+                    namespace, name, current.get("type"), layout, desired["type"]),
+                field="layout")
+        return current, desired, write_needed(current, desired, owned_fields(current or {}))
+    decisions = [decide(job) for job in jobs]
+    writes = [((namespace, entry[0]), state) for (namespace, entry), state in zip(jobs, decisions) if state[2]]
+
+    # A Secret to create in a namespace that does not exist stops the run too.
+    def check_namespace(namespace):
+        if client.namespace_exists(namespace) is False:
+            raise KubeError("namespace %s does not exist; create it first or remove it from "
+                            "namespace/namespaces." % namespace)
+    if not absent:
+        run_parallel(check_namespace, sorted(set(key[0] for key, state in writes if state[0] is None)), workers)
+
+    def write(entry, dry_run):
+        (namespace, name), (_current, desired, _reason) = entry
+        if absent:
+            return client.delete(SECRET, name, namespace, dry_run=dry_run)
+        return client.apply(desired, dry_run=dry_run, force_conflicts=params["force_conflicts"])
+
+    # Prove, then write: RBAC, admission and conflicts are refused for all namespaces
+    # before any of them is changed.
+    run_parallel(lambda entry: write(entry, True), dry_runs_needed(client, writes, workers), workers)
+    if not check_mode:
+        run_parallel(lambda entry: write(entry, False), writes, workers)
+
+    report, before, after = [], {}, {}
+    for (namespace, (name, _d, _l, _a)), (current, desired, reason) in zip(jobs, decisions):
+        if absent:
+            action = "deleted" if reason else "absent"
+        elif reason is None:
+            action = "unchanged"
+        else:
+            action = "created" if current is None else "updated"
+        report.append(dict(namespace=namespace, name=name, action=action,
+                           reason=reason if reason and not absent else "none"))
+        if reason:
+            key = "%s/%s" % (namespace, name)
+            before[key] = secret_view(current, layout)
+            after[key] = {} if absent else secret_view(desired, layout)
+    result = dict(changed=bool(writes), secrets=report)
+    if not absent:
+        result["fingerprints"] = dict((name, summarize_data(layout, data))
+                                      for name, data, _l, _a in planned)
+        result["secret_type"] = secret_type(layout)
+    if diff:
+        result["diff"] = dict(before=before, after=after)
+    return result
