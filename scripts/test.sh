@@ -19,7 +19,7 @@ cluster_dir="${MTLS_CLUSTER_DIR:-$root/.cluster}"
 export MTLS_CLUSTER_DIR="$cluster_dir"
 export MTLS_KUBECONFIG="$cluster_dir/kubeconfig"
 
-passed=() failed=()
+passed=() failed=() timings=()
 wanted() { [ -z "${MTLS_TEST_STEPS:-}" ] || [[ " $MTLS_TEST_STEPS " == *" $1 "* ]]; }
 step() {
   local name=$1; shift
@@ -28,8 +28,10 @@ step() {
   echo "==> $name: $*"
   if "$@"; then
     echo "<== $name passed ($((SECONDS - start)) s)"; passed+=("$name")
+    timings+=("$(printf '%-12s %6d s  passed' "$name" $((SECONDS - start)))")
   else
     echo "<== $name FAILED ($((SECONDS - start)) s)"; failed+=("$name")
+    timings+=("$(printf '%-12s %6d s  FAILED' "$name" $((SECONDS - start)))")
   fi
 }
 
@@ -50,13 +52,8 @@ cluster_up() {
 }
 
 integration() {
-  local tree rc
-  tree=$("$root/scripts/collection-tree.sh") || return 1
-  printf 'mtls_kubeconfig: %s\n' "$MTLS_KUBECONFIG" > "$tree/tests/integration/integration_config.yml"
-  (cd "$tree" && ansible-test integration --python 3.11 --local --color no -v)
-  rc=$?
-  rm -rf "${tree%/ansible_collections/zerotrust/mtls}"
-  return $rc
+  # Two targets at a time, each worker in its own copy of the collection (see the script).
+  python "$root/scripts/integration.py"
 }
 
 lint() {
@@ -82,6 +79,9 @@ step molecule tests/cluster/run-molecule.sh
 step rotation tests/rotation/run.sh
 
 echo
+echo "step times (docs/performance.md keeps a table of them):"
+printf '  %s\n' "${timings[@]}"
+echo "  total        $(printf '%6d' "$SECONDS") s"
 echo "steps passed: ${passed[*]:-none}"
 echo "steps failed: ${failed[*]:-none}"
 echo "suite: ${#passed[@]} passed, ${#failed[@]} failed"
