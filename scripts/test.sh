@@ -65,8 +65,8 @@ step sanity scripts/ansible-test.sh sanity --venv --python 3.11 --color no
 step units scripts/ansible-test.sh units --python 3.11 --local --color no
 step lint lint
 # Every playbook matches hosts in every inventory; the exporter agrees with the layouts.
-step estate python -m pytest -q -p no:cacheprovider tests/estate
-if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted awx || wanted molecule || wanted rotation; then
+step estate python -m pytest -q -p no:cacheprovider tests/estate/test_list_hosts.py tests/estate/test_exporter_agreement.py
+if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted awx || wanted molecule || wanted molecule-kind || wanted rotation; then
   step cluster-up cluster_up
 fi
 step integration integration
@@ -76,6 +76,8 @@ step packaging python -m pytest -q -p no:cacheprovider tests/packaging
 # Every AWX job template of playbooks/awx_configure.yml run as AWX runs it (ansible-runner).
 step awx python -m pytest -q -p no:cacheprovider tests/awx
 step molecule tests/cluster/run-molecule.sh
+# The kind scenario's prepare/converge/verify against the local control plane (no create/destroy).
+step molecule-kind python -m pytest -q -p no:cacheprovider tests/estate/test_molecule_kind.py
 step rotation tests/rotation/run.sh
 
 echo
