@@ -73,6 +73,8 @@ TEMPLATE_EXTRA_VARS = {'mtls audit': {'audit_namespaces': [NAMESPACE], 'audit_fa
 # The rotation-record key each template's playbook writes (docs/exporter.md).
 RECORD_KEYS = {
     'playbooks/rotate_client_certs.yml': 'rotate_client_certs',
+    # Launched without mtls_revoke, the revocation job only refreshes the CRLs.
+    'playbooks/revoke.yml': 'crl_refresh',
     'playbooks/audit.yml': 'audit',
     'playbooks/rotate_intermediate.yml': 'rotate_intermediate',
     'playbooks/rotate_root_ca.yml': 'rotate_root_ca',
