@@ -46,6 +46,8 @@ def _bulk_args(pki):
     return {
         'ca_cert_path': os.path.join(pki, 'intermediate', 'ca.crt'),
         'ca_key_path': os.path.join(pki, 'intermediate', 'ca.key'),
+        # bootstrap_pki.yml encrypts the intermediate key with the local inventory's passphrase.
+        'ca_key_passphrase': harness.DEMO_INTERMEDIATE_PASSPHRASE.decode(),
         'ca_chain_path': os.path.join(pki, 'intermediate', 'chain.pem'),
         'dest_dir': os.path.join(pki, 'bulk'),
         'usage': 'client',
