@@ -231,7 +231,7 @@ def crd_versions(extensions: client.ApiextensionsV1Api) -> dict[str, str]:
         _preload_content=False,
         _headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
     return {item["metadata"]["name"]: f"{item['metadata']['uid']}/{item['metadata'].get('generation', 0)}"
-            for item in json.loads(response.data)["items"]}
+            for item in json.loads(response.data)["items"] or []}  # null when there is no CRD
 
 
 def apply_crds(api: client.ApiClient, crd_files: list[Path], record_path: Path) -> int:

@@ -416,3 +416,17 @@ def test_the_istio_schema_rejects_a_misspelt_peerauthentication_mode(admin_api, 
 
     accepted = custom.create_namespaced_custom_object(body=body("strict", "STRICT"), **where)
     assert accepted["spec"]["mtls"]["mode"] == "STRICT"
+
+
+def test_the_crd_record_check_works_on_a_cluster_without_any_crd():
+    """A fresh API server answers the metadata-only CRD list with `"items": null`."""
+    import bootstrap  # pylint: disable=import-outside-toplevel  # needs the kubernetes client
+
+    class Response:
+        data = b'{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{},"items":null}'
+
+    class Extensions:
+        def list_custom_resource_definition(self, **_):
+            return Response()
+
+    assert bootstrap.crd_versions(Extensions()) == {}
