@@ -14,7 +14,6 @@ from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
 
 ROLE_TESTS = REPO_ROOT / "roles" / "cert_exporter" / "tests"
 CHECK_RULES = ROLE_TESTS / "check-rules.sh"
-SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds" / "prometheus-operator.yaml"
 
 
 def _load_renderer():
@@ -65,30 +64,19 @@ def test_thresholds_come_from_role_variables(promtool, tmp_path):
 
 
 def _ensure_crd(api, crd_name: str) -> None:
-    """Load the upstream CRD from ../shared/crds when the cluster does not have it yet."""
+    """The upstream CRD must be served: tests/cluster/up.sh loads it (tests/cluster/crds.py)."""
     from kubernetes import client
 
     extensions = client.ApiextensionsV1Api(api)
     try:
-        extensions.read_custom_resource_definition(crd_name)
-        return
+        status = extensions.read_custom_resource_definition(crd_name).status
     except client.ApiException as error:
         if error.status != 404:
             raise
-    for document in yaml.safe_load_all(SHARED_CRDS.read_text()):
-        if document and document["metadata"]["name"] == crd_name:
-            extensions.create_custom_resource_definition(document)
-            break
-    else:
-        pytest.fail(f"{crd_name} not found in {SHARED_CRDS}")
-    for _unused in range(100):
-        status = extensions.read_custom_resource_definition(crd_name).status
-        if any(c.type == "Established" and c.status == "True" for c in (status.conditions or [])):
-            return
-        import time
-
-        time.sleep(0.1)
-    pytest.fail(f"{crd_name} never became Established")
+        pytest.fail(f"the local control plane does not serve {crd_name}; start it with tests/cluster/up.sh, "
+                    "which loads the upstream CRDs (tests/cluster/crd-sources.yaml)")
+    if not any(c.type == "Established" and c.status == "True" for c in (status.conditions or [])):
+        pytest.fail(f"{crd_name} is not Established; rerun tests/cluster/up.sh")
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,7 @@ def test_istio_schema_rejects_port_level_mtls_without_selector(admin_api, namesp
     with pytest.raises(ApiException) as rejected:
         custom.create_namespaced_custom_object(
             namespace=namespace, body=peer_authentication("no-selector", port_modes), **PEER_AUTHENTICATION)
-    # A 404 here means the Istio CRDs were not loaded (up.sh loads them from ../shared/crds).
+    # A 404 here means the Istio CRDs were not loaded (up.sh loads them through tests/cluster/crds.py).
     assert rejected.value.status == 422, rejected.value.body
     assert "portLevelMtls requires selector" in rejected.value.body, rejected.value.body
 
