@@ -41,6 +41,8 @@ def inspect_pem(source, pem, roots, extra_intermediates, due_seconds, now):
         'source': source,
         'subject': summary['subject'],
         'issuer': summary['issuer'],
+        # With the issuer, what a CRL names: audit.yml lists revoked certificates still deployed.
+        'serial': summary['serial'],
         'not_after': summary['not_after'],
         'days_left': seconds_left // 86400,
         'seconds_left': seconds_left,
