@@ -455,6 +455,35 @@ def field_value(pod: dict, path: str) -> str:
     raise RunnerError(f"fieldRef {path} is not supported by the pod runner")
 
 
+_QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_FACTORS = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+            "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
+
+
+def _quantity(text: str) -> float:
+    match = _QUANTITY.match(str(text))
+    if not match:
+        raise RunnerError(f"resource quantity {text!r} is not supported by the pod runner")
+    return float(match.group(1)) * _FACTORS[match.group(2)]
+
+
+def resource_value(container: dict, ref: dict) -> str:
+    """kubelet's resourceFieldRef: the container's value, else the node's allocatable
+    (this machine's CPUs and memory) for limits, rounded up by the divisor."""
+    kind, _, resource = ref["resource"].partition(".")
+    value = ((container.get("resources") or {}).get(kind) or {}).get(resource)
+    if value is not None:
+        amount = _quantity(value)
+    elif resource == "cpu":
+        amount = float(os.cpu_count() or 1) if kind == "limits" else 0.0
+    elif resource == "memory":
+        amount = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) if kind == "limits" else 0.0
+    else:
+        amount = 0.0
+    divisor = _quantity(ref.get("divisor") or "1")
+    return str(max(int(-(-amount // divisor)), 1 if resource == "cpu" and amount else 0))
+
+
 class Projector:
     """Builds and refreshes the volumes of one pod."""
 
@@ -510,8 +539,10 @@ class Projector:
         for item in items:
             if "fieldRef" in item:
                 out[item["path"]] = (field_value(self.pod, item["fieldRef"]["fieldPath"]).encode(), item.get("mode", mode))
-            else:  # resourceFieldRef: no resources are accounted here
-                out[item["path"]] = (b"0", item.get("mode", mode))
+            else:
+                container = next((c for c in self.pod["spec"]["containers"]
+                                  if c["name"] == item["resourceFieldRef"].get("containerName")), {})
+                out[item["path"]] = (resource_value(container, item["resourceFieldRef"]).encode(), item.get("mode", mode))
         return out
 
     def payload(self, volume: dict) -> dict[str, tuple[bytes, int]] | None:
@@ -604,7 +635,7 @@ class Projector:
                 if "fieldRef" in source:
                     env[item["name"]] = field_value(self.pod, source["fieldRef"]["fieldPath"])
                 elif "resourceFieldRef" in source:
-                    env[item["name"]] = "0"
+                    env[item["name"]] = resource_value(container, source["resourceFieldRef"])
                 else:
                     for kind, key in (("configmaps", "configMapKeyRef"), ("secrets", "secretKeyRef")):
                         if key in source:

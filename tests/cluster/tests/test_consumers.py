@@ -44,8 +44,18 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 FIELD_MANAGER = "zerotrust-mtls-consumer-tests"
 TRUST_DOMAIN = "cluster.local"
 
-CERT_MANAGER_VERSION = "v1.21.2"
 HELM_VERSION = "v3.21.4"
+
+
+def consumer_versions() -> dict[str, str]:
+    """The versions build-consumers.sh builds (tests/cluster/consumers/versions.env)."""
+    path = CHECKOUT / "tests" / "cluster" / "consumers" / "versions.env"
+    pairs = re.findall(r"(?m)^([A-Z_]+)=(\S+)$", path.read_text()) if path.exists() else []
+    return dict(pairs)
+
+
+# The charts are rendered from the same module versions as the binaries.
+CERT_MANAGER_VERSION = consumer_versions().get("CERT_MANAGER_VERSION", "v1.20.3")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -104,6 +114,9 @@ def pod_runner(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
 
 def require_consumer(name: str) -> str:
     """The cached binary of a consumer; a missing one fails the test with one sentence."""
+    override = os.environ.get("MTLS_POD_RUNNER_BIN_" + name.upper().replace("-", "_"))
+    if override:  # the pod runner's development override (see pod_runner.py)
+        return override
     if not BUILD_CONSUMERS.exists():
         pytest.fail(f"{name} cannot run: tests/cluster/build-consumers.sh does not exist, so no consumer binary "
                     "is built.", pytrace=False)
@@ -134,23 +147,8 @@ def http_get(url: str, timeout: float = 5) -> str:
 
 
 def x509verify_binary() -> str:
-    """Our Go verifier (std lib only), built once per source hash and cached."""
-    digest = hashlib.sha256()
-    for name in ("go.mod", "main.go"):
-        digest.update((X509VERIFY_SRC / name).read_bytes())
-    target = CACHE_DIR / "bin" / f"x509verify-{digest.hexdigest()[:12]}" / "x509verify"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".x509verify.{os.getpid()}")
-        started = time.monotonic()
-        result = subprocess.run(["flock", "/tmp/zt-go-build.lock", "nice", "-n", "10", "go", "build", "-p", "2",
-                                 "-trimpath", "-o", str(tmp), "."], cwd=X509VERIFY_SRC, capture_output=True,
-                                text=True, timeout=900)
-        if result.returncode != 0:
-            pytest.fail(f"building tests/cluster/x509verify failed: {result.stderr[-2000:]}", pytrace=False)
-        os.replace(tmp, target)
-        timing("x509verify: go build", time.monotonic() - started)
-    return str(target)
+    """Our Go verifier (tests/cluster/x509verify, std lib only), built once and cached."""
+    return go_tool(X509VERIFY_SRC, "x509verify")
 
 
 def split_pem(pem: str) -> list[str]:
@@ -239,16 +237,7 @@ def custom(admin_api) -> client.CustomObjectsApi:
 
 # --------------------------------------------------------------------------- cert-manager
 
-def cert_manager_chart_documents(tmp: Path) -> list[dict]:
-    """The cert-manager chart that ships in the Go module, rendered by helm (from the proxy).
-
-    Test-only changes: the chart's version fields are set to the release (its release tool
-    does that), CRDs are left out (the cluster has them), and the two webhook
-    configurations and the startupapicheck Job are dropped: the API server would dial the
-    webhook Service on 127.200.0.x and get "connection refused" for every cert-manager
-    object, and no webhook program runs here. The controller Deployment, its RBAC and
-    ServiceAccount are applied as rendered.
-    """
+def helm_binary(tmp: Path) -> str:
     helm = CACHE_DIR / "bin" / f"helm-{HELM_VERSION}" / "helm"
     if not helm.exists():
         started = time.monotonic()
@@ -261,34 +250,53 @@ def cert_manager_chart_documents(tmp: Path) -> list[dict]:
         helm.parent.mkdir(parents=True, exist_ok=True)
         os.replace(build / "helm", helm)
         timing("helm: go install", time.monotonic() - started)
-    result = subprocess.run(["go", "mod", "download", "-json", f"github.com/cert-manager/cert-manager@{CERT_MANAGER_VERSION}"],
+    return str(helm)
+
+
+# Kinds a chart renders that the tests leave out: the API server would call the webhooks
+# on a 127.200.0.x Service address and get "connection refused" (no webhook program
+# runs here), and chart Jobs (cert-manager's startupapicheck) never run under kwok.
+DROPPED_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Job"}
+
+
+def render_module_chart(tmp: Path, module: str, version: str, chart_dir: str, release: str, namespace: str,
+                        chart_version: str, values: list[str]) -> list[dict]:
+    """A chart that ships inside a consumer's Go module (from the Go module proxy), rendered
+    by helm. The chart's version fields are set to the release (the projects' release tools
+    do that); DROPPED_KINDS are left out; everything else is applied as rendered."""
+    helm = helm_binary(tmp)
+    result = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"],
                             capture_output=True, text=True, timeout=900, cwd=tmp)
     if result.returncode != 0:
-        pytest.fail(f"go mod download of cert-manager {CERT_MANAGER_VERSION} failed: {result.stdout[-1000:]}"
-                    f"{result.stderr[-1000:]}", pytrace=False)
+        pytest.fail(f"go mod download {module}@{version} failed: {result.stdout[-1000:]}{result.stderr[-1000:]}",
+                    pytrace=False)
     module_dir = Path(json.loads(result.stdout)["Dir"])
-    chart = tmp / "cert-manager-chart"
-    shutil.copytree(module_dir / "deploy" / "charts" / "cert-manager", chart)
+    chart = tmp / f"{release}-chart"
+    shutil.copytree(module_dir / chart_dir, chart)
     for path in [chart, *chart.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+    if not (chart / "Chart.yaml").exists() and (chart / "Chart.template.yaml").exists():
+        (chart / "Chart.template.yaml").rename(chart / "Chart.yaml")  # what cert-manager's release tool does
     meta = (chart / "Chart.yaml").read_text()
-    meta = re.sub(r"(?m)^version: .*$", f"version: {CERT_MANAGER_VERSION}", meta)
-    meta = re.sub(r"(?m)^appVersion: .*$", f"appVersion: {CERT_MANAGER_VERSION}", meta)
+    meta = re.sub(r"(?m)^version: .*$", f"version: {chart_version}", meta)
+    meta = re.sub(r"(?m)^appVersion: .*$", f"appVersion: {chart_version}", meta)
     (chart / "Chart.yaml").write_text(meta)
-    result = subprocess.run([str(helm), "template", "cert-manager", str(chart), "--namespace", "cert-manager",
-                             "--kube-version", "v1.35.4", "--set", "crds.enabled=false",
-                             "--set", "startupapicheck.enabled=false"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"helm template of the cert-manager chart failed: {result.stderr}"
-    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    dropped = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Job"}
-    return [d for d in documents if d["kind"] not in dropped]
+    argv = [helm, "template", release, str(chart), "--namespace", namespace, "--kube-version", "v1.35.4"]
+    for value in values:
+        argv += ["--set", value]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"helm template of {module} {chart_dir} failed: {result.stderr}"
+    return [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] not in DROPPED_KINDS]
 
 
 @pytest.fixture(scope="module")
-def cert_manager(site, admin_api, runner, tmp_path_factory):
-    require_consumer("cert-manager-controller")
+def cert_manager(request, admin_api, runner, tmp_path_factory):
+    require_consumer("cert-manager-controller")  # before site.yml: a missing binary fails at once
+    request.getfixturevalue("site")
     started = time.monotonic()
-    documents = cert_manager_chart_documents(tmp_path_factory.mktemp("cert-manager"))
+    documents = render_module_chart(tmp_path_factory.mktemp("cert-manager"), "github.com/cert-manager/cert-manager",
+                                    CERT_MANAGER_VERSION, "deploy/charts/cert-manager", "cert-manager", "cert-manager",
+                                    CERT_MANAGER_VERSION, ["crds.enabled=false", "startupapicheck.enabled=false"])
     controller = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "cert-manager"]
     assert controller and controller[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
         f"cert-manager-controller:{CERT_MANAGER_VERSION}")
@@ -335,3 +343,180 @@ def test_cert_manager_serves_certificate_expiry_metrics(cert_manager, core):
                                capture_output=True).stdout.decode().strip().split("=", 1)[1]
     expected = time.mktime(time.strptime(not_after, "%b %d %H:%M:%S %Y %Z")) - time.timezone
     assert abs(values[0] - expected) < 2, (values[0], expected)
+
+
+# --------------------------------------------------------------------------- istiod
+
+ISTIO_MODULE = "istio.io/istio"
+ISTIO_VERSION = consumer_versions().get("ISTIO_VERSION", "v0.0.0-20260827124520-eed52ebb66ad")
+CSR_CLIENT_SRC = CHECKOUT / "tests" / "cluster" / "istio-csr-client"
+
+
+def go_tool(src: Path, name: str) -> str:
+    """One of our small Go programs, built once per source hash and cached."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in src.iterdir() if p.suffix in (".go", ".mod", ".sum")):
+        digest.update(file.name.encode() + file.read_bytes())
+    target = CACHE_DIR / "bin" / f"{name}-{digest.hexdigest()[:12]}" / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{name}.{os.getpid()}")
+        started = time.monotonic()
+        result = subprocess.run(["flock", "/tmp/zt-go-build.lock", "nice", "-n", "10", "go", "build", "-p", "2",
+                                 "-trimpath", "-o", str(tmp), "."], cwd=src, capture_output=True, text=True,
+                                timeout=1800)
+        if result.returncode != 0:
+            pytest.fail(f"building {src.relative_to(CHECKOUT)} failed: {result.stderr[-2000:]}", pytrace=False)
+        os.replace(tmp, target)
+        timing(f"{name}: go build", time.monotonic() - started)
+    return str(target)
+
+
+@pytest.fixture(scope="module")
+def istiod(request, admin_api, runner, tmp_path_factory):
+    require_consumer("istiod")
+    request.getfixturevalue("site")
+    started = time.monotonic()
+    documents = render_module_chart(tmp_path_factory.mktemp("istiod"), ISTIO_MODULE, ISTIO_VERSION,
+                                    "manifests/charts/istio-control/istio-discovery", "istiod", "istio-system",
+                                    "1.0.0", ["global.hub=docker.io/istio", f"global.tag={ISTIO_VERSION}"])
+    assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod" for d in documents)
+    apply_documents(admin_api, documents)
+    timing("istiod: chart rendered and applied", time.monotonic() - started)
+    return runner_up("istiod")
+
+
+def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, core):
+    log = Path(istiod["log"]).read_text(errors="replace")
+    # istiod reads its plug-in CA from ./etc/cacerts (the cacerts Secret, projected).
+    assert "Use root cert from etc/cacerts/root-cert.pem" in log, "istiod did not load the plug-in CA from cacerts"
+    root = fingerprint(site["root_pem"])
+    # istiod leaves out kube-public and kube-node-lease (seen here; istio's
+    # pkg/kube/inject.IgnoredNamespaces lists them); every other namespace gets the root.
+    skipped = {"kube-public", "kube-node-lease"}
+    namespaces: list[str] = []
+
+    def published():
+        namespaces[:] = [ns.metadata.name for ns in core.list_namespace().items
+                         if ns.status.phase == "Active" and ns.metadata.name not in skipped]
+        missing = []
+        for namespace in namespaces:
+            try:
+                config_map = core.read_namespaced_config_map("istio-ca-root-cert", namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    missing.append(namespace)
+                    continue
+                raise
+            if fingerprint(config_map.data["root-cert.pem"]) != root:
+                missing.append(f"{namespace} (other root)")
+        return not missing or None
+
+    started = time.monotonic()
+    wait_for("istio-ca-root-cert with our root in every namespace", published, timeout_s=60)
+    assert {"istio-system", "zt-payments", "zt-shop", "default"} <= set(namespaces)
+    timing("istiod: istio-ca-root-cert in every namespace", time.monotonic() - started, namespaces=len(namespaces))
+
+
+def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace: str, account: str,
+                         out: Path) -> dict:
+    """A certificate from istiod's CA for namespace/account, requested with a real token."""
+    try:
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    token = core.create_namespaced_service_account_token(account, namespace, {
+        "spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "token").write_text(token)
+    (out / "trust.pem").write_text(root_pem)
+    spiffe = f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{account}"
+    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
+                             "-root", str(out / "trust.pem"), "-token", str(out / "token"), "-spiffe", spiffe,
+                             "-out", str(out), "-ttl", "1h"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"istiod refused the CSR of {spiffe}: {result.stderr}"
+    return {"spiffe": spiffe, "dir": out}
+
+
+def test_istiod_signs_workload_csrs_that_complete_mutual_tls(istiod, site, core, admin_api, tmp_path):
+    started = time.monotonic()
+    server = workload_certificate(istiod, core, admin_api, site["root_pem"], "zt-payments", "api", tmp_path / "api")
+    client_ = workload_certificate(istiod, core, admin_api, site["root_pem"], "zt-shop", "frontend",
+                                   tmp_path / "frontend")
+    csr_s = time.monotonic() - started
+    for workload in (server, client_):
+        chain = (workload["dir"] / "cert-chain.pem").read_text()
+        leaf = verify_chain(workload["dir"] / "verify", site["root_pem"], chain, uri=workload["spiffe"])
+        assert leaf["uris"] == [workload["spiffe"]]
+        assert leaf["chain"][-1].startswith("CN=zerotrust.mtls local root CA"), leaf["chain"]
+        assert fingerprint(split_pem(chain)[1]) == fingerprint(site["intermediate_pem"]), \
+            "istiod did not sign with the role's intermediate (cacerts)"
+    # istiod takes the identity from the token, not from the CSR: a CSR for frontend's ID
+    # sent with api's token comes back as api (and never as frontend).
+    other = core.create_namespaced_service_account_token("api", "zt-payments", {
+        "spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
+    (tmp_path / "other-token").write_text(other)
+    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
+                             "-root", str(server["dir"] / "trust.pem"), "-token", str(tmp_path / "other-token"),
+                             "-spiffe", client_["spiffe"], "-out", str(tmp_path / "mismatch")],
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode == 0:
+        leaf = verify_chain(tmp_path / "mismatch-verify", site["root_pem"],
+                            (tmp_path / "mismatch" / "cert-chain.pem").read_text())
+        assert leaf["uris"] == [server["spiffe"]], f"istiod signed an identity the token does not prove: {leaf}"
+    # A token for another audience is refused.
+    wrong = core.create_namespaced_service_account_token("frontend", "zt-shop", {
+        "spec": {"audiences": ["not-istio-ca"], "expirationSeconds": 600}}).status.token
+    (tmp_path / "wrong-audience").write_text(wrong)
+    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
+                             "-root", str(server["dir"] / "trust.pem"), "-token", str(tmp_path / "wrong-audience"),
+                             "-spiffe", client_["spiffe"], "-out", str(tmp_path / "refused")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "Unauthenticated" in result.stderr, \
+        f"istiod accepted a token for another audience: {result.stdout}{result.stderr}"
+
+    seen = mutual_tls(server["dir"], client_["dir"], site["root_pem"], tmp_path)
+    assert seen["server_saw"] == client_["spiffe"] and seen["client_saw"] == server["spiffe"], seen
+    timing("istiod: two workload CSRs signed, verified, mutual TLS", time.monotonic() - started,
+           csr_s=round(csr_s, 2))
+
+
+def spiffe_of(peer: dict) -> str | None:
+    return next((value for kind, value in peer.get("subjectAltName", ()) if kind == "URI"), None)
+
+
+def mutual_tls(server_dir: Path, client_dir: Path, root_pem: str, tmp: Path) -> dict:
+    """A real TLS 1.3 handshake, both sides presenting istiod-issued certificates."""
+    (tmp / "roots.pem").write_text(root_pem)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(server_dir / "cert-chain.pem", server_dir / "key.pem")
+    server_ctx.load_verify_locations(tmp / "roots.pem")
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_cert_chain(client_dir / "cert-chain.pem", client_dir / "key.pem")
+    client_ctx.load_verify_locations(tmp / "roots.pem")
+    client_ctx.check_hostname = False  # SPIFFE identities, checked below as Istio does
+    seen: dict = {}
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        connection, _ = listener.accept()
+        with server_ctx.wrap_socket(connection, server_side=True) as tls:
+            seen["server_saw"] = spiffe_of(tls.getpeercert())
+            tls.sendall(tls.recv(64).upper())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with socket.create_connection(listener.getsockname(), timeout=10) as raw:
+        with client_ctx.wrap_socket(raw) as tls:
+            seen["client_saw"] = spiffe_of(tls.getpeercert())
+            seen["version"] = tls.version()
+            tls.sendall(b"ping")
+            seen["echo"] = tls.recv(64)
+    thread.join(10)
+    listener.close()
+    assert seen["echo"] == b"PING"
+    return seen
