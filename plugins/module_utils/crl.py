@@ -314,11 +314,12 @@ def renewal_window(valid_for, renew_before):
     return value
 
 
-def regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now):
+def regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now, ca_not_after=None):
     """The first REGENERATE_REASONS entry that applies, or None when the CRL stays.
 
     ``existing`` is the current CRL (None when missing); ``existing_signed`` whether the
-    signing CA signed it; ``renew_before`` what pki.parse_renew_before returned.
+    signing CA signed it; ``renew_before`` what pki.parse_renew_before returned;
+    ``ca_not_after`` the CA's expiry (a nextUpdate clamped to it is not a changed validity).
     """
     if existing is None:
         return 'created'
@@ -333,8 +334,10 @@ def regenerate_reason(existing, existing_signed, desired, valid_for, renew_befor
     if now >= next_update - renewal_window(valid_for, renew_before):
         return 'renewal_due'
     lifetime = next_update - existing.last_update_utc
+    clamped = ca_not_after is not None and next_update >= _seconds(ca_not_after) - _ONE_SECOND
     # The existing thisUpdate was backdated by the skew allowance when we made it.
-    if abs(lifetime - (valid_for + pki.CLOCK_SKEW_ALLOWANCE)) > _ONE_SECOND and abs(lifetime - valid_for) > _ONE_SECOND:
+    if not clamped and abs(lifetime - (valid_for + pki.CLOCK_SKEW_ALLOWANCE)) > _ONE_SECOND \
+            and abs(lifetime - valid_for) > _ONE_SECOND:
         return 'validity_changed'
     return None
 

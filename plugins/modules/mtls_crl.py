@@ -308,7 +308,8 @@ def ensure_crl(module):
     existing_signed = existing is not None and crl_utils.signed_by(existing, issuer.cert)
     existing_entries = crl_utils.entries_of(existing) if existing_signed else {}
     desired = crl_utils.desired_entries(wanted, existing_entries, params['crl_mode'], now)
-    reason = crl_utils.regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now)
+    reason = crl_utils.regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now,
+                                         ca_not_after=issuer.not_after)
 
     old_number = crl_utils.crl_number(existing) if existing is not None else None
     before = None

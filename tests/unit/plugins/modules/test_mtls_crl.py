@@ -220,6 +220,9 @@ def test_valid_for_change_and_mode_change(pki_dir, capsys):
 def test_next_update_never_beyond_the_ca(pki_dir, capsys):
     result = run(capsys, **args_for(pki_dir, valid_for='800d', renew_before='1d'))
     assert result['next_update'] == pki.iso8601(pki_dir['inter'].cert.not_valid_after_utc)
+    # The clamped lifetime is not a changed valid_for: the rerun changes nothing.
+    again = run(capsys, **args_for(pki_dir, valid_for='800d', renew_before='1d'))
+    assert again['changed'] is False and again['reason'] == 'unchanged'
 
 
 def test_backup_and_absent(pki_dir, capsys):
