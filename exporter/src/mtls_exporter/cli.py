@@ -133,7 +133,8 @@ class Exporter:
         self.ready = threading.Event()
         self.selection = build_selection(args)
         anchors = certs.load_trust_anchors(args.trust_bundle) if args.trust_bundle else None
-        self.store = CertificateStore(anchors)
+        # Without --trust-bundle no chain is ever checked: the store keeps no DER.
+        self.store = CertificateStore(anchors, keep_der=anchors is not None)
         self.rotation = RotationState() if args.rotation_configmap else None
         sources = tuple(TrustBundleSource.parse(s) for s in _csv(args.trust_bundle_source)) or DEFAULT_TRUST_BUNDLE_SOURCES
         self.collector = CertificateCollector(

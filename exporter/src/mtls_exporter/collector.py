@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from . import __version__
 from .certs import bundle_fingerprint
+from .exposition import TextGauge
 from .store import CertificateStore
 
 
@@ -79,6 +80,36 @@ def _gauge(name: str, documentation: str) -> Metric:
     return Metric(name, documentation, "gauge")
 
 
+class _StoreIndex:
+    """One pass over the store per scrape: flat lists the families are built from.
+
+    Walking 100,000 objects once instead of once per family (5 certificate families,
+    7 CRL families, the trust bundles) is most of what a scrape's Python costs.
+    """
+
+    __slots__ = ("keys", "cert_labels", "certificates", "crls", "trust_bundle_keys")
+
+    def __init__(self, objects, trust_bundle_sources):
+        wanted = {(s.kind, s.name, s.key): s for s in trust_bundle_sources}
+        self.keys = keys = []
+        self.cert_labels = cert_labels = []
+        self.certificates = certificates = []
+        self.crls = crls = []
+        self.trust_bundle_keys = trust_bundle_keys = []
+        for source_object in objects:
+            for key in source_object.keys:
+                keys.append(key)
+                if key.certificates:
+                    cert_labels.extend(key.labels)
+                    certificates.extend(key.certificates)
+                if key.crls:
+                    crls.extend(zip(key.crl_labels, key.crls))
+                if wanted:
+                    source = wanted.get((source_object.kind, source_object.name, key.key))
+                    if source is not None and not key.error_reason:
+                        trust_bundle_keys.append((source, source_object.namespace, key))
+
+
 class CertificateCollector:
     """Turns the store into x509-certificate-exporter compatible metrics and ours."""
 
@@ -106,63 +137,63 @@ class CertificateCollector:
 
     def collect(self):
         now = self.clock()
-        objects = self.store.snapshot()
-        yield from self._certificate_metrics(objects, now)
-        yield from self._crl_metrics(objects, now)
+        index = _StoreIndex(self.store.snapshot(), self.trust_bundle_sources)
+        yield from self._certificate_metrics(index, now)
+        yield from self._crl_metrics(index, now)
         yield from self._source_metrics()
-        yield from self._trust_bundle_metrics(objects)
+        yield from self._trust_bundle_metrics(index)
         if self.rotation is not None:
             yield from self._rotation_metrics()
         info = GaugeMetricFamily("mtls_exporter_build_info", "Constant 1, labelled with the exporter version.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
 
-    def _certificate_metrics(self, objects, now: float):
+    def _certificate_metrics(self, index: "_StoreIndex", now: float):
         """One family at a time: each is built, yielded, rendered and dropped before the
-        next, so a scrape holds one family's samples (10,000 for 10,000 Secrets) rather
-        than all of them."""
+        next, so a scrape holds one family's values (100,000 for 100,000 Secrets) rather
+        than all of them. Label texts come ready-made from the store (TextGauge)."""
+        labels, certificates = index.cert_labels, index.certificates
         families = [
-            ("x509_cert_not_after", "Unix timestamp of the certificate's NotAfter.", lambda c: c.not_after),
-            ("x509_cert_not_before", "Unix timestamp of the certificate's NotBefore.", lambda c: c.not_before),
-            ("x509_cert_expired", "1 if the certificate is expired, 0 otherwise.", lambda c: 1.0 if now > c.not_after else 0.0),
+            ("x509_cert_not_after", "Unix timestamp of the certificate's NotAfter.",
+             lambda: [c.not_after for c in certificates]),
+            ("x509_cert_not_before", "Unix timestamp of the certificate's NotBefore.",
+             lambda: [c.not_before for c in certificates]),
+            ("x509_cert_expired", "1 if the certificate is expired, 0 otherwise.",
+             lambda: [1.0 if now > c.not_after else 0.0 for c in certificates]),
         ]
         if self.expose_relative:
             families += [
-                ("x509_cert_expires_in_seconds", "Seconds until the certificate's NotAfter.", lambda c: c.not_after - now),
-                ("x509_cert_valid_since_seconds", "Seconds since the certificate's NotBefore.", lambda c: now - c.not_before),
+                ("x509_cert_expires_in_seconds", "Seconds until the certificate's NotAfter.",
+                 lambda: [c.not_after - now for c in certificates]),
+                ("x509_cert_valid_since_seconds", "Seconds since the certificate's NotBefore.",
+                 lambda: [now - c.not_before for c in certificates]),
             ]
-        for name, documentation, value_of in families:
-            family = _gauge(name, documentation)
-            append = family.samples.append  # hoisted: runs once per certificate
-            for source_object in objects:
-                for key in source_object.keys:
-                    for labels, certificate in zip(key.labels, key.certificates):
-                        append(Sample(name, labels, value_of(certificate)))
-            yield family
+        for name, documentation, values in families:
+            yield TextGauge(name, documentation, labels, values())
         if self.expose_per_cert_error:
-            family = _gauge("x509_cert_error", "1 if the corresponding bundle item failed to parse, 0 otherwise.")
-            for source_object in objects:
-                for key in source_object.keys:
-                    if key.error_reason:
-                        family.samples.append(Sample("x509_cert_error", key.error_labels, 1.0))
-                    else:
-                        family.samples.extend(Sample("x509_cert_error", labels, 0.0) for labels in key.labels)
-            yield family
+            error_labels, error_values = [], []
+            for key in index.keys:
+                if key.error_reason:
+                    error_labels.append(key.error_labels)
+                    error_values.append(1.0)
+                else:
+                    error_labels.extend(key.labels)
+                    error_values.extend(0.0 for _unused in key.labels)
+            yield TextGauge("x509_cert_error", "1 if the corresponding bundle item failed to parse, 0 otherwise.",
+                            error_labels, error_values)
         if self.store.trust_anchors is not None:
-            family = _gauge(
+            chain_labels, chain_values = [], []
+            for key in index.keys:
+                if key.chain_valid is not None:
+                    chain_labels.extend(key.labels)
+                    chain_values.extend(1.0 if valid else 0.0 for valid in key.chain_valid)
+            yield TextGauge(
                 "mtls_cert_chain_valid",
                 "1 if the certificate chains (through certificates of the same object) to the --trust-bundle, 0 otherwise.",
+                chain_labels, chain_values,
             )
-            for source_object in objects:
-                for key in source_object.keys:
-                    if key.chain_valid is not None:
-                        family.samples.extend(
-                            Sample("mtls_cert_chain_valid", labels, 1.0 if valid else 0.0)
-                            for labels, valid in zip(key.labels, key.chain_valid)
-                        )
-            yield family
 
-    def _crl_metrics(self, objects, now: float):
+    def _crl_metrics(self, index: "_StoreIndex", now: float):
         """x509-certificate-exporter's per-CRL series, for every CRL found in a Secret,
         ConfigMap or file. A CRL without nextUpdate gets no next_update/stale series."""
         families = [
@@ -182,12 +213,10 @@ class CertificateCollector:
             ]
         for name, documentation, value_of in families:
             family = _gauge(name, documentation)
-            for source_object in objects:
-                for key in source_object.keys:
-                    for labels, crl in zip(key.crl_labels, key.crls):
-                        value = value_of(crl)
-                        if value is not None:
-                            family.samples.append(Sample(name, labels, value))
+            for labels, crl in index.crls:
+                value = value_of(crl)
+                if value is not None:
+                    family.samples.append(Sample(name, labels, value))
             yield family
 
     def _source_metrics(self):
@@ -209,23 +238,14 @@ class CertificateCollector:
             count.add_metric([anchors.bundle_fingerprint], len(anchors))
             yield count
 
-    def _trust_bundle_metrics(self, objects):
+    def _trust_bundle_metrics(self, index: "_StoreIndex"):
         if not self.trust_bundle_sources:
             return
-        wanted = {(s.kind, s.name, s.key): s for s in self.trust_bundle_sources}
         instances: dict[TrustBundleSource, list[tuple[str, str, frozenset[str]]]] = {s: [] for s in self.trust_bundle_sources}
-        for source_object in objects:
-            for key in source_object.keys:
-                source = wanted.get((source_object.kind, source_object.name, key.key))
-                if source is None or key.error_reason:
-                    continue
-                instances[source].append(
-                    (
-                        source_object.namespace,
-                        bundle_fingerprint(key.certificates),
-                        frozenset(c.fingerprint for c in key.certificates),
-                    )
-                )
+        for source, namespace, key in index.trust_bundle_keys:
+            instances[source].append(
+                (namespace, bundle_fingerprint(key.certificates), frozenset(c.fingerprint for c in key.certificates))
+            )
         consistent = GaugeMetricFamily(
             "mtls_trust_bundle_consistent",
             "1 if every namespace's copy of the trust bundle holds the same certificates, 0 otherwise.",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from dataclasses import dataclass, field
 
 SECRET_TYPE_TLS = "kubernetes.io/tls"
@@ -85,7 +86,8 @@ class StrippedObject:
 def _identity(obj: dict) -> tuple[str, str, str, str]:
     metadata = obj.get("metadata") or {}
     return (
-        metadata.get("namespace", ""),
+        # One copy of each namespace name, not one per object.
+        sys.intern(metadata.get("namespace", "")),
         metadata.get("name", ""),
         metadata.get("uid", ""),
         metadata.get("resourceVersion", ""),

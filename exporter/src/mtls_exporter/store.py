@@ -130,7 +130,9 @@ def _crl_labels(location: dict[str, str], crl: ParsedCRL) -> dict[str, str]:
     return labels
 
 
-def build_key_certificates(kind: str, namespace: str, name: str, key: str, value: bytes | None) -> KeyCertificates:
+def build_key_certificates(
+    kind: str, namespace: str, name: str, key: str, value: bytes | None, keep_der: bool = True
+) -> KeyCertificates:
     location = _location_labels(kind, namespace, name, key)
     if value is None:
         return KeyCertificates(key, (), (), certs.REASON_DECODE_FAILED, RenderedLabels(location))
@@ -143,7 +145,7 @@ def build_key_certificates(kind: str, namespace: str, name: str, key: str, value
         # A CRL-only value (ca.crl, ca-crl.pem) is not a certificate source without certificates.
         return KeyCertificates(key, (), (), None, None, crls=crls, crl_labels=crl_labels)
     try:
-        parsed = certs.parse_pem_bundle_cached(value)
+        parsed = certs.parse_pem_bundle_cached(value, keep_der)
     except CertificateParseError as error:
         return KeyCertificates(key, (), (), error.reason, RenderedLabels(location), crls=crls, crl_labels=crl_labels)
     labels = [_certificate_labels(location, c) for c in parsed]
@@ -155,8 +157,11 @@ def build_key_certificates(kind: str, namespace: str, name: str, key: str, value
 class CertificateStore:
     """Thread-safe map of source objects, plus the counters the collector reports."""
 
-    def __init__(self, trust_anchors: TrustAnchors | None = None):
+    def __init__(self, trust_anchors: TrustAnchors | None = None, keep_der: bool = True):
+        """`keep_der=False` drops each certificate's DER after parsing (~400 bytes each),
+        for a store that never checks chains (the exporter without --trust-bundle)."""
         self._lock = threading.Lock()
+        self.keep_der = keep_der or trust_anchors is not None
         self._objects: dict[tuple[str, str, str], SourceObject] = {}
         self._owner: dict[tuple[str, str, str], str] = {}  # ref -> watch id that saw it
         self._trust_anchors = trust_anchors
@@ -174,6 +179,9 @@ class CertificateStore:
         """Swap the trust bundle and recompute every chain flag against it."""
         with self._lock:
             self._trust_anchors = anchors
+            if anchors is not None:
+                # Certificates parsed without DER count as not chaining until re-parsed.
+                self.keep_der = True
             objects = list(self._objects.values())
         for source_object in objects:
             self._compute_chains(source_object, anchors)
@@ -220,7 +228,7 @@ class CertificateStore:
                 and current.resource_version == stripped.resource_version
             ):
                 return False
-        source_object = self._parse(stripped)
+        source_object = self._parse(stripped, self.keep_der)
         self._compute_chains(source_object, self._trust_anchors)
         with self._lock:
             self._objects[ref] = source_object
@@ -231,9 +239,9 @@ class CertificateStore:
         return True
 
     @staticmethod
-    def _parse(stripped: StrippedObject) -> SourceObject:
+    def _parse(stripped: StrippedObject, keep_der: bool = True) -> SourceObject:
         keys = tuple(
-            build_key_certificates(stripped.kind, stripped.namespace, stripped.name, key, value)
+            build_key_certificates(stripped.kind, stripped.namespace, stripped.name, key, value, keep_der)
             for key, value in stripped.values.items()
         )
         return SourceObject(
