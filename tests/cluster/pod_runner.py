@@ -29,7 +29,12 @@ What is rewritten, precisely (everything else is the pod's own spec):
    translated to that root (/run/spire/config/server.conf ->
    <root>/run/spire/config/server.conf).
 2. Listen addresses given as flag values (0.0.0.0:P, :P, [::]:P) become <podIP>:P.
-3. Per consumer, only where the program has no other way (CONSUMERS below): flags for
+3. trust-manager hard-codes 0.0.0.0 for its metrics and readiness servers and reads its
+   namespace from /var/run/secrets/kubernetes.io/serviceaccount: it runs in its own
+   network and mount namespace (unshare; only `lo`, so 0.0.0.0 there is loopback-only),
+   the API server and its ports bridged through Unix sockets, the service-account
+   volume bind-mounted at its real path over a private tmpfs on /run (needs root).
+4. Per consumer, only where the program has no other way (CONSUMERS below): flags for
    the listeners whose defaults are 0.0.0.0 and for the kubeconfig; for SPIRE the
    config file named by -config is translated into a copy (mount paths, bind
    addresses, kube_config_file(_path) added to the k8sbundle notifier and k8s_psat,
@@ -62,6 +67,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -181,6 +187,10 @@ class Consumer:
     extra_env: Callable[[Context], dict[str, str]] = lambda ctx: {}
     program: Callable[[], list[str]] | None = None  # for programs that are not cached binaries
     bin_names: tuple[str, ...] = ()            # build-consumers.sh names to try (default: name)
+    # Programs that hard-code 0.0.0.0 listeners run in their own network namespace (only
+    # `lo` in it); the API server and the pod's containerPorts are bridged through Unix
+    # sockets in the pod directory (see netns_exec).
+    own_netns: bool = False
 
 
 def _hcl_set_plugin_option(text: str, plugin_header: str, line: str) -> str:
@@ -240,7 +250,9 @@ CONSUMERS: tuple[Consumer, ...] = (
         images=("trust-manager",),
         entrypoint=(),
         own_commands=("/trust-manager", "trust-manager"),
-        extra_args=lambda ctx: [f"--kubeconfig={ctx.kubeconfig}", f"--webhook-host={ctx.pod_ip}"],
+        # Its metrics and readiness servers are hard-coded to 0.0.0.0:<port> (app.go).
+        own_netns=True,
+        extra_args=lambda ctx: [f"--kubeconfig={ctx.kubeconfig}"],
     ),
     Consumer(
         name="istiod",
@@ -652,14 +664,108 @@ class Projector:
         return env
 
 
+# --------------------------------------------------------------------------- netns bridge
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+    threading.Thread(target=pump, args=(b, a), daemon=True).start()
+
+
+class Bridge:
+    """Accepts on one socket and connects each connection to a target (TCP or Unix)."""
+
+    def __init__(self, listen: tuple[str, object], target: tuple[str, object]):
+        family = socket.AF_UNIX if listen[0] == "unix" else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            Path(listen[1]).unlink(missing_ok=True)
+        else:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(listen[1])
+        self.listener.listen(64)
+        self.target = target
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            family = socket.AF_UNIX if self.target[0] == "unix" else socket.AF_INET
+            upstream = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target[1])
+            except OSError:
+                connection.close()
+                upstream.close()
+                continue
+            _pipe(connection, upstream)
+
+    def close(self):
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+
+def netns_exec(api_port: int, sock_dir: str, ports: list[int], binds: list[str], argv: list[str]) -> int:
+    """Runs inside `unshare --net --mount`: lo up, the API server at 127.0.0.1:<api_port>
+    bridged out through sock_dir/api.sock, each container port bridged in from
+    sock_dir/port-<n>.sock; the service-account mounts (SRC:DST under /run or /var/run)
+    bind-mounted at their real paths over a private tmpfs on /run, for the programs that
+    read /var/run/secrets/kubernetes.io/serviceaccount themselves; then runs the program
+    and returns its exit status."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    if binds:
+        subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
+        for bind in binds:
+            source, _, target = bind.partition(":")
+            target = "/run" + target[len("/var/run"):] if target.startswith("/var/run/") else target
+            os.makedirs(target, exist_ok=True)
+            subprocess.run(["mount", "--bind", "-o", "ro", source, target], check=True)
+    Bridge(("tcp", ("127.0.0.1", api_port)), ("unix", f"{sock_dir}/api.sock"))
+    for port in ports:
+        Bridge(("unix", f"{sock_dir}/port-{port}.sock"), ("tcp", ("127.0.0.1", port)))
+    child = subprocess.Popen(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda n, _f: child.send_signal(n))
+    return child.wait()
+
+
+def netns_interfaces(pid: int) -> set[str]:
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return set()
+    return {line.split(":", 1)[0].strip() for line in lines}
+
+
 # --------------------------------------------------------------------------- listeners
 
-def _proc_sockets() -> list[tuple[str, str, int]]:
-    """(proto, address, inode) of every listening TCP and bound UDP socket."""
+def _proc_sockets(pid: int | None = None) -> list[tuple[str, str, int]]:
+    """(proto, address, inode) of every listening TCP and bound UDP socket (of pid's netns)."""
     out = []
+    base = f"/proc/{pid}/net" if pid else "/proc/net"
     for proto in ("tcp", "tcp6", "udp", "udp6"):
         try:
-            lines = Path(f"/proc/net/{proto}").read_text().splitlines()[1:]
+            lines = Path(f"{base}/{proto}").read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -695,7 +801,7 @@ def session_pids(leader: int) -> list[int]:
     return pids
 
 
-def listeners_of(pids: list[int]) -> list[str]:
+def listeners_of(pids: list[int], netns_pid: int | None = None) -> list[str]:
     inodes = set()
     for pid in pids:
         try:
@@ -708,7 +814,7 @@ def listeners_of(pids: list[int]) -> list[str]:
                     inodes.add(int(target[8:-1]))
         except OSError:
             continue
-    return sorted({f"{proto}:{address}" for proto, address, inode in _proc_sockets() if inode in inodes})
+    return sorted({f"{proto}:{address}" for proto, address, inode in _proc_sockets(netns_pid) if inode in inodes})
 
 
 def is_loopback(address: str) -> bool:
@@ -762,6 +868,7 @@ class Managed:
     ports: dict[str, int] = field(default_factory=dict)
     config_copies: dict[str, str] = field(default_factory=dict)  # source -> translated copy
     binary: str | None = None
+    bridges: list = field(default_factory=list)
 
     def pid_file(self) -> Path:
         return CLUSTER_DIR / "run" / "pods" / (self.key.replace("/", ".") + ".pid")
@@ -997,6 +1104,25 @@ class Supervisor:
         }
         process_env.update({k: ctx.translate(v) for k, v in env.items()})
         process_env.update(consumer.extra_env(ctx))
+        if consumer.own_netns:
+            sock_dir = entry.pod_dir / "netns"
+            sock_dir.mkdir(exist_ok=True)
+            ports = {int(p["containerPort"]) for p in container.get("ports") or []}
+            for probe in (container.get("readinessProbe"), container.get("livenessProbe")):
+                port = ((probe or {}).get("httpGet") or (probe or {}).get("tcpSocket") or {}).get("port")
+                if isinstance(port, int):
+                    ports.add(port)
+            ports = sorted(ports)
+            for bridge in entry.bridges:
+                bridge.close()
+            entry.bridges = [Bridge(("unix", str(sock_dir / "api.sock")), ("tcp", ("127.0.0.1", int(self.api.port))))]
+            entry.bridges += [Bridge(("tcp", (entry.pod_ip, port)), ("unix", str(sock_dir / f"port-{port}.sock")))
+                              for port in ports]
+            binds = [f"{projector.volume_dir(m['name'])}:{m['mountPath']}" for m in container.get("volumeMounts") or []
+                     if m["mountPath"].startswith(("/var/run/secrets/", "/run/secrets/"))]
+            argv = ["unshare", "--net", "--mount", "--", sys.executable, str(Path(__file__).resolve()), "netns-exec",
+                    "--api-port", self.api.port, "--sock-dir", str(sock_dir), "--ports", ",".join(map(str, ports))] \
+                + [f"--bind={b}" for b in binds] + ["--"] + argv
         entry.argv = argv
         # Without a readinessProbe kubelet calls a started container ready; the liveness
         # probe is the better signal that the program is up, so it stands in here.
@@ -1020,8 +1146,20 @@ class Supervisor:
             f"log {entry.log_path})")
 
     def check_listeners(self, entry: Managed) -> None:
-        entry.listeners = listeners_of(session_pids(entry.process.pid))
-        bad = [a for a in entry.listeners if not is_loopback(a)]
+        pids = session_pids(entry.process.pid)
+        if entry.consumer.own_netns:
+            inner = [p for p in pids if p != entry.process.pid and netns_interfaces(p) == {"lo"}]
+            # In its own network namespace with only `lo`, 0.0.0.0 is loopback-only; the
+            # host side is the bridge on the pod IP.
+            entry.listeners = [f"netns-{a}" for a in listeners_of(inner, inner[0])] if inner else []
+            entry.listeners += [f"bridge-tcp:{b.listener.getsockname()[0]}:{b.listener.getsockname()[1]}"
+                                for b in entry.bridges if b.listener.family == socket.AF_INET]
+            bad = [a for a in entry.listeners if a.startswith("bridge-") and not is_loopback(a[7:])]
+            if not inner and time.time() - entry.started > 5:
+                bad = ["(the program is not in a network namespace that has only lo)"]
+        else:
+            entry.listeners = listeners_of(pids)
+            bad = [a for a in entry.listeners if not is_loopback(a)]
         if bad:
             entry.message = f"listened on {', '.join(bad)} (not loopback); killed"
             log(f"{entry.key}: {entry.message}")
@@ -1091,6 +1229,8 @@ class Supervisor:
     def stop(self, key: str, remove: bool) -> None:
         entry = self.managed.pop(key)
         self.kill(entry)
+        for bridge in entry.bridges:
+            bridge.close()
         log(f"{key}: stopped")
         pod_key = f"{entry.namespace}/{entry.pod_name}"
         if remove and not any(f"{m.namespace}/{m.pod_name}" == pod_key for m in self.managed.values()):
@@ -1275,7 +1415,17 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="the consumers and their state (exit 0 when all are ready)")
     status.add_argument("--json", action="store_true")
     sub.add_parser("supervise", help=argparse.SUPPRESS)
+    netns = sub.add_parser("netns-exec", help=argparse.SUPPRESS)
+    netns.add_argument("--api-port", type=int, required=True)
+    netns.add_argument("--sock-dir", required=True)
+    netns.add_argument("--ports", default="")
+    netns.add_argument("--bind", action="append", default=[])
+    netns.add_argument("program", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "netns-exec":
+        program = args.program[1:] if args.program[:1] == ["--"] else args.program
+        return netns_exec(args.api_port, args.sock_dir, [int(p) for p in args.ports.split(",") if p], args.bind,
+                          program)
     try:
         if args.command == "up":
             return command_up(args.timeout, set(args.only or []) or None)

@@ -520,3 +520,61 @@ def mutual_tls(server_dir: Path, client_dir: Path, root_pem: str, tmp: Path) -> 
     listener.close()
     assert seen["echo"] == b"PING"
     return seen
+
+
+# --------------------------------------------------------------------------- trust-manager
+
+TRUST_MANAGER_VERSION = consumer_versions().get("TRUST_MANAGER_VERSION", "v0.25.0")
+
+
+@pytest.fixture(scope="module")
+def trust_manager(request, admin_api, runner, tmp_path_factory):
+    require_consumer("trust-manager")
+    request.getfixturevalue("site")
+    started = time.monotonic()
+    # Test-only values: helm makes the webhook's serving certificate (no cert-manager
+    # needed for it), and the default CA package is off (its init container image has
+    # no local program). The trust namespace is the chart's default, cert-manager, where
+    # the cert_manager role writes the Bundle's source ConfigMap.
+    documents = render_module_chart(tmp_path_factory.mktemp("trust-manager"), "github.com/cert-manager/trust-manager",
+                                    TRUST_MANAGER_VERSION, "deploy/charts/trust-manager", "trust-manager",
+                                    "cert-manager", TRUST_MANAGER_VERSION,
+                                    ["crds.enabled=false", "app.webhook.tls.helmCert.enabled=true",
+                                     "defaultPackage.enabled=false"])
+    apply_documents(admin_api, documents)
+    timing("trust-manager: chart rendered and applied", time.monotonic() - started)
+    return runner_up("trust-manager")
+
+
+def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust_manager, site, core, custom):
+    started = time.monotonic()
+    inventory = yaml.safe_load((CHECKOUT / "inventories/local/group_vars/all/cluster.yml").read_text())
+    labels = inventory["cert_manager_trust_bundle_namespace_labels"]
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    wait_for("Bundle mtls-trust-bundle to be Synced", lambda: condition(
+        custom.get_cluster_custom_object("trust.cert-manager.io", "v1alpha1", "bundles", "mtls-trust-bundle"),
+        "Synced") == "True", timeout_s=60)
+    targets = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items
+               if ns.status.phase == "Active"]
+    assert {"zt-payments", "zt-shop"} <= set(targets), targets
+    root = fingerprint(site["root_pem"])
+
+    def delivered():
+        for namespace in targets:
+            try:
+                data = core.read_namespaced_config_map("mtls-trust-bundle", namespace).data or {}
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+            bundle = data.get("ca.crt", "")
+            if root not in {fingerprint(pem) for pem in split_pem(bundle)}:
+                return None
+        return True
+
+    wait_for(f"the bundle with our root in {targets}", delivered, timeout_s=60)
+    # zt-legacy is not labelled istio-injection=enabled: trust-manager leaves it alone.
+    with pytest.raises(ApiException) as error:
+        core.read_namespaced_config_map("mtls-trust-bundle", "zt-legacy")
+    assert error.value.status == 404
+    timing("trust-manager: bundle in every target namespace", time.monotonic() - started, targets=len(targets))
