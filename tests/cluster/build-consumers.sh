@@ -112,11 +112,12 @@ required_version() {
 }
 
 # The first line of a failed build's output that states the error (go's own
-# "go: ..." lines, compiler "file.go:L:C: ..." lines), else its last line.
+# "go: ..." lines, compiler "file.go:L:C: ..." lines), else its last line; progress
+# lines ("go: downloading ...") and our timing lines are skipped.
 first_error() {
-    local line
-    line="$(grep -m1 -E '^go: |^[^[:space:]]+\.go:[0-9]+:[0-9]+: |error|Forbidden|cannot|not found' "$1" || true)"
-    [[ -n "$line" ]] || line="$(grep -v '^[[:space:]]*$' "$1" | tail -n1 || true)"
+    local line noise='^go: (downloading|finding|extracting|found) |^build of |^[[:space:]]*$'
+    line="$(grep -v -E "$noise" "$1" | grep -m1 -E '^go: |^[^[:space:]]+\.go:[0-9]+:[0-9]+: |error|Forbidden|cannot|not found' || true)"
+    [[ -n "$line" ]] || line="$(grep -v -E "$noise" "$1" | tail -n1 || true)"
     printf '%s\n' "${line:-no output}"
 }
 
