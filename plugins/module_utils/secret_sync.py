@@ -10,8 +10,9 @@ before the first write, in every namespace. It does so near the cost of the writ
 
 - reads: one LIST per namespace that holds two or more of the Secrets, a GET otherwise
   (and per Secret where this user may get but not list);
-- namespaces are looked up only where a Secret is to be created (a LIST of a missing
-  namespace answers an empty list, a Secret that exists proves its namespace);
+- a namespace is looked up only when the dry run of a creation in it answers 404 (a
+  LIST of a missing namespace answers an empty list, a Secret that exists proves its
+  namespace, and every namespace with a creation gets at least one dry run);
 - the proof is a server-side dry run of every update and deletion (field ownership is
   per object), and of creations either every one or, where nothing can tell one new
   Secret from another, one per namespace: no admission webhook or policy selects Secrets
@@ -152,23 +153,26 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
     decisions = [decide(job) for job in jobs]
     writes = [((namespace, entry[0]), state) for (namespace, entry), state in zip(jobs, decisions) if state[2]]
 
-    # A Secret to create in a namespace that does not exist stops the run too.
-    def check_namespace(namespace):
-        if client.namespace_exists(namespace) is False:
-            raise KubeError("namespace %s does not exist; create it first or remove it from "
-                            "namespace/namespaces." % namespace)
-    if not absent:
-        run_parallel(check_namespace, sorted(set(key[0] for key, state in writes if state[0] is None)), workers)
-
     def write(entry, dry_run):
         (namespace, name), (_current, desired, _reason) = entry
         if absent:
             return client.delete(SECRET, name, namespace, dry_run=dry_run)
         return client.apply(desired, dry_run=dry_run, force_conflicts=params["force_conflicts"])
 
-    # Prove, then write: RBAC, admission and conflicts are refused for all namespaces
-    # before any of them is changed.
-    run_parallel(lambda entry: write(entry, True), dry_runs_needed(client, writes, workers), workers)
+    def prove(entry):
+        try:
+            return write(entry, True)
+        except KubeError as error:
+            # A creation refused with 404: say so plainly when its namespace is missing.
+            namespace = entry[0][0]
+            if error.status == 404 and entry[1][0] is None and client.namespace_exists(namespace) is False:
+                raise KubeError("namespace %s does not exist; create it first or remove it from "
+                                "namespace/namespaces." % namespace)
+            raise
+
+    # Prove, then write: a missing namespace, RBAC, admission and conflicts are refused for
+    # all namespaces before any of them is changed.
+    run_parallel(prove, dry_runs_needed(client, writes, workers), workers)
     if not check_mode:
         run_parallel(lambda entry: write(entry, False), writes, workers)
 

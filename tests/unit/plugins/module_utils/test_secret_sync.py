@@ -67,8 +67,10 @@ class RecordingClient(object):
         return {"status": {"incomplete": self.incomplete, "resourceRules": self.rules}}
 
     def apply(self, manifest, dry_run=False, force_conflicts=False):
-        self._record("dry-run" if dry_run else "apply", manifest["metadata"]["namespace"],
-                     manifest["metadata"]["name"])
+        namespace = manifest["metadata"]["namespace"]
+        self._record("dry-run" if dry_run else "apply", namespace, manifest["metadata"]["name"])
+        if namespace not in self.namespaces:
+            raise KubeError("not found (404): namespaces %s not found" % namespace, status=404)
         return manifest
 
     def delete(self, kind, name, namespace=None, dry_run=False):
@@ -103,7 +105,7 @@ def test_first_write_lists_each_namespace_and_dry_runs_one_creation_per_namespac
     assert result["changed"] is True
     assert client.count("list") == 5 + 4  # one per namespace, one per admission kind
     assert client.count("get") == 0
-    assert client.count("namespace") == 5
+    assert client.count("namespace") == 0  # the dry runs prove the namespaces
     assert client.count("review") == 5
     assert client.count("dry-run") == 5
     assert client.count("apply") == 50
@@ -156,8 +158,9 @@ def test_a_missing_namespace_stops_before_any_write():
     client = RecordingClient(namespaces=["a"])
     with pytest.raises(KubeError) as error:
         secret_sync.sync(client, _params(), ["a", "gone"], _planned(2))
-    assert str(error.value).startswith("namespace gone does not exist")
-    assert client.count("apply") == 0 and client.count("dry-run") == 0
+    assert str(error.value) == ("namespace gone does not exist; create it first or remove it from "
+                                "namespace/namespaces.")
+    assert client.count("apply") == 0 and client.count("namespace") == 1
 
 
 def test_admission_rules_and_rbac_helpers():
