@@ -1296,6 +1296,14 @@ def log_tail(path: str, lines: int = 25) -> str:
         return "(no log)"
 
 
+def selected(container: dict, only: set[str] | None) -> bool:
+    """--only matches a consumer name, a namespace, or NAMESPACE/POD."""
+    if not only:
+        return True
+    return any(o in (container["consumer"], container["namespace"]) or container["key"].startswith(o.rstrip("/") + "/")
+               for o in only)
+
+
 def command_up(timeout_s: float, only: set[str] | None = None) -> int:
     Api()  # fails with one sentence when there is no cluster
     began = time.time()
@@ -1322,8 +1330,8 @@ def command_up(timeout_s: float, only: set[str] | None = None) -> int:
             if first_generation is None:
                 first_generation = state.get("generation", 0)
             elif state.get("generation", 0) >= first_generation + 1:
-                containers = [c for c in state.get("containers", []) if not only or c["consumer"] in only]
-                missing = sorted((only or set()) - {c["consumer"] for c in containers})
+                containers = [c for c in state.get("containers", []) if selected(c, only)]
+                missing = sorted(o for o in (only or ()) if not any(selected(c, {o}) for c in containers))
                 failed = [c for c in containers if c["state"] in ("crashed", "refused", "no-binary")
                           or (c["restarts"] and c["started"] >= began - 1 and c["state"] != "ready")]
                 if failed:
@@ -1340,11 +1348,10 @@ def command_up(timeout_s: float, only: set[str] | None = None) -> int:
                     return 0
         if time.time() > deadline:
             state = read_state()
-            if only and not any(c["consumer"] in only for c in state.get("containers", [])):
+            if only and not any(selected(c, only) for c in state.get("containers", [])):
                 raise RunnerError(f"no running pod's image maps to {', '.join(sorted(only))} within {timeout_s:.0f}s "
                                   "(is its Deployment/StatefulSet/DaemonSet applied, and did kwok mark the pod Running?).")
-            waiting = [c for c in state.get("containers", []) if c["state"] != "ready"
-                       and (not only or c["consumer"] in only)]
+            waiting = [c for c in state.get("containers", []) if c["state"] != "ready" and selected(c, only)]
             for c in waiting:
                 print(f"---- {c['key']} ({c['consumer']}): last lines of {c['log']}", file=sys.stderr)
                 print(log_tail(c["log"]), file=sys.stderr)
@@ -1410,7 +1417,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start (or reuse) the supervisor; wait until every consumer is ready")
     up.add_argument("--timeout", type=float, default=float(os.environ.get("MTLS_POD_RUNNER_TIMEOUT", 120)))
     up.add_argument("--only", action="append", metavar="CONSUMER",
-                    help="wait for (and judge) only these consumers (repeatable); the others keep running")
+                    help="wait for (and judge) only these: a consumer name, a namespace or NAMESPACE/POD (repeatable); "
+                         "the others keep running")
     sub.add_parser("down", help="stop the supervisor and every consumer it started")
     status = sub.add_parser("status", help="the consumers and their state (exit 0 when all are ready)")
     status.add_argument("--json", action="store_true")

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -129,13 +130,14 @@ def require_consumer(name: str) -> str:
     return path
 
 
-def runner_up(consumer: str, timeout: float = 150) -> dict:
+def runner_up(consumer: str, timeout: float = 150, namespace: str | None = None) -> dict:
     started = time.monotonic()
-    result = pod_runner("up", "--only", consumer, "--timeout", str(timeout), timeout=timeout + 60)
+    result = pod_runner("up", "--only", namespace or consumer, "--timeout", str(timeout), timeout=timeout + 60)
     if result.returncode != 0:
         pytest.fail(f"the pod runner could not start {consumer}:\n{result.stderr[-4000:]}", pytrace=False)
     state = json.loads(pod_runner("status", "--json").stdout)
-    entries = [c for c in state.get("containers", []) if c["consumer"] == consumer and c["state"] == "ready"]
+    entries = [c for c in state.get("containers", []) if c["consumer"] == consumer and c["state"] == "ready"
+               and (namespace is None or c["namespace"] == namespace)]
     assert entries, f"{consumer} is not ready after pod_runner.py up: {state}"
     timing(f"{consumer}: pod runner up (ready)", time.monotonic() - started)
     return entries[0]
@@ -578,3 +580,163 @@ def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust
         core.read_namespaced_config_map("mtls-trust-bundle", "zt-legacy")
     assert error.value.status == 404
     timing("trust-manager: bundle in every target namespace", time.monotonic() - started, targets=len(targets))
+
+
+# --------------------------------------------------------------------------- SPIRE
+
+@pytest.fixture(scope="module")
+def spire_server(request, runner):
+    binary = require_consumer("spire-server")
+    request.getfixturevalue("site")  # the spire role templates the StatefulSet, server.conf and upstream Secret
+    entry = runner_up("spire-server", timeout=120)
+    entry["binary"] = binary
+    entry["socket"] = str(Path(entry["pod_dir"]) / "c" / "spire-server" / "tmp" / "spire-server" / "private" / "api.sock")
+    return entry
+
+
+def jwt_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_spire_server_mints_svids_under_our_root_with_the_inventorys_ttls(spire_server, site, core, tmp_path):
+    started = time.monotonic()
+    cluster_vars = yaml.safe_load((CHECKOUT / "inventories/local/group_vars/all/cluster.yml").read_text())
+    x509_ttl = {"1h": 3600}.get(cluster_vars.get("spire_default_x509_svid_ttl", "1h"), 3600)
+    jwt_ttl = {"5m": 300}.get(cluster_vars.get("spire_default_jwt_svid_ttl", "5m"), 300)
+    spiffe = f"spiffe://{TRUST_DOMAIN}/ns/zt-payments/sa/api"
+    out = tmp_path / "svid"
+    out.mkdir()
+    result = subprocess.run([spire_server["binary"], "x509", "mint", "-socketPath", spire_server["socket"],
+                             "-spiffeID", spiffe, "-write", str(out)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"spire-server x509 mint failed: {result.stdout}{result.stderr}"
+    chain = (out / "svid.pem").read_text()
+    leaf = verify_chain(tmp_path / "verify", site["root_pem"], chain, uri=spiffe)
+    assert leaf["lifetime_seconds"] == x509_ttl, leaf
+    assert fingerprint(site["root_pem"]) in {fingerprint(p) for p in split_pem((out / "bundle.pem").read_text())}
+    result = subprocess.run([spire_server["binary"], "jwt", "mint", "-socketPath", spire_server["socket"],
+                             "-spiffeID", spiffe, "-audience", "zt-consumer-test"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"spire-server jwt mint failed: {result.stdout}{result.stderr}"
+    claims = jwt_claims(result.stdout.strip().split()[-1])
+    assert claims["sub"] == spiffe and claims["aud"] in (["zt-consumer-test"], "zt-consumer-test"), claims
+    assert claims["exp"] - claims["iat"] == jwt_ttl, claims
+    timing("spire: X.509 and JWT SVIDs minted and verified", time.monotonic() - started)
+
+
+def test_spire_k8sbundle_notifier_writes_our_root(spire_server, site, core):
+    root = fingerprint(site["root_pem"])
+    wait_for("the spire-bundle ConfigMap with our root", lambda: root in {
+        fingerprint(p) for p in split_pem((core.read_namespaced_config_map("spire-bundle", "spire").data or {})
+                                          .get("bundle.crt", ""))}, timeout_s=60)
+    state = json.loads(pod_runner("status", "--json").stdout)
+    server = next(c for c in state["containers"] if c["consumer"] == "spire-server")
+    assert server["state"] == "ready" and server["restarts"] == 0, f"the SPIRE server did not stay healthy: {server}"
+
+
+# --------------------------------------------------------------------------- exporter
+
+EXPORTER_NAMESPACE = "zt-consumer-monitoring"
+EXPORTER_NAME = "zt-consumer-exporter"
+EXPORTER_PLAYBOOK = """
+- name: The cert_exporter role as the consumer test installs it
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Namespaces the role expects
+      kubernetes.core.k8s:
+        kubeconfig: "{{ kc }}"
+        definition: {apiVersion: v1, kind: Namespace, metadata: {name: "{{ item }}"}}
+      loop: ["%(namespace)s", mtls-system]
+    - name: The exporter
+      ansible.builtin.include_role:
+        name: zerotrust.mtls.cert_exporter
+      vars:
+        cert_exporter_kubeconfig: "{{ kc }}"
+        cert_exporter_namespace: "%(namespace)s"
+        cert_exporter_name: "%(name)s"
+        cert_exporter_watch_namespaces: [zt-payments, istio-system]
+        cert_exporter_rotation_configmap: ""
+        cert_exporter_trust_bundle_pem: "{{ lookup('ansible.builtin.file', trust_file) }}"
+        cert_exporter_extra_args: ["--file-poll-interval=2"]
+""" % {"namespace": EXPORTER_NAMESPACE, "name": EXPORTER_NAME}
+
+
+def run_exporter_role(kubeconfig: str, tmp: Path, trust_pem: str) -> None:
+    (tmp / "exporter.yml").write_text(EXPORTER_PLAYBOOK)
+    (tmp / "trust.pem").write_text(trust_pem)
+    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", str(tmp / "exporter.yml"),
+         "-e", f"kc={kubeconfig}", "-e", f"trust_file={tmp / 'trust.pem'}"], timeout=300)
+
+
+def anchors(pod_ip: str) -> tuple[str, int] | None:
+    """(bundle fingerprint, number of certificates) of the exporter's --trust-bundle file."""
+    text = http_get(f"http://{pod_ip}:9793/metrics")
+    samples = metric_values(text, "mtls_trust_anchors")
+    return (samples[0][0]["fingerprint"], int(samples[0][1])) if len(samples) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def exporter(request, kubeconfig_path, runner, tmp_path_factory):
+    site = request.getfixturevalue("site")
+    tmp = tmp_path_factory.mktemp("exporter")
+    started = time.monotonic()
+    run_exporter_role(kubeconfig_path, tmp, site["root_pem"])
+    timing("exporter: cert_exporter role", time.monotonic() - started)
+    entry = runner_up("mtls-exporter", namespace=EXPORTER_NAMESPACE)
+    entry["tmp"] = tmp
+    return entry
+
+
+def test_exporter_serves_metrics_within_the_roles_rbac(exporter, site, core):
+    entry = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
+                 if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter")
+    text = wait_for("the exporter's metrics for the watched namespaces", lambda: (
+        lambda body: body if 'secret_name="cacerts"' in body else None)(
+        http_get(f"http://{entry['pod_ip']}:9793/metrics")), timeout_s=60)
+    namespaces = {labels.get("secret_namespace") or labels.get("configmap_namespace")
+                  for labels, _ in metric_values(text, "x509_cert_not_after")} - {None}  # None: the trust file
+    assert {"istio-system"} <= namespaces <= {"zt-payments", "istio-system"}, namespaces
+    # The program runs with the role's service account: the pod runner's kubeconfig for
+    # this pod carries a TokenRequest token of EXPORTER_NAMESPACE/EXPORTER_NAME.
+    token = (Path(entry["pod_dir"]) / "serviceaccount.token").read_text()
+    review = client.AuthenticationV1Api(core.api_client).create_token_review({"spec": {"token": token}})
+    assert review.status.user.username == f"system:serviceaccount:{EXPORTER_NAMESPACE}:{EXPORTER_NAME}"
+    api = Path(CLUSTER_DIR / "ports.env").read_text()
+    port = re.search(r"MTLS_APISERVER_PORT=(\d+)", api).group(1)
+    context = ssl.create_default_context(cafile=str(CLUSTER_DIR / "pki" / "ca.crt"))
+
+    def status_of(path: str) -> int:
+        request = urllib.request.Request(f"https://127.0.0.1:{port}{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status_of("/api/v1/namespaces/zt-payments/secrets") == 200
+    assert status_of("/api/v1/namespaces/istio-system/configmaps") == 200
+    assert status_of("/api/v1/namespaces/zt-shop/secrets") == 403      # not a watched namespace
+    assert status_of("/api/v1/secrets") == 403                           # nothing cluster-wide
+    assert status_of("/api/v1/namespaces/zt-payments/pods") == 403       # Secrets and ConfigMaps only
+
+
+def test_a_role_change_reaches_the_running_exporter(exporter, site, kubeconfig_path):
+    """The role rewrites its trust-bundle ConfigMap; the pod runner's ..data swap brings it
+    to the running exporter (--trust-bundle, a mounted file), without a restart."""
+    entry = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
+                 if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter")
+    before = wait_for("the exporter's trust anchor from the role", lambda: (
+        lambda value: value if value and value[1] == 1 else None)(anchors(entry["pod_ip"])), timeout_s=60)
+    started = time.monotonic()
+    run_exporter_role(kubeconfig_path, exporter["tmp"], site["root_pem"] + site["intermediate_pem"])
+    after_change = wait_for("the exporter to see the role's new trust bundle (2 certificates)", lambda: (
+        lambda value: value if value and value[1] == 2 else None)(anchors(entry["pod_ip"])), timeout_s=60)
+    assert after_change[0] != before[0]
+    timing("exporter: role change reached the running program", time.monotonic() - started)
+    after = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
+                 if c["key"] == entry["key"])
+    assert after["pid"] == entry["pid"] and after["restarts"] == 0, "the exporter was restarted, not updated"
+    volume = Path(entry["pod_dir"]) / "volumes" / "trust-bundle"
+    assert (volume / "..data").is_symlink() and os.readlink(volume / "ca.crt") == "..data/ca.crt"
