@@ -39,6 +39,9 @@ started_cluster=""
 stop_cluster() {
   if [ -n "$started_cluster" ]; then
     echo "==> stopping the local control plane this run started"
+    # The consumers the pod runner started first (the cluster tests stop it themselves
+    # when they started it; this catches an interrupted run).
+    python tests/cluster/pod_runner.py down >/dev/null 2>&1 || true
     tests/cluster/down.sh || true
   fi
 }
@@ -70,6 +73,9 @@ if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || w
   step cluster-up cluster_up
 fi
 step integration integration
+# The real consumers (istiod, cert-manager, trust-manager, SPIRE) that the cluster tests
+# run through tests/cluster/pod_runner.py; cached by version, so a warm run only checks.
+step consumers-build tests/cluster/build-consumers.sh
 step cluster python -m pytest -q tests/cluster/tests
 step exporter python -m pytest -q exporter/tests
 step packaging python -m pytest -q -p no:cacheprovider tests/packaging
