@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) zerotrust.mtls maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """`ansible-test integration` in parallel shards: the `integration` step of `make test`.
@@ -9,8 +8,8 @@ one queue, longest first, until the queue is empty. The targets are independent 
 design (each works in namespaces and directories of its own), so two of them can run
 side by side on the shared local control plane.
 
-  scripts/integration.py [TARGET ...]      # default: every target except setup_*
-  MTLS_INTEGRATION_JOBS=1 scripts/integration.py   # one at a time
+  .venv/bin/python scripts/integration.py [TARGET ...]   # default: every target except setup_*
+  MTLS_INTEGRATION_JOBS=1 .venv/bin/python scripts/integration.py   # one at a time
 
 Prints one line per target (time, result) and, on failure, the tail of that target's
 log; exits non-zero when a target failed. Needs MTLS_KUBECONFIG (the integration config

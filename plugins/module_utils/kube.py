@@ -453,8 +453,8 @@ def _rules_of(item):
     if constraints is not None:
         # A policy without resource rules matches nothing, but say "may judge" rather
         # than trust an unusual shape.
-        rules += constraints.get("resourceRules") or [{"apiGroups": ["*"], "resources": ["*"],
-                                                        "operations": ["*"]}]
+        everything = {"apiGroups": ["*"], "resources": ["*"], "operations": ["*"]}
+        rules += constraints.get("resourceRules") or [everything]
     return rules
 
 
