@@ -54,7 +54,6 @@ import argparse
 import base64
 import ctypes
 import datetime
-import errno
 import ipaddress
 import json
 import os

@@ -21,7 +21,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -307,7 +306,27 @@ def cert_manager(request, admin_api, runner, tmp_path_factory):
     return runner_up("cert-manager-controller")
 
 
+def recreate_cluster_issuer(custom, name: str) -> None:
+    """The role's ClusterIssuer, deleted and created again with the same spec and labels,
+    so its Ready condition must come from the controller that runs now (not from an
+    earlier run against this cluster)."""
+    current = custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", name)
+    body = {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+            "metadata": {"name": name, "labels": current["metadata"].get("labels") or {}}, "spec": current["spec"]}
+    custom.delete_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", name)
+
+    def gone():
+        try:
+            custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", name)
+            return False
+        except ApiException as error:
+            return error.status == 404
+    wait_for(f"ClusterIssuer {name} to be deleted", gone, timeout_s=30)
+    custom.create_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", body)
+
+
 def test_cert_manager_issues_from_the_roles_cluster_issuer(cert_manager, site, custom, core, tmp_path):
+    recreate_cluster_issuer(custom, "mtls-ca")
     started = time.monotonic()
     issuer = wait_for("ClusterIssuer mtls-ca to become Ready", lambda: (
         lambda obj: obj if condition(obj) == "True" else None)(
@@ -319,10 +338,22 @@ def test_cert_manager_issues_from_the_roles_cluster_issuer(cert_manager, site, c
     assert certificates, "the local inventory lists no cert_manager_certificates"
     for spec in certificates:
         name, namespace = spec["name"], spec["namespace"]
+        secret_name = spec.get("secret_name", f"{name}-tls")
+        # A fresh issuance by the running controller: the Secret is deleted and must come back.
+        try:
+            old_uid = core.read_namespaced_secret(secret_name, namespace).metadata.uid
+            core.delete_namespaced_secret(secret_name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            old_uid = None
+        wait_for(f"a new Secret {namespace}/{secret_name} from cert-manager", lambda: (
+            lambda obj: obj.metadata.uid != old_uid and obj.data and "tls.crt" in obj.data)(
+            core.read_namespaced_secret(secret_name, namespace)), timeout_s=60)
         wait_for(f"Certificate {namespace}/{name} to become Ready", lambda: condition(
             custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates", name)) == "True",
             timeout_s=60)
-        secret = core.read_namespaced_secret(spec.get("secret_name", f"{name}-tls"), namespace)
+        secret = core.read_namespaced_secret(secret_name, namespace)
         chain = base64.b64decode(secret.data["tls.crt"]).decode()
         leaf = verify_chain(tmp_path / name, site["root_pem"], chain, uri=(spec.get("uris") or [None])[0])
         assert leaf["dns_names"] == spec["dns_names"]
@@ -389,7 +420,8 @@ def istiod(request, admin_api, runner, tmp_path_factory):
 
 
 def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, core):
-    log = Path(istiod["log"]).read_text(errors="replace")
+    # The log of the process that runs now (the pod runner marks each start).
+    log = Path(istiod["log"]).read_text(errors="replace").rsplit("pod runner starts:", 1)[-1]
     # istiod reads its plug-in CA from ./etc/cacerts (the cacerts Secret, projected).
     assert "Use root cert from etc/cacerts/root-cert.pem" in log, "istiod did not load the plug-in CA from cacerts"
     root = fingerprint(site["root_pem"])
@@ -414,6 +446,13 @@ def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, cor
                 missing.append(f"{namespace} (other root)")
         return not missing or None
 
+    # istiod must (re)publish: remove the copies of two namespaces first.
+    for namespace in ("zt-payments", "zt-shop"):
+        try:
+            core.delete_namespaced_config_map("istio-ca-root-cert", namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
     started = time.monotonic()
     wait_for("istio-ca-root-cert with our root in every namespace", published, timeout_s=60)
     assert {"istio-system", "zt-payments", "zt-shop", "default"} <= set(namespaces)
@@ -559,6 +598,12 @@ def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust
     targets = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items
                if ns.status.phase == "Active"]
     assert {"zt-payments", "zt-shop"} <= set(targets), targets
+    for namespace in targets:  # trust-manager must write them again
+        try:
+            core.delete_namespaced_config_map("mtls-trust-bundle", namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
     root = fingerprint(site["root_pem"])
 
     def delivered():
