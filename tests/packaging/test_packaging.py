@@ -98,11 +98,11 @@ def estate(tmp_path_factory):
         directory.mkdir(mode=0o700, parents=True)
     pki.chmod(0o700)
     adhoc = [os.path.join(VENV_BIN, 'ansible'), '-i', 'inventories/local', 'localhost', '-m', 'zerotrust.mtls.mtls_ca']
-    _run(adhoc + ['-a', 'cert_path=%s key_path=%s key_type=ec_p384 common_name="%s" organization="%s" path_length=1 '
+    _run(adhoc + ['-a', 'cert_path=%s key_path=%s key_type=ec_p384 common_name="%s" organization="%s" path_length=2 '
                         'key_passphrase=%s' % (pki / 'root/ca.crt', pki / 'root/ca.key', DEMO['mtls_root_common_name'],
                                                DEMO['mtls_organization'], DEMO['mtls_root_key_passphrase'])], env)
     _run(adhoc + ['-a', 'cert_path=%s key_path=%s chain_path=%s common_name="local intermediate CA" '
-                        'organization="%s" valid_for=365d parent_cert_path=%s parent_key_path=%s '
+                        'organization="%s" valid_for=365d path_length=1 parent_cert_path=%s parent_key_path=%s '
                         'parent_key_passphrase=%s' % (cluster / 'ca.crt', cluster / 'ca.key', cluster / 'chain.pem',
                                                       DEMO['mtls_organization'], pki / 'root/ca.crt',
                                                       pki / 'root/ca.key', DEMO['mtls_root_key_passphrase'])], env)

@@ -314,6 +314,15 @@ func run(ctx context.Context, cfg *config.ControllerConfiguration) error {
 		})
 	}
 
+	// The collectors behind certmanager_certificate_expiration_timestamp_seconds and the
+	// other per-object series read the informers' listers; upstream's controller main
+	// registers them here, before the informers start, and so must we.
+	informers := base.SharedInformerFactory
+	base.Metrics.SetupACMECollector(informers.Acme().V1().Challenges().Lister())
+	base.Metrics.SetupCertificateCollector(informers.Certmanager().V1().Certificates().Lister())
+	base.Metrics.SetupIssuerCollector(informers.Certmanager().V1().Issuers().Lister())
+	base.Metrics.SetupClusterIssuerCollector(informers.Certmanager().V1().ClusterIssuers().Lister())
+
 	gateway := utilfeature.DefaultFeatureGate.Enabled(feature.ExperimentalGatewayAPISupport) && cfg.EnableGatewayAPI
 	base.SharedInformerFactory.Start(ctx.Done())
 	base.KubeSharedInformerFactory.Start(ctx.Done())
