@@ -100,7 +100,8 @@ def main(argv):
     for target, _code, _elapsed, log in failed:
         print('\n===== %s FAILED; the end of %s:' % (target, log))
         with open(log, errors='replace') as handle:
-            print(''.join(handle.readlines()[-60:]))
+            # Module results can be one line of megabytes: show the start of each line.
+            print(''.join(line if len(line) <= 500 else line[:500] + ' [...]\n' for line in handle.readlines()[-60:]))
     missing = sorted(set(targets) - set(result[0] for result in results))
     total = sum(result[2] for result in results)
     print('integration: %d passed, %d failed in %.0f s wall (%.0f s of target time)'
