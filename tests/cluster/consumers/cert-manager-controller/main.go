@@ -247,6 +247,15 @@ func run(ctx context.Context, cfg *config.ControllerConfiguration) error {
 	if err != nil {
 		return err
 	}
+	// The collectors behind certmanager_certificate_expiration_timestamp_seconds and the
+	// other per-object series read the informers' listers. Metrics.NewServer registers only
+	// the collectors that exist when it is called, so set them up first (upstream's
+	// controller main does the same); the informers start later, with the others.
+	informers := base.SharedInformerFactory
+	base.Metrics.SetupACMECollector(informers.Acme().V1().Challenges().Lister())
+	base.Metrics.SetupCertificateCollector(informers.Certmanager().V1().Certificates().Lister())
+	base.Metrics.SetupIssuerCollector(informers.Certmanager().V1().Issuers().Lister())
+	base.Metrics.SetupClusterIssuerCollector(informers.Certmanager().V1().ClusterIssuers().Lister())
 	enabled := enabledControllers(cfg)
 	log.Info("enabled controllers", "controllers", sets.List(enabled))
 
@@ -313,15 +322,6 @@ func run(ctx context.Context, cfg *config.ControllerConfiguration) error {
 			return c.Run(cfg.NumberOfConcurrentWorkers, ctx)
 		})
 	}
-
-	// The collectors behind certmanager_certificate_expiration_timestamp_seconds and the
-	// other per-object series read the informers' listers; upstream's controller main
-	// registers them here, before the informers start, and so must we.
-	informers := base.SharedInformerFactory
-	base.Metrics.SetupACMECollector(informers.Acme().V1().Challenges().Lister())
-	base.Metrics.SetupCertificateCollector(informers.Certmanager().V1().Certificates().Lister())
-	base.Metrics.SetupIssuerCollector(informers.Certmanager().V1().Issuers().Lister())
-	base.Metrics.SetupClusterIssuerCollector(informers.Certmanager().V1().ClusterIssuers().Lister())
 
 	gateway := utilfeature.DefaultFeatureGate.Enabled(feature.ExperimentalGatewayAPISupport) && cfg.EnableGatewayAPI
 	base.SharedInformerFactory.Start(ctx.Done())
