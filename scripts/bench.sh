@@ -11,4 +11,5 @@ benchmarks/issue_certs/run.sh
 MTLS_KUBECONFIG=$(tests/cluster/up.sh | tail -n 1)
 export MTLS_KUBECONFIG
 benchmarks/sync_secrets/run.sh
+benchmarks/mesh_policy/run.sh
 benchmarks/exporter/run.sh
