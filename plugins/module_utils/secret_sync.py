@@ -17,21 +17,21 @@ before the first write, in every namespace. It does so near the cost of the writ
   per object), and of creations either every one or, where nothing can tell one new
   Secret from another, one per namespace: no admission webhook or policy selects Secrets
   and this user's RBAC grants create and patch on all Secrets of the namespace (see
-  kube.object_admission and kube.uniform_rbac).
+  kube_batch.creations_to_prove).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     SECRET,
     KubeError,
-    object_admission,
     owned_fields,
-    uniform_rbac,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
+    creations_to_prove,
+    run_parallel,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import (
     decoded_data,
@@ -42,26 +42,6 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts impo
     write_needed,
     LAYOUTS,
 )
-
-
-def run_parallel(function, jobs, workers):
-    """Run ``function(job)`` for every job; results in job order. The first error (in job
-    order) is raised after all jobs finished, so no job is left half-way."""
-    if not jobs:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        futures = [pool.submit(function, job) for job in jobs]
-    results, errors = [], []
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            errors.append(error)
-            results.append(None)
-        else:
-            results.append(future.result())
-    if errors:
-        raise errors[0]
-    return results
 
 
 def read_existing(client, names_by_namespace, workers):
@@ -89,26 +69,9 @@ def dry_runs_needed(client, writes, workers):
     def is_creation(entry):
         current, desired, _reason = entry[1]
         return current is None and desired is not None
-    creations = [entry for entry in writes if is_creation(entry)]
+    creations = [(entry[0][0], "", "secrets", entry) for entry in writes if is_creation(entry)]
     others = [entry for entry in writes if not is_creation(entry)]
-    if not creations:
-        return others
-    namespaces = sorted(set(entry[0][0] for entry in creations))
-    judges = object_admission(client, "", "secrets", "CREATE")
-    if judges != []:
-        return writes
-    uniform = run_parallel(lambda namespace: uniform_rbac(client, namespace, "", "secrets", ("create", "patch")),
-                           namespaces, workers)
-    uniform_namespaces = set(namespace for namespace, flag in zip(namespaces, uniform) if flag)
-    sampled, seen = [], set()
-    for entry in creations:
-        namespace = entry[0][0]
-        if namespace not in uniform_namespaces:
-            sampled.append(entry)
-        elif namespace not in seen:
-            seen.add(namespace)
-            sampled.append(entry)
-    return others + sampled
+    return others + creations_to_prove(client, creations, workers)
 
 
 def secret_view(secret, layout):
