@@ -437,3 +437,70 @@ def pods_without_sidecar(policy, pods, namespaces_by_name):
             continue
         found.append("%s/%s" % (namespace, metadata.get("name")))
     return sorted(found)
+
+
+# -- deciding without a dry run -------------------------------------------------------
+
+_IDENTITY_PATHS = (("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"))
+
+
+def _manifest_fields(node, prefix=()):
+    """{path: value} of the fields a manifest sets: maps are descended, lists and scalars
+    are values (the policy kinds' lists are atomic)."""
+    fields = {}
+    for key, value in node.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and value:
+            fields.update(_manifest_fields(value, path))
+        elif path not in _IDENTITY_PATHS:
+            fields[path] = value
+    return fields
+
+
+def _owned_paths(tree, prefix=()):
+    """Leaf paths of a fieldsV1 tree, or None when it names list items (k:, v:, i:),
+    which a path of map keys cannot match."""
+    paths = set()
+    for key, child in tree.items():
+        if key == ".":
+            continue
+        if not key.startswith("f:"):
+            return None
+        path = prefix + (key[2:],)
+        below = _owned_paths(child, path) if child else set()
+        if below is None:
+            return None
+        paths.update(below or [path])
+    return paths
+
+
+def _value_at(obj, path):
+    for part in path:
+        if not isinstance(obj, dict) or part not in obj:
+            return _MISSING
+        obj = obj[part]
+    return obj
+
+
+_MISSING = object()
+
+
+def apply_needed(existing, manifest, owned):
+    """Whether a server-side apply of ``manifest`` over ``existing`` would change it:
+    V(created), V(differs) (a declared field differs), None (it would change nothing), or
+    V(unknown) when only a dry run can tell (a field that zerotrust.mtls set before and no
+    longer declares, which the apply would remove unless another manager holds it).
+
+    ``owned`` is the fieldsV1 tree zerotrust.mtls owns on ``existing``. None is said only
+    when every declared field already has the declared value and we own nothing else, so
+    skipping the write (and its dry run) is exact.
+    """
+    if existing is None:
+        return "created"
+    declared = _manifest_fields(manifest)
+    if any(_value_at(existing, path) != value for path, value in declared.items()):
+        return "differs"
+    owned_paths = _owned_paths(owned or {})
+    if owned_paths is None or owned_paths - set(declared):
+        return "unknown"
+    return None

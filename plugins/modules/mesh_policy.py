@@ -39,7 +39,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Every write is sent as a server-side dry run and compared with the stored object, so C(changed) is exact.
+    description:
+      - An object whose declared fields all have the declared values, and that carries no field
+        zerotrust.mtls set before and no longer declares, is unchanged without a request. Every
+        other write is sent as a server-side dry run and compared with the stored object (new
+        objects of one kind in one namespace by one dry run when nothing tells them apart), so
+        C(changed) is exact.
   diff_mode:
     support: full
     description: Shows the objects (and the Linkerd namespace annotation) before and after.
@@ -65,6 +70,16 @@ options:
       - Namespace of the policy. The root namespace without O(selector) means mesh-wide.
       - Defaults to O(root_namespace).
     type: str
+  namespaces:
+    description:
+      - Apply the same policy in each of these namespaces in one call (the objects of each
+        namespace are the ones O(namespace) would write there). Mutually exclusive with O(namespace).
+      - Nothing is written unless every namespace exists and every write is accepted - RBAC,
+        admission, schema and field-manager conflicts of any namespace stop the call before the
+        first write. The root namespace is refused here; write a mesh-wide policy on its own.
+      - The preflight (before V(STRICT)) covers the pods of every namespace and fails once, listing them all.
+    type: list
+    elements: str
   name:
     description: Name of the objects written (Linkerd port Servers get C(<name>-<port>)).
     type: str
@@ -147,6 +162,12 @@ options:
     type: str
     choices: [ present, absent ]
     default: present
+  parallel:
+    description:
+      - How many requests to keep in flight at once (reads, dry runs and writes of all
+        namespaces); all share one connection pool.
+    type: int
+    default: 8
 '''
 
 EXAMPLES = r'''
@@ -161,6 +182,12 @@ EXAMPLES = r'''
     namespace: staging
     mode: PERMISSIVE
     preflight: skip
+
+- name: The same STRICT policy in every tenant namespace, in one call
+  zerotrust.mtls.mesh_policy:
+    namespaces: "{{ tenant_namespaces }}"
+    mode: STRICT
+    allow_namespaces: [istio-ingress]
 
 - name: Payments STRICT, but the metrics port of the api stays plain
   zerotrust.mtls.mesh_policy:
@@ -278,12 +305,18 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     comparable,
     kind_for,
     owned_fields,
+    validate_namespace_name,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
+    creations_to_prove,
+    run_parallel,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import (
     LINKERD_INBOUND_ANNOTATION,
     POLICY_SET_LABEL,
     MeshPolicy,
     PolicyError,
+    apply_needed,
     check_names,
     desired_objects,
     linkerd_namespace_patch,
@@ -294,9 +327,10 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import (
 )
 
 
-def policy_from_params(params):
+def policy_from_params(params, namespace=None):
     return MeshPolicy(
-        name=params["name"], namespace=params["namespace"] or params["root_namespace"],
+        name=params["name"],
+        namespace=namespace or params["namespace"] or params["root_namespace"],
         mode=params["mode"], selector=params["selector"], port_modes=params["port_modes"],
         root_namespace=params["root_namespace"],
         destination_rule=dict(params["destination_rule"]) if params["destination_rule"]
@@ -306,19 +340,40 @@ def policy_from_params(params):
         trust_domain=params["trust_domain"])
 
 
-def preflight(module, client, policy):
-    """The pods STRICT would cut off, or None when the preflight does not apply."""
-    if module.params["preflight"] == "skip" or not policy.strict_requested():
+def policies_from_params(params):
+    """One MeshPolicy per target namespace (O(namespaces), or the one O(namespace))."""
+    names = params.get("namespaces")
+    if names is None:
+        return [policy_from_params(params)]
+    if not names:
+        raise PolicyError("namespaces is empty; list at least one namespace.", field="namespaces")
+    ordered = []
+    for index, namespace in enumerate(names):
+        try:
+            validate_namespace_name(namespace, "namespaces[%d]" % index)
+        except KubeError as error:
+            raise PolicyError(str(error), field="namespaces")
+        if namespace == params["root_namespace"]:
+            raise PolicyError("namespaces lists the root namespace %s, where a policy without a "
+                              "selector is mesh-wide; write the mesh-wide policy in a task of its "
+                              "own with namespace." % namespace, field="namespaces")
+        if namespace not in ordered:  # a namespace listed twice is written once
+            ordered.append(namespace)
+    return [policy_from_params(params, namespace) for namespace in ordered]
+
+
+def preflight_applies(params, policy):
+    return params["preflight"] != "skip" and policy.strict_requested()
+
+
+def preflight(module, policies, found_by_namespace):
+    """The pods STRICT would cut off (all namespaces), or None when the preflight does not
+    apply; fails the module under preflight: fail."""
+    if not preflight_applies(module.params, policies[0]):
         return None
-    if policy.scope == "mesh":
-        pods = client.list(POD)
-        namespaces = dict((ns["metadata"]["name"], ns) for ns in client.list(NAMESPACE))
-    else:
-        pods = client.list(POD, policy.namespace)
-        namespaces = {policy.namespace: client.get(NAMESPACE, policy.namespace)}
-    found = pods_without_sidecar(policy, pods, namespaces)
+    found = sorted(pod for policy in policies for pod in found_by_namespace[policy.namespace])
     if found and module.params["preflight"] == "fail":
-        proxy = "istio-proxy" if policy.mesh == "istio" else "linkerd-proxy"
+        proxy = "istio-proxy" if policies[0].mesh == "istio" else "linkerd-proxy"
         module.fail_json(
             msg="preflight: %d pod(s) in scope run without the %s sidecar in a namespace that "
                 "does not inject one, and STRICT would cut them off: %s; inject the sidecar "
@@ -330,15 +385,6 @@ def preflight(module, client, policy):
         module.warn("preflight: STRICT applied while %d pod(s) have no sidecar: %s" % (
             len(found), ", ".join(found[:20])))
     return found
-
-
-def plan_apply(client, manifest, force):
-    """(existing, dry-run result, changed) for one manifest."""
-    kind = kind_for(manifest["apiVersion"], manifest["kind"])
-    metadata = manifest["metadata"]
-    existing = client.get(kind, metadata["name"], metadata.get("namespace"))
-    predicted = client.apply(manifest, dry_run=True, force_conflicts=force)
-    return existing, predicted, comparable(existing) != comparable(predicted)
 
 
 def namespace_view(namespace_obj):
@@ -370,76 +416,144 @@ def list_managed(client, policy):
     return found
 
 
-def run(module, client, policy):
-    params = module.params
-    check_mode = module.check_mode
-    force = params["force_conflicts"]
-    if client.namespace_exists(policy.namespace) is False:
-        raise KubeError("namespace %s does not exist; create it first or correct namespace."
-                        % policy.namespace, field="namespace")
-    result = dict(changed=False, objects=[], scope=policy.scope)
-    before, after = [], []
-    applies, deletes = [], []
+def read_namespace(client, params, policy):
+    """What one namespace's plan needs, in the fewest requests: the stored objects the policy
+    declares (a GET each), the objects of the set (prune, absent), the namespace itself (the
+    preflight, Linkerd's annotation) and the pods (the preflight). The namespace is looked
+    up on its own only when nothing read proves that it exists."""
+    present = params["state"] == "present"
+    view = dict(exists=None, namespace_obj=None, existing=[], managed=[], pods_without_sidecar=[])
+    if present:
+        view["manifests"] = desired_objects(policy)
+        view["existing"] = [client.get(kind_for(m["apiVersion"], m["kind"]), m["metadata"]["name"],
+                                       policy.namespace) for m in view["manifests"]]
+    if not present or params["prune"]:
+        view["managed"] = list_managed(client, policy)
+    needs_namespace = policy.mesh == "linkerd" or (
+        present and preflight_applies(params, policy) and policy.scope != "mesh")
+    if needs_namespace:
+        view["namespace_obj"] = client.get(NAMESPACE, policy.namespace)
+        view["exists"] = view["namespace_obj"] is not None
+    elif any(view["existing"]) or view["managed"]:
+        view["exists"] = True
+    else:
+        view["exists"] = client.namespace_exists(policy.namespace)
+    if view["exists"] is not False and present and preflight_applies(params, policy):
+        if policy.scope == "mesh":
+            pods = client.list(POD)
+            namespaces = dict((ns["metadata"]["name"], ns) for ns in client.list(NAMESPACE))
+        else:
+            pods = client.list(POD, policy.namespace)
+            namespaces = {policy.namespace: view["namespace_obj"]}
+        view["pods_without_sidecar"] = pods_without_sidecar(policy, pods, namespaces)
+    return view
 
+
+def plan_namespace(params, policy, view):
+    """[(manifest, existing, reason)] to apply and [(object, action)] to delete."""
+    applies, deletes = [], []
     if params["state"] == "present":
-        missing = preflight(module, client, policy)
-        if missing is not None:
-            result["pods_without_sidecar"] = missing
-        manifests = desired_objects(policy)
-        result["manifests"] = manifests
-        # Every write is a dry run first: schema, CEL rules, RBAC and field-manager
-        # conflicts are all found before anything is stored.
-        for manifest in manifests:
-            existing, predicted, changed = plan_apply(client, manifest, force)
-            applies.append((manifest, existing, predicted, changed))
+        for manifest, existing in zip(view["manifests"], view["existing"]):
+            applies.append((manifest, existing,
+                            apply_needed(existing, manifest, owned_fields(existing or {}))))
         namespace_patch = linkerd_namespace_patch(policy)
         if namespace_patch is not None:
-            existing, predicted, _spec_changed = plan_apply(client, namespace_patch, force)
-            changed = namespace_view(existing) != namespace_view(predicted)
-            applies.append((namespace_patch, existing, predicted, changed))
+            applies.append((namespace_patch, view["namespace_obj"], "namespace"))
         if params["prune"]:
-            deletes = [(obj, "pruned") for obj in objects_to_prune(list_managed(client, policy),
-                                                                   manifests)]
+            deletes = [(obj, "pruned") for obj in objects_to_prune(view["managed"],
+                                                                   view["manifests"])]
     else:
-        deletes = [(obj, "deleted") for obj in list_managed(client, policy)]
+        deletes = [(obj, "deleted") for obj in view["managed"]]
         if policy.mesh == "linkerd":
-            namespace_obj = client.get(NAMESPACE, policy.namespace)
-            annotations = owned_fields(namespace_obj or {}).get("f:metadata", {}).get(
+            annotations = owned_fields(view["namespace_obj"] or {}).get("f:metadata", {}).get(
                 "f:annotations", {})
             if "f:" + LINKERD_INBOUND_ANNOTATION in annotations:
                 release = {"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": policy.namespace}}
-                predicted = client.apply(release, dry_run=True, force_conflicts=force)
-                applies.append((release, namespace_obj, predicted, True))
+                applies.append((release, view["namespace_obj"], "release"))
+    return applies, deletes
 
-    for obj, _action in deletes:
-        kind = kind_for(obj["apiVersion"], obj["kind"])
-        client.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"),
-                      dry_run=True)
 
-    for manifest, existing, predicted, changed in applies:
+def run(module, client, policies):
+    params = module.params
+    check_mode = module.check_mode
+    force = params["force_conflicts"]
+    workers = params["parallel"]
+    field = "namespaces" if params.get("namespaces") is not None else "namespace"
+
+    # Read every namespace side by side; nothing is written before all are read and proven.
+    views = run_parallel(lambda policy: read_namespace(client, params, policy), policies, workers)
+    for policy, view in zip(policies, views):
+        if view["exists"] is False:
+            raise KubeError("namespace %s does not exist; create it first or correct %s."
+                            % (policy.namespace, field), field=field)
+    result = dict(changed=False, objects=[], scope=policies[0].scope)
+    missing = preflight(module, policies, dict((policy.namespace, view["pods_without_sidecar"])
+                                               for policy, view in zip(policies, views)))
+    if missing is not None:
+        result["pods_without_sidecar"] = missing
+    applies, deletes = [], []
+    for policy, view in zip(policies, views):
+        namespace_applies, namespace_deletes = plan_namespace(params, policy, view)
+        applies += namespace_applies
+        deletes += namespace_deletes
+    if params["state"] == "present":
+        result["manifests"] = [m for view in views for m in view["manifests"]]
+
+    # Prove: a server-side dry run of every write whose outcome is not certain (an update,
+    # the Linkerd annotation, a deletion) and of the creations that prove all creations
+    # (kube_batch.creations_to_prove). Schema (CEL) errors, RBAC, admission and field-manager
+    # conflicts stop the call here, in every namespace, before anything is stored. What
+    # would change nothing is neither proven nor written.
+    creations = []
+    for entry in applies:
+        if entry[2] == "created":
+            kind = kind_for(entry[0]["apiVersion"], entry[0]["kind"])
+            creations.append((entry[0]["metadata"]["namespace"],
+                              kind.api_version.rpartition("/")[0], kind.plural, entry))
+    proven = set(id(entry) for entry in creations_to_prove(client, creations, workers,
+                                                           only_repeated=True))
+    to_prove = [entry for entry in applies if entry[2] is not None and
+                (entry[2] != "created" or id(entry) in proven)]
+    predicted = dict(zip([id(entry) for entry in to_prove], run_parallel(
+        lambda entry: client.apply(entry[0], dry_run=True, force_conflicts=force),
+        to_prove, workers)))
+    run_parallel(lambda item: client.delete(kind_for(item[0]["apiVersion"], item[0]["kind"]),
+                                            item[0]["metadata"]["name"],
+                                            item[0]["metadata"].get("namespace"), dry_run=True),
+                 deletes, workers)
+
+    before, after, writes = [], [], []
+    for entry in applies:
+        manifest, existing, reason = entry
         metadata = manifest["metadata"]
-        if changed and not check_mode:
-            client.apply(manifest, force_conflicts=force)
+        outcome = predicted.get(id(entry), manifest if reason == "created" else existing)
         if manifest["kind"] == "Namespace":
+            changed = reason == "release" or namespace_view(existing) != namespace_view(outcome)
             action = "updated" if changed else "unchanged"
             if changed:
                 before.append({"namespace": metadata["name"], **namespace_view(existing)})
-                after.append({"namespace": metadata["name"], **namespace_view(predicted)})
+                after.append({"namespace": metadata["name"], **namespace_view(outcome)})
         else:
+            changed = reason is not None and comparable(existing) != comparable(outcome)
             action = ("created" if existing is None else "updated") if changed else "unchanged"
             if changed:
                 before.append(object_view(existing))
-                after.append(object_view(predicted))
+                after.append(object_view(outcome))
+        if changed:
+            writes.append(manifest)
         result["objects"].append(dict(kind=manifest["kind"],
                                       namespace=metadata.get("namespace", metadata["name"]),
                                       name=metadata["name"], action=action))
         result["changed"] = result["changed"] or changed
 
+    if not check_mode:
+        run_parallel(lambda manifest: client.apply(manifest, force_conflicts=force), writes, workers)
+        run_parallel(lambda item: client.delete(kind_for(item[0]["apiVersion"], item[0]["kind"]),
+                                                item[0]["metadata"]["name"],
+                                                item[0]["metadata"].get("namespace")),
+                     deletes, workers)
     for obj, action in deletes:
-        kind = kind_for(obj["apiVersion"], obj["kind"])
-        if not check_mode:
-            client.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
         before.append(object_view(obj))
         result["objects"].append(dict(kind=obj["kind"], namespace=obj["metadata"]["namespace"],
                                       name=obj["metadata"]["name"], action=action))
@@ -455,6 +569,7 @@ def main():
         mesh=dict(type="str", default="istio", choices=["istio", "linkerd"]),
         mode=dict(type="str", choices=["STRICT", "PERMISSIVE", "DISABLE", "UNSET"]),
         namespace=dict(type="str"),
+        namespaces=dict(type="list", elements="str"),
         name=dict(type="str", default="default"),
         selector=dict(type="dict"),
         port_modes=dict(type="dict"),
@@ -475,19 +590,26 @@ def main():
         prune=dict(type="bool", default=False),
         preflight=dict(type="str", default="fail", choices=["fail", "warn", "skip"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        parallel=dict(type="int", default=8),
     )
     argument_spec.update(KUBE_AUTH_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("namespace", "namespaces")])
+    if not 1 <= module.params["parallel"] <= 64:
+        module.fail_json(msg="parallel %s is out of range; use 1 to 64." % module.params["parallel"],
+                         changed=False)
     client = None
     try:
-        policy = policy_from_params(module.params)
-        if module.params["state"] == "present":
-            validate(policy)
-        else:
-            # Removal needs only a valid name and namespace, not a complete policy.
-            check_names(policy)
-        client = KubeClient(ConnectionSettings.from_params(module.params))
-        result = run(module, client, policy)
+        policies = policies_from_params(module.params)
+        for policy in policies:
+            if module.params["state"] == "present":
+                validate(policy)
+            else:
+                # Removal needs only a valid name and namespace, not a complete policy.
+                check_names(policy)
+        client = KubeClient(ConnectionSettings.from_params(module.params),
+                            pool_size=max(module.params["parallel"], 4))
+        result = run(module, client, policies)
     except (PolicyError, KubeError) as error:
         module.fail_json(msg=str(error), changed=False)
     finally:

@@ -224,3 +224,50 @@ def test_prune_keeps_what_is_declared():
                                                          "name": "default"}}
     kept = {"kind": "PeerAuthentication", "metadata": {"namespace": "shop", "name": "default"}}
     assert objects_to_prune([stale, kept], declared) == [stale]
+
+
+# -- apply_needed: what may be decided without a dry run --------------------------------
+
+def _stored(manifest, owned=None, **spec_changes):
+    import copy
+    stored = copy.deepcopy(manifest)
+    stored["spec"].update(spec_changes)
+    stored["metadata"].update({"uid": "u1", "resourceVersion": "7"})
+    stored["metadata"]["managedFields"] = [{"manager": "zerotrust.mtls", "operation": "Apply",
+                                            "fieldsV1": owned if owned is not None else OWNED_PA}]
+    return stored
+
+
+OWNED_PA = {"f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {},
+                                        "f:" + POLICY_SET_LABEL: {}}},
+            "f:spec": {"f:mtls": {"f:mode": {}}}}
+
+
+def test_apply_needed_is_exact_only_where_it_can_be():
+    from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import owned_fields
+    from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import apply_needed
+    manifest = desired_objects(policy(mode="STRICT"))[0]
+    assert apply_needed(None, manifest, {}) == "created"
+    same = _stored(manifest)
+    assert apply_needed(same, manifest, owned_fields(same)) is None
+    # Fields another manager added, or the server defaulted, do not count.
+    extra = _stored(manifest, portLevelMtls={"80": {"mode": "DISABLE"}})
+    assert apply_needed(extra, manifest, OWNED_PA) is None
+    assert apply_needed(_stored(manifest, mtls={"mode": "PERMISSIVE"}), manifest, OWNED_PA) == "differs"
+    # Same values, written by someone else: applying would only take ownership.
+    assert apply_needed(same, manifest, {}) is None
+    # A field we set before and no longer declare: the apply may remove it, ask the server.
+    owned_more = dict(OWNED_PA, **{"f:spec": {"f:mtls": {"f:mode": {}}, "f:portLevelMtls": {"f:80": {}}}})
+    assert apply_needed(extra, manifest, owned_more) == "unknown"
+    # List items in the owned fields cannot be matched to paths: ask the server.
+    assert apply_needed(same, manifest, dict(OWNED_PA, **{"f:spec": {"f:rules": {"k:{\"a\":1}": {}}}})) == "unknown"
+
+
+def test_apply_needed_compares_atomic_lists_whole():
+    from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import apply_needed
+    manifest = desired_objects(policy(allow_namespaces=["a", "b"]))[0]
+    owned = {"f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}, "f:" + POLICY_SET_LABEL: {}}},
+             "f:spec": {"f:action": {}, "f:rules": {}}}
+    assert apply_needed(_stored(manifest, owned), manifest, owned) is None
+    reordered = _stored(manifest, owned, rules=[{"from": [{"source": {"namespaces": ["b", "a"]}}]}])
+    assert apply_needed(reordered, manifest, owned) == "differs"

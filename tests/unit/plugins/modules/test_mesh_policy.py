@@ -68,3 +68,163 @@ def test_namespace_defaults_to_the_root_namespace():
     assert policy.namespace == "mesh-root"
     assert policy.scope == "mesh"
     assert policy.policy_set == "default"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"namespaces": [], "mode": "STRICT"}, "namespaces is empty"),
+    ({"namespaces": ["shop", "Bad_NS"], "mode": "STRICT"}, "namespaces[1] 'Bad_NS' is not a valid namespace name"),
+    ({"namespaces": ["shop", "istio-system"], "mode": "STRICT"}, "namespaces lists the root namespace istio-system"),
+    ({"namespaces": ["shop"], "namespace": "shop", "mode": "STRICT"}, "mutually exclusive"),
+    ({"namespaces": ["shop"], "mode": "STRICT", "parallel": 0}, "parallel 0 is out of range"),
+])
+def test_namespaces_refused_before_the_cluster(capsys, args, fragment):
+    result = run_module(capsys, **args)
+    assert result["failed"] is True
+    assert fragment in result["msg"]
+    assert "cannot reach" not in result["msg"]
+
+
+# -- run(): requests of a call across namespaces, with a recording stand-in client -------
+
+class FakeModule(object):
+    def __init__(self, check_mode=False, diff=False, **params):
+        self.params = dict(mesh="istio", mode="STRICT", namespace=None, namespaces=None, name="default",
+                           selector=None, port_modes=None, root_namespace="istio-system",
+                           destination_rule=None, allow_principals=[], allow_namespaces=["istio-system"],
+                           port=None, trust_domain="cluster.local", policy_set=None, prune=False,
+                           preflight="fail", state="present", parallel=4, force_conflicts=False)
+        self.params.update(params)
+        self.check_mode = check_mode
+        self._diff = diff
+        self.warnings = []
+
+    def fail_json(self, **kwargs):
+        raise AssertionError("fail_json: %s" % kwargs["msg"])
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+class RecordingClient(object):
+    """Answers like an API server holding ``objects`` {(plural, namespace, name): object}."""
+
+    def __init__(self, namespaces, objects=None):
+        import threading
+        self.namespaces = set(namespaces)
+        self.objects = dict(objects or {})
+        self.calls = []
+        self._lock = threading.Lock()
+
+    def _record(self, *call):
+        with self._lock:
+            self.calls.append(call)
+
+    def count(self, verb):
+        return len([call for call in self.calls if call[0] == verb])
+
+    def get(self, kind, name, namespace=None):
+        self._record("get", kind.plural, namespace, name)
+        if kind.plural == "namespaces":
+            return {"metadata": {"name": name}} if name in self.namespaces else None
+        return self.objects.get((kind.plural, namespace, name))
+
+    def namespace_exists(self, namespace):
+        self._record("namespace", namespace)
+        return namespace in self.namespaces
+
+    def list(self, kind, namespace=None, label_selector=None):
+        self._record("list", kind.plural, namespace)
+        if kind.plural == "pods" or "admission" in kind.api_version:
+            return []
+        return [obj for (plural, ns, _n), obj in self.objects.items() if plural == kind.plural and ns == namespace]
+
+    def request(self, method, path, verb, kind, **kwargs):
+        self._record("review", kwargs["body"]["spec"]["namespace"])
+        return {"status": {"resourceRules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}}
+
+    def apply(self, manifest, dry_run=False, force_conflicts=False):
+        metadata = manifest["metadata"]
+        self._record("dry-run" if dry_run else "apply", manifest["kind"], metadata["namespace"])
+        stored = dict(manifest, metadata=dict(metadata, managedFields=[{
+            "manager": "zerotrust.mtls", "operation": "Apply", "fieldsV1": _fields(manifest)}]))
+        if not dry_run:
+            plural = mesh_policy.kind_for(manifest["apiVersion"], manifest["kind"]).plural
+            self.objects[(plural, metadata["namespace"], metadata["name"])] = stored
+        return stored
+
+    def delete(self, kind, name, namespace=None, dry_run=False):
+        self._record("dry-delete" if dry_run else "delete", kind.plural, namespace)
+        return True
+
+
+def _fields(node, top=True):
+    out = {}
+    for key, value in node.items():
+        if top and key in ("apiVersion", "kind"):
+            continue
+        if key in ("name", "namespace") and not isinstance(value, dict):
+            continue
+        out["f:" + key] = _fields(value, False) if isinstance(value, dict) and value else {}
+    return out
+
+
+NAMESPACES = ["t%d" % index for index in range(5)]
+
+
+def _policies(module):
+    return mesh_policy.policies_from_params(module.params)
+
+
+def test_first_write_across_namespaces_proves_every_creation_then_writes():
+    client = RecordingClient(NAMESPACES)
+    module = FakeModule(namespaces=NAMESPACES, diff=True)
+    result = mesh_policy.run(module, client, _policies(module))
+    assert result["changed"] is True
+    assert [o["action"] for o in result["objects"]] == ["created"] * 10
+    assert client.count("dry-run") == 10 and client.count("apply") == 10
+    # The preflight's namespace GET proves each namespace; nothing else is read twice.
+    assert client.count("get") == 10 + 5 and client.count("namespace") == 0
+    assert len(result["diff"]["after"]) == 10
+    assert result["pods_without_sidecar"] == []
+
+
+def test_no_change_rerun_reads_and_nothing_else():
+    client = RecordingClient(NAMESPACES)
+    module = FakeModule(namespaces=NAMESPACES, preflight="skip")
+    mesh_policy.run(module, client, _policies(module))
+    client.calls = []
+    result = mesh_policy.run(module, client, _policies(module))
+    assert result["changed"] is False
+    assert set(o["action"] for o in result["objects"]) == set(["unchanged"])
+    assert client.count("get") == 10
+    assert len(client.calls) == 10
+
+
+def test_a_changed_mode_is_proven_and_written_in_every_namespace_check_mode_writes_nothing():
+    client = RecordingClient(NAMESPACES)
+    mesh_policy.run(FakeModule(namespaces=NAMESPACES), client, _policies(FakeModule(namespaces=NAMESPACES)))
+    client.calls = []
+    module = FakeModule(namespaces=NAMESPACES, mode="PERMISSIVE", check_mode=True)
+    result = mesh_policy.run(module, client, _policies(module))
+    assert result["changed"] is True
+    assert [o["action"] for o in result["objects"]].count("updated") == 5
+    assert client.count("dry-run") == 5 and client.count("apply") == 0
+
+
+def test_a_missing_namespace_stops_before_any_dry_run_or_write():
+    client = RecordingClient(NAMESPACES[:-1])
+    module = FakeModule(namespaces=NAMESPACES, preflight="skip")
+    with pytest.raises(mesh_policy.KubeError) as caught:
+        mesh_policy.run(module, client, _policies(module))
+    assert str(caught.value) == "namespace t4 does not exist; create it first or correct namespaces."
+    assert client.count("dry-run") == 0 and client.count("apply") == 0
+
+
+def test_repeated_creations_of_one_kind_are_proven_once_per_namespace():
+    client = RecordingClient(NAMESPACES)
+    module = FakeModule(mesh="linkerd", mode=None, allow_namespaces=[], namespaces=NAMESPACES,
+                        selector={"app": "api"}, port_modes={"80": "STRICT", "81": "PERMISSIVE", "82": "STRICT"})
+    result = mesh_policy.run(module, client, _policies(module))
+    assert [o["action"] for o in result["objects"]] == ["created"] * 15
+    assert client.count("review") == 5
+    assert client.count("dry-run") == 5 and client.count("apply") == 15
