@@ -191,7 +191,7 @@ def _pair_material(cert_path, key_path, passphrase, field):
     return cert_pem, key_pem
 
 
-def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False):
+def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False, carry_crls=False):
     """Make ``dest`` hold the CA of ``source``; the CA it replaces is copied to ``archive_dir`` first.
 
     ``source`` and ``dest`` are dicts with ``cert``, ``key`` and optionally ``chain``
@@ -199,8 +199,9 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False):
     the archive (key 0600) and that copy is checked; (2) the new certificate, key and
     chain are switched in - in one rename when they share a directory (the versioned
     layout mtls_ca writes, files.VersionedBatch), otherwise renamed back to back, when
-    a rerun repairs what a crash between two renames left. Returns a list of the paths
-    that changed (or would).
+    a rerun repairs what a crash between two renames left. With ``carry_crls`` the
+    replaced CA's CRLs beside ``dest`` move to the archive with it. Returns a list of the
+    paths that changed (or would).
     """
     cert_pem, key_pem = _pair_material(source['cert'], source['key'], passphrase, 'promote source')
     chain_pem = files.read_if_exists(source['chain']) if source.get('chain') else None
@@ -219,12 +220,40 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False):
         archive_copy(dest, archive_dir)
     elif old_cert is not None and old_cert != cert_pem:
         archive_copy(dest, archive_dir, key=False)
+    replaced_crls = _crls_beside(dest) if carry_crls and old_cert is not None and old_cert != cert_pem else []
+    for path in replaced_crls:
+        _archive_file(path, archive_dir)
     directory = files.same_directory([path for path, _content, _mode in wanted])
     with (files.VersionedBatch(directory) if directory is not None else files.AtomicBatch()) as batch:
         for path, content, mode in wanted:
             batch.stage(path, content, mode)
         batch.commit()
-    return changed
+    # The replaced CA's CRLs go with it (trust_bundle delivers them from the archive while
+    # the rotation keeps the old root trusted); left here they would pass for the new CA's.
+    for path in replaced_crls:
+        files.remove(path)
+    return changed + replaced_crls
+
+
+# CRLs kept beside a CA by mtls_crl and playbooks/tasks/crl_sign.yml.
+CRL_FILES = ('ca.crl', 'chain.crl')
+
+
+def _crls_beside(pair):
+    directory = os.path.dirname(pair['cert'])
+    return [os.path.join(directory, name) for name in CRL_FILES if os.path.isfile(os.path.join(directory, name))]
+
+
+def _archive_file(path, archive_dir):
+    """Copy one public file into ``archive_dir`` and check the copy."""
+    if not os.path.isdir(archive_dir):
+        os.makedirs(archive_dir, 0o700)
+    content = files.read_if_exists(path)
+    target = os.path.join(archive_dir, os.path.basename(path))
+    files.atomic_write(target, content, files.CERT_MODE)
+    if files.read_if_exists(target) != content:
+        raise RotationError("the archive copy %s does not match %s; nothing was replaced." % (target, path))
+    return target
 
 
 def archive_copy(pair, archive_dir, key=True):

@@ -98,6 +98,13 @@ options:
         description: Where the replaced CA is kept.
         type: path
         required: true
+      carry_crls:
+        description:
+          - Move the replaced CA's CRLs (C(ca.crl), C(chain.crl) beside C(dest.cert)) into C(archive_dir) with it,
+            so they are not taken for the new CA's. The root CA rotation sets it; the trust bundles deliver the
+            archived CRLs while the old root stays trusted (M(zerotrust.mtls.mtls_trust_bundle)).
+        type: bool
+        default: false
       key_passphrase:
         description: Passphrase of the source key, used only to check that it matches its certificate.
         type: str
@@ -317,7 +324,8 @@ def run(module):
                     raise rot.RotationError("promote[%d].%s must name cert and key paths." % (index, role))
             result['promoted'].extend(rot.promote_pair(item['source'], item['dest'], item['archive_dir'],
                                                        passphrase=item.get('key_passphrase'),
-                                                       dry_run=module.check_mode))
+                                                       dry_run=module.check_mode,
+                                                       carry_crls=item.get('carry_crls')))
         for item in params['archive']:
             result['archived'].extend(rot.archive_move(item, item['archive_dir'], dry_run=module.check_mode))
         state, _changed = rot.complete_phase(state, params['phase'], now, params['data'])
@@ -361,6 +369,7 @@ def main():
             dest=dict(type='dict', required=True),
             archive_dir=dict(type='path', required=True),
             key_passphrase=dict(type='str', no_log=True),
+            carry_crls=dict(type='bool', default=False),
         )),
         archive=dict(type='list', elements='dict', default=[], options=dict(
             cert=dict(type='path', required=True),

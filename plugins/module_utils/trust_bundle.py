@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) zerotrust.mtls maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the estate trusts at this moment of a root CA rotation.
+
+Every role publishes trust (Istio's root-cert.pem, the SPIRE and cert-manager bundles,
+the edge client CA bundles and their CRLs) from the files computed here, and the root
+rotation writes them through the same code. So a site.yml run at any moment of a
+rotation publishes what the rotation state says - the old and the new root from phase 1
+until phase 5 retires the old one - and never narrows trust early.
+
+A *generation* is one root with the CA of the cluster below it: the active one
+(root/, clusters/<name>/), the next one a rotation has created but not promoted
+(rotation/root_ca/next/) and the previous one a rotation has promoted away from
+(rotation/root_ca/<id>/previous/). Only the active generation counts outside a
+rotation; while a rotation is in progress (phase 1 done, phase 5 not), all three do.
+
+Nothing in here talks to Kubernetes or to AnsibleModule.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
+from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
+
+ROOT_CA_ROTATION = 'root_ca'
+
+
+class Generation(object):
+    """One root and, when asked for, the CA below it (paths; files may be missing)."""
+
+    def __init__(self, name, root_dir, ca_dir=None):
+        self.name = name
+        self.root_dir = root_dir
+        self.ca_dir = ca_dir
+
+
+def rotation_paths(pki_dir, rotation_dir=None):
+    """(state path, next dir, directory holding <id>/previous) of the root rotation."""
+    rotation_dir = rotation_dir or os.path.join(pki_dir, 'rotation')
+    base = os.path.join(rotation_dir, ROOT_CA_ROTATION)
+    return os.path.join(rotation_dir, ROOT_CA_ROTATION + '.state.json'), os.path.join(base, 'next'), base
+
+
+def overlap_active(state):
+    """True while trust must hold both roots: phase 1 recorded, phase 5 not."""
+    return bool(state) and state.get('status') != 'complete' and state.get('phase_completed', 0) >= 1
+
+
+def generations(pki_dir, ca_rel=None, rotation_dir=None):
+    """(generations, state): the active generation, and during an overlap the next and previous ones."""
+    state_path, next_dir, base = rotation_paths(pki_dir, rotation_dir)
+    state = rot.load_state(state_path)
+
+    def _ca(directory):
+        return os.path.join(directory, ca_rel) if ca_rel else None
+
+    found = [Generation('active', os.path.join(pki_dir, 'root'), _ca(pki_dir))]
+    if overlap_active(state):
+        previous = os.path.join(base, state['id'], 'previous')
+        found.append(Generation('previous', os.path.join(previous, 'root'), _ca(previous)))
+        found.append(Generation('next', os.path.join(next_dir, 'root'), _ca(next_dir)))
+    return found, state
+
+
+def _certificate(path, field):
+    content = files.read_if_exists(path)
+    return pki.load_certificate(content, field) if content is not None else None
+
+
+def _age_key(cert):
+    """Oldest first, ties by fingerprint: the order stays the same through every phase, so
+    a published bundle changes only when its set of certificates does."""
+    return cert.not_valid_before_utc, pki.sha256_fingerprint(cert)
+
+
+def _ordered(certs):
+    """Each certificate once, oldest first."""
+    unique = {}
+    for cert in certs:
+        unique.setdefault(pki.sha256_fingerprint(cert), cert)
+    return sorted(unique.values(), key=_age_key)
+
+
+def trusted_roots(found):
+    roots = [_certificate(os.path.join(g.root_dir, 'ca.crt'), '%s root' % g.name) for g in found]
+    roots = [cert for cert in roots if cert is not None]
+    if not roots:
+        raise rot.RotationError("there is no root CA at %s; run the ca role or playbooks/bootstrap_pki.yml first."
+                                % os.path.join(found[0].root_dir, 'ca.crt'))
+    return _ordered(roots)
+
+
+def trusted_chains(found):
+    """The CA below each root followed by its root, generation by generation (oldest first):
+    what an edge bundle holds so that clients sending only their leaf verify."""
+    pairs = []
+    for generation in found:
+        ca = _certificate(os.path.join(generation.ca_dir, 'ca.crt'), '%s CA' % generation.name)
+        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        if ca is not None and root is not None:
+            pairs.append((ca, root))
+    if not pairs:
+        raise rot.RotationError("there is no CA at %s; run the ca role first." % os.path.join(found[0].ca_dir, 'ca.crt'))
+    seen = set()
+    ordered = []
+    for ca, root in sorted(pairs, key=lambda pair: (_age_key(pair[1]), _age_key(pair[0]))):
+        for cert in (ca, root):
+            fingerprint = pki.sha256_fingerprint(cert)
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                ordered.append(cert)
+    return ordered
+
+
+def trusted_crls(found):
+    """The PEM CRLs of every CA of the chains (the CA's ca.crl and its root's), each once.
+
+    A verifier that checks CRLs of the whole chain (nginx, Envoy) refuses a client whose
+    chain lacks one, so during an overlap the old generation's CRLs stay beside the new."""
+    seen = set()
+    blocks = []
+    for generation in found:
+        for directory in (generation.ca_dir, generation.root_dir):
+            if not directory:
+                continue
+            content = files.read_if_exists(os.path.join(directory, 'ca.crl'))
+            if content is None:
+                continue
+            for crl in load_crls(content, os.path.join(directory, 'ca.crl')):
+                fingerprint = crl_fingerprint(crl)
+                if fingerprint not in seen:
+                    seen.add(fingerprint)
+                    blocks.append(crl_pem(crl))
+    return b''.join(blocks)
+
+
+def describe(certs):
+    return [{'subject': cert.subject.rfc4514_string(), 'sha256_fingerprint': pki.sha256_fingerprint(cert)}
+            for cert in certs]
+
+
+def rotation_summary(state):
+    if not state:
+        return None
+    return {'id': state.get('id'), 'status': state.get('status'), 'phase_completed': state.get('phase_completed')}
