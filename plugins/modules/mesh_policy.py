@@ -305,6 +305,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     comparable,
     kind_for,
     owned_fields,
+    resource_path,
     validate_namespace_name,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
@@ -416,22 +417,69 @@ def list_managed(client, policy):
     return found
 
 
-def read_namespace(client, params, policy):
+def prefetch(client, params, policies):
+    """For a call across namespaces, what one request can read for all of them: the declared
+    objects by one LIST per kind and name across the cluster (fieldSelector metadata.name),
+    and the namespaces by one LIST. Each is None where this user may not list cluster-wide
+    (403): read_namespace then reads per namespace."""
+    found = dict(objects=None, namespaces=None)
+    if len(policies) < 2:
+        return found
+    wanted = set(policy.namespace for policy in policies)
+    if params["state"] == "present":
+        keys = sorted(set((m["apiVersion"], m["kind"], m["metadata"]["name"])
+                          for policy in policies for m in desired_objects(policy)))
+
+        def list_named(key):
+            api_version, kind_name, name = key
+            kind = kind_for(api_version, kind_name)
+            answer = client.request("GET", resource_path(kind), "list", kind,
+                                    query=[("fieldSelector", "metadata.name=" + name)])
+            items = []
+            for item in answer.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind_name)
+                items.append(((kind.plural, item["metadata"].get("namespace"), name), item))
+            return items
+        try:
+            found["objects"] = dict(pair for items in run_parallel(list_named, keys, params["parallel"])
+                                    for pair in items if pair[0][1] in wanted)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+    try:
+        found["namespaces"] = dict((ns["metadata"]["name"], ns) for ns in client.list(NAMESPACE))
+    except KubeError as error:
+        if error.status != 403:
+            raise
+    return found
+
+
+def read_namespace(client, params, policy, found):
     """What one namespace's plan needs, in the fewest requests: the stored objects the policy
-    declares (a GET each), the objects of the set (prune, absent), the namespace itself (the
-    preflight, Linkerd's annotation) and the pods (the preflight). The namespace is looked
-    up on its own only when nothing read proves that it exists."""
+    declares (from prefetch, else a GET each), the objects of the set (prune, absent), the
+    namespace itself (the preflight, Linkerd's annotation; from prefetch, else a GET) and the
+    pods (the preflight). Without prefetch, the namespace is looked up on its own only when
+    nothing read proves that it exists."""
     present = params["state"] == "present"
     view = dict(exists=None, namespace_obj=None, existing=[], managed=[], pods_without_sidecar=[])
     if present:
         view["manifests"] = desired_objects(policy)
-        view["existing"] = [client.get(kind_for(m["apiVersion"], m["kind"]), m["metadata"]["name"],
-                                       policy.namespace) for m in view["manifests"]]
+        for m in view["manifests"]:
+            kind = kind_for(m["apiVersion"], m["kind"])
+            if found["objects"] is not None:
+                existing = found["objects"].get((kind.plural, policy.namespace, m["metadata"]["name"]))
+            else:
+                existing = client.get(kind, m["metadata"]["name"], policy.namespace)
+            view["existing"].append(existing)
     if not present or params["prune"]:
         view["managed"] = list_managed(client, policy)
     needs_namespace = policy.mesh == "linkerd" or (
         present and preflight_applies(params, policy) and policy.scope != "mesh")
-    if needs_namespace:
+    if found["namespaces"] is not None:
+        view["namespace_obj"] = found["namespaces"].get(policy.namespace)
+        view["exists"] = view["namespace_obj"] is not None
+    elif needs_namespace:
         view["namespace_obj"] = client.get(NAMESPACE, policy.namespace)
         view["exists"] = view["namespace_obj"] is not None
     elif any(view["existing"]) or view["managed"]:
@@ -482,7 +530,8 @@ def run(module, client, policies):
     field = "namespaces" if params.get("namespaces") is not None else "namespace"
 
     # Read every namespace side by side; nothing is written before all are read and proven.
-    views = run_parallel(lambda policy: read_namespace(client, params, policy), policies, workers)
+    found = prefetch(client, params, policies)
+    views = run_parallel(lambda policy: read_namespace(client, params, policy, found), policies, workers)
     for policy, view in zip(policies, views):
         if view["exists"] is False:
             raise KubeError("namespace %s does not exist; create it first or correct %s."

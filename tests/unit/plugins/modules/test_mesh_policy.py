@@ -43,6 +43,11 @@ def run_module(capsys, **args):
     ({"namespace": "shop", "mesh": "linkerd", "mode": "DISABLE"},
      "mode DISABLE cannot be expressed with mesh linkerd"),
     ({"namespace": "shop"}, "nothing to apply"),
+    ({"namespaces": [], "mode": "STRICT"}, "namespaces is empty"),
+    ({"namespaces": ["shop", "Bad_NS"], "mode": "STRICT"}, "namespaces[1] 'Bad_NS' is not a valid namespace name"),
+    ({"namespaces": ["shop", "istio-system"], "mode": "STRICT"}, "namespaces lists the root namespace istio-system"),
+    ({"namespaces": ["shop"], "namespace": "shop", "mode": "STRICT"}, "mutually exclusive"),
+    ({"namespaces": ["shop"], "mode": "STRICT", "parallel": 0}, "parallel 0 is out of range"),
 ])
 def test_rules_refused_before_the_cluster(capsys, args, fragment):
     result = run_module(capsys, **args)
@@ -70,20 +75,6 @@ def test_namespace_defaults_to_the_root_namespace():
     assert policy.policy_set == "default"
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"namespaces": [], "mode": "STRICT"}, "namespaces is empty"),
-    ({"namespaces": ["shop", "Bad_NS"], "mode": "STRICT"}, "namespaces[1] 'Bad_NS' is not a valid namespace name"),
-    ({"namespaces": ["shop", "istio-system"], "mode": "STRICT"}, "namespaces lists the root namespace istio-system"),
-    ({"namespaces": ["shop"], "namespace": "shop", "mode": "STRICT"}, "mutually exclusive"),
-    ({"namespaces": ["shop"], "mode": "STRICT", "parallel": 0}, "parallel 0 is out of range"),
-])
-def test_namespaces_refused_before_the_cluster(capsys, args, fragment):
-    result = run_module(capsys, **args)
-    assert result["failed"] is True
-    assert fragment in result["msg"]
-    assert "cannot reach" not in result["msg"]
-
-
 # -- run(): requests of a call across namespaces, with a recording stand-in client -------
 
 class FakeModule(object):
@@ -108,9 +99,10 @@ class FakeModule(object):
 class RecordingClient(object):
     """Answers like an API server holding ``objects`` {(plural, namespace, name): object}."""
 
-    def __init__(self, namespaces, objects=None):
+    def __init__(self, namespaces, objects=None, cluster_list_forbidden=False):
         import threading
         self.namespaces = set(namespaces)
+        self.cluster_list_forbidden = cluster_list_forbidden
         self.objects = dict(objects or {})
         self.calls = []
         self._lock = threading.Lock()
@@ -134,11 +126,21 @@ class RecordingClient(object):
 
     def list(self, kind, namespace=None, label_selector=None):
         self._record("list", kind.plural, namespace)
+        if kind.plural == "namespaces":
+            if self.cluster_list_forbidden:
+                raise mesh_policy.KubeError("forbidden", status=403)
+            return [{"metadata": {"name": name}} for name in sorted(self.namespaces)]
         if kind.plural == "pods" or "admission" in kind.api_version:
             return []
         return [obj for (plural, ns, _n), obj in self.objects.items() if plural == kind.plural and ns == namespace]
 
     def request(self, method, path, verb, kind, **kwargs):
+        if verb == "list":  # across the cluster, by name
+            self._record("list-all", kind.plural)
+            if self.cluster_list_forbidden:
+                raise mesh_policy.KubeError("forbidden", status=403)
+            name = dict(kwargs["query"])["fieldSelector"].split("=", 1)[1]
+            return {"items": [obj for (plural, _ns, n), obj in self.objects.items() if plural == kind.plural and n == name]}
         self._record("review", kwargs["body"]["spec"]["namespace"])
         return {"status": {"resourceRules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}}
 
@@ -182,10 +184,24 @@ def test_first_write_across_namespaces_proves_every_creation_then_writes():
     assert result["changed"] is True
     assert [o["action"] for o in result["objects"]] == ["created"] * 10
     assert client.count("dry-run") == 10 and client.count("apply") == 10
-    # The preflight's namespace GET proves each namespace; nothing else is read twice.
-    assert client.count("get") == 10 + 5 and client.count("namespace") == 0
+    # One LIST per kind across the cluster, one of the namespaces, the pods of each.
+    assert client.count("list-all") == 2 and client.count("get") == 0 and client.count("namespace") == 0
+    assert client.count("list") == 1 + 5
     assert len(result["diff"]["after"]) == 10
     assert result["pods_without_sidecar"] == []
+
+
+def test_without_cluster_wide_list_rights_each_object_and_namespace_is_read_alone():
+    client = RecordingClient(NAMESPACES, cluster_list_forbidden=True)
+    module = FakeModule(namespaces=NAMESPACES)
+    result = mesh_policy.run(module, client, _policies(module))
+    assert [o["action"] for o in result["objects"]] == ["created"] * 10
+    # A GET per object, and the preflight's namespace GET proves each namespace.
+    assert client.count("get") == 10 + 5 and client.count("namespace") == 0
+    client.calls = []
+    module = FakeModule(namespaces=NAMESPACES, preflight="skip")
+    assert mesh_policy.run(module, client, _policies(module))["changed"] is False
+    assert client.count("get") == 10 and client.count("dry-run") == 0
 
 
 def test_no_change_rerun_reads_and_nothing_else():
@@ -196,8 +212,8 @@ def test_no_change_rerun_reads_and_nothing_else():
     result = mesh_policy.run(module, client, _policies(module))
     assert result["changed"] is False
     assert set(o["action"] for o in result["objects"]) == set(["unchanged"])
-    assert client.count("get") == 10
-    assert len(client.calls) == 10
+    assert client.count("list-all") == 2 and client.count("list") == 1
+    assert len(client.calls) == 3
 
 
 def test_a_changed_mode_is_proven_and_written_in_every_namespace_check_mode_writes_nothing():
