@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -561,6 +562,217 @@ def mutual_tls(server_dir: Path, client_dir: Path, root_pem: str, tmp: Path) -> 
     listener.close()
     assert seen["echo"] == b"PING"
     return seen
+
+
+# --------------------------------------------------------------------------- istiod and the CRL (issue 13)
+
+CRL_PEM = re.compile(r"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----\n?", re.S)
+CRL_PROBES = ("zt-crl-probe-1", "zt-crl-probe-2")
+CRL_RECORD_CONFIGMAP = "zt-consumer-crl-record"  # revoke.yml's run record, kept off the estate's
+# What istiod logs when it cannot use ca-crl.pem (pilot/pkg/bootstrap/istio_ca.go and
+# security/pkg/pki/util/keycertbundle.go of the pinned istio module).
+ISTIOD_CRL_ERRORS = ("failed to read CRL file", "failed reading crl file", "Failed to update new Plug-in CA certs",
+                     "missing CRL signed by", "failed to parse CRL", "unable to determine signing file format",
+                     "failed to create an istiod CA")
+CRL_PROBE_PLAYBOOK = """
+- name: Throw-away client certificates under the copied intermediate, to be revoked
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Their directory
+      ansible.builtin.file:
+        path: "{{ ca_dir }}/clients"
+        state: directory
+        mode: "0755"
+    - name: The probes
+      zerotrust.mtls.mtls_cert:
+        ca_cert_path: "{{ ca_dir }}/ca.crt"
+        ca_key_path: "{{ ca_dir }}/ca.key"
+        ca_key_passphrase: "{{ mtls_intermediate_key_passphrase }}"
+        dest_dir: "{{ ca_dir }}/clients"
+        certs: "{{ probes | map('community.general.dict_kv', 'name') | list }}"
+        usage: client
+        valid_for: 1d
+"""
+
+
+def istiod_entries() -> list[dict]:
+    return [c for c in json.loads(pod_runner("status", "--json").stdout).get("containers", [])
+            if c["consumer"] == "istiod" and c["namespace"] == "istio-system"]
+
+
+def restart_istiod(core, istiod: dict) -> dict:
+    """Deletes istiod's pod as an operator would; the ReplicaSet makes a new one, which the
+    pod runner starts. Waits until the old process is gone and the new one is ready, and
+    updates the fixture's entry in place (its pod IP and log change)."""
+    old = istiod["pod"]
+    core.delete_namespaced_pod(old, "istio-system")
+    entries = wait_for(f"a new istiod pod ready and {old} gone", lambda: (
+        lambda found: found if found and all(c["pod"] != old for c in found)
+        and all(c["state"] == "ready" for c in found) else None)(istiod_entries()), timeout_s=150, interval_s=1)
+    istiod.update(entries[0])
+    return istiod
+
+
+def current_log(entry: dict) -> str:
+    """The log of the process that runs now (the pod runner marks each start)."""
+    return Path(entry["log"]).read_text(errors="replace").rsplit("pod runner starts:", 1)[-1]
+
+
+def crl_errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if any(error in line for error in ISTIOD_CRL_ERRORS)]
+
+
+def published_crl(core, namespace: str) -> str | None:
+    """istiod's istio-ca-crl ConfigMap of a namespace (None: not there)."""
+    try:
+        return (core.read_namespaced_config_map("istio-ca-crl", namespace).data or {}).get("ca-crl.pem")
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def crl_of(bundle: str, issuer_pem: str) -> dict:
+    """The CRL of one CA in a PEM bundle of CRLs, its signature checked with the cryptography
+    library: CRL number and revoked serials."""
+    issuer = x509.load_pem_x509_certificate(issuer_pem.encode())
+    for pem in CRL_PEM.findall(bundle):
+        crl = x509.load_pem_x509_crl(pem.encode())
+        if crl.issuer == issuer.subject:
+            assert crl.is_signature_valid(issuer.public_key()), f"the CRL of {issuer.subject.rfc4514_string()} " \
+                                                                "does not verify against its CA"
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            return {"number": number, "serials": {entry.serial_number for entry in crl}}
+    pytest.fail(f"no CRL of {issuer.subject.rfc4514_string()} in the bundle:\n{bundle}", pytrace=False)
+
+
+def run_revoke(kubeconfig: str, pki: Path, names: list[str], tmp: Path) -> None:
+    """playbooks/revoke.yml as an operator runs it, on the throw-away PKI. The edge Secrets of
+    ingress_mtls are left out (mtls_ingress_enabled false: their CRL is proven by the nginx
+    handshakes) and the run is recorded in a ConfigMap of its own; the probes are in no
+    inventory list, so no client Secret is removed."""
+    extra = {"mtls_pki_dir": str(pki), "mtls_kubeconfig": kubeconfig, "mtls_revoke": names,
+             "mtls_ingress_enabled": False, "mtls_rotation_record_configmap": CRL_RECORD_CONFIGMAP}
+    (tmp / "revoke-vars.json").write_text(json.dumps(extra))
+    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/revoke.yml",
+         "-e", f"@{tmp / 'revoke-vars.json'}"], timeout=300)
+
+
+def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
+        istiod, site, core, admin_api, kubeconfig_path, pki_dir, tmp_path):
+    """istiod (PILOT_ENABLE_CA_CRL, on by default) loads the ca-crl.pem that playbooks/revoke.yml
+    delivers in cacerts, at start-up and through its file watch, and publishes it unchanged.
+
+    The PKI is a throw-away copy of the inventory's root and cluster intermediate (same keys,
+    so cacerts keeps the CA the running istiod already has), with two throw-away client
+    certificates to revoke. At start-up istiod reads ./etc/cacerts/ca-crl.pem ("Detected CRL
+    file"), requires a CRL signed by every certificate of cert-chain.pem (intermediate and
+    root: chain.crl holds both) and would refuse to start otherwise; it copies the file's bytes
+    into the istio-ca-crl ConfigMap of every namespace. On a change of the directory it rereads
+    the files, logs "Updating CRL data" and republishes; a CRL that does not verify there is
+    only a log line ("Failed to update new Plug-in CA certs"), hence the log checks. An empty or
+    absent ca-crl.pem never clears a CRL istiod has loaded (istio/istio#61073): the restore
+    at the end restarts istiod after putting cacerts back, so the ConfigMaps are empty again.
+    """
+    started = time.monotonic()
+    original = core.read_namespaced_secret("cacerts", "istio-system")
+    pki = tmp_path / "pki"
+    for sub in ("root", "clusters/local", "trust"):  # the CAs and trust bundle, not their leaves
+        src = pki_dir / sub
+        if not src.exists():
+            continue
+        shutil.copytree(src, pki / sub, symlinks=True,
+                        ignore=lambda d, names, src=src: [n for n in names if Path(d) == src and not n.startswith("..")
+                                                          and (Path(d) / n).is_dir()])
+    ca_dir = pki / "clusters" / "local"
+    (tmp_path / "probes.yml").write_text(CRL_PROBE_PLAYBOOK)
+    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", str(tmp_path / "probes.yml"),
+         "-e", json.dumps({"ca_dir": str(ca_dir), "probes": list(CRL_PROBES)})], timeout=120)
+    serials = {name: x509.load_pem_x509_certificate((ca_dir / "clients" / f"{name}.crt").read_bytes()).serial_number
+               for name in CRL_PROBES}
+    intermediate_pem, root_pem = site["intermediate_pem"], site["root_pem"]
+    assert (ca_dir / "ca.crt").read_text() == intermediate_pem
+
+    def delivered() -> str:
+        """cacerts' ca-crl.pem: the CRLs revoke.yml assembled beside the CA (trust-chain.crl
+        when the ca role keeps a trust chain, else chain.crl)."""
+        data = core.read_namespaced_secret("cacerts", "istio-system").data or {}
+        assert "ca-crl.pem" in data, f"revoke.yml delivered no ca-crl.pem in cacerts: {sorted(data)}"
+        crl = base64.b64decode(data["ca-crl.pem"]).decode()
+        source = next(p for p in (ca_dir / "trust-chain.crl", ca_dir / "chain.crl") if p.exists())
+        assert crl.strip() == source.read_text().strip(), f"cacerts' ca-crl.pem is not {source.name}"
+        return crl
+
+    try:
+        # 1. The first revocation, then istiod started from that cacerts.
+        run_revoke(kubeconfig_path, pki, [CRL_PROBES[0]], tmp_path)
+        first = delivered()
+        first_view = crl_of(first, intermediate_pem)
+        assert first_view["serials"] == {serials[CRL_PROBES[0]]}, first_view
+        crl_of(first, root_pem)  # the root's CRL is there too, and verifies
+        revoked_s = time.monotonic() - started
+        entry = restart_istiod(core, istiod)
+        restart_s = time.monotonic() - started - revoked_s
+        # The ConfigMaps must come from the istiod that runs now: remove two, they come back.
+        for namespace in ("zt-payments", "zt-shop"):
+            try:
+                core.delete_namespaced_config_map("istio-ca-crl", namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        for namespace in ("zt-payments", "zt-shop"):
+            wait_for(f"istio-ca-crl in {namespace} with the delivered CRL", lambda: published_crl(
+                core, namespace) == first, timeout_s=60)
+        published = published_crl(core, "zt-payments")
+        assert crl_of(published, intermediate_pem) == first_view
+        log = current_log(entry)
+        assert "Use root cert from etc/cacerts/root-cert.pem" in log and "Detected CRL file" in log, \
+            "istiod did not start from cacerts with its ca-crl.pem"
+        assert not crl_errors(log), f"istiod logged CRL errors: {crl_errors(log)}"
+
+        # 2. A second revocation reaches the running istiod through its watch of ./etc/cacerts.
+        changed_at = time.monotonic()
+        run_revoke(kubeconfig_path, pki, [CRL_PROBES[1]], tmp_path)
+        second = delivered()
+        second_view = crl_of(second, intermediate_pem)
+        assert second_view["number"] > first_view["number"], (first_view, second_view)
+        assert second_view["serials"] == set(serials.values()), second_view
+        wait_for("istio-ca-crl in zt-payments with the second CRL", lambda: published_crl(
+            core, "zt-payments") == second, timeout_s=60)
+        watch_s = time.monotonic() - changed_at
+        assert crl_of(published_crl(core, "zt-shop"), intermediate_pem) == second_view
+        now = next(c for c in istiod_entries() if c["key"] == entry["key"])
+        assert now["pid"] == entry["pid"] and now["restarts"] == 0, "istiod was restarted, not updated"
+        log = current_log(entry)
+        assert "Updating CRL data" in log and "updated its CRL accordingly" in log, \
+            "istiod did not reload ca-crl.pem after the second delivery"
+        assert not crl_errors(log), f"istiod logged CRL errors: {crl_errors(log)}"
+        timing("istiod: CRL from revoke.yml loaded at start-up and reloaded on change", time.monotonic() - started,
+               revoke_s=round(revoked_s, 2), restart_s=round(restart_s, 2), watch_s=round(watch_s, 2),
+               crl_numbers=[first_view["number"], second_view["number"]])
+    finally:
+        # Put cacerts back as the istio_mtls role wrote it (its own field manager, so the CRL
+        # key it does not own goes away), drop the run record, and restart istiod: it keeps a
+        # CRL it has loaded until it restarts.
+        body = {"apiVersion": "v1", "kind": "Secret", "type": original.type, "data": original.data,
+                "metadata": {"name": "cacerts", "namespace": "istio-system",
+                             "labels": original.metadata.labels or {}}}
+        if original.metadata.annotations:
+            body["metadata"]["annotations"] = original.metadata.annotations
+        DynamicClient(admin_api).resources.get(api_version="v1", kind="Secret").server_side_apply(
+            body=body, name="cacerts", namespace="istio-system", field_manager="zerotrust.mtls", force_conflicts=True)
+        try:
+            core.delete_namespaced_config_map(CRL_RECORD_CONFIGMAP, "mtls-system")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        assert core.read_namespaced_secret("cacerts", "istio-system").data == original.data
+        restart_istiod(core, istiod)
+        restored = base64.b64decode(original.data["ca-crl.pem"]).decode() if "ca-crl.pem" in original.data else ""
+        wait_for("istio-ca-crl in zt-payments as before the test", lambda: published_crl(
+            core, "zt-payments") == restored, timeout_s=60)
+
 
 
 # --------------------------------------------------------------------------- trust-manager
