@@ -109,6 +109,17 @@ def apply_documents(api: client.ApiClient, documents: list[dict]) -> None:
                                    field_manager=FIELD_MANAGER, force_conflicts=True)
 
 
+def delete_config_maps(core: client.CoreV1Api, name: str, namespaces) -> None:
+    """ConfigMap `name` deleted in each namespace (one that is not there is fine), so that a
+    consumer must write it again."""
+    for namespace in namespaces:
+        try:
+            core.delete_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
 def pod_runner(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
     return run([PYTHON, str(RUNNER), *args], timeout=timeout, check=False)
 
@@ -448,12 +459,7 @@ def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, cor
         return not missing or None
 
     # istiod must (re)publish: remove the copies of two namespaces first.
-    for namespace in ("zt-payments", "zt-shop"):
-        try:
-            core.delete_namespaced_config_map("istio-ca-root-cert", namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+    delete_config_maps(core, "istio-ca-root-cert", ("zt-payments", "zt-shop"))
     started = time.monotonic()
     wait_for("istio-ca-root-cert with our root in every namespace", published, timeout_s=60)
     assert {"istio-system", "zt-payments", "zt-shop", "default"} <= set(namespaces)
@@ -715,12 +721,7 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
         entry = restart_istiod(core, istiod)
         restart_s = time.monotonic() - started - revoked_s
         # The ConfigMaps must come from the istiod that runs now: remove two, they come back.
-        for namespace in ("zt-payments", "zt-shop"):
-            try:
-                core.delete_namespaced_config_map("istio-ca-crl", namespace)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
+        delete_config_maps(core, "istio-ca-crl", ("zt-payments", "zt-shop"))
         for namespace in ("zt-payments", "zt-shop"):
             wait_for(f"istio-ca-crl in {namespace} with the delivered CRL", lambda: published_crl(
                 core, namespace) == first, timeout_s=60)
@@ -762,11 +763,7 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
             body["metadata"]["annotations"] = original.metadata.annotations
         DynamicClient(admin_api).resources.get(api_version="v1", kind="Secret").server_side_apply(
             body=body, name="cacerts", namespace="istio-system", field_manager="zerotrust.mtls", force_conflicts=True)
-        try:
-            core.delete_namespaced_config_map(CRL_RECORD_CONFIGMAP, "mtls-system")
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        delete_config_maps(core, CRL_RECORD_CONFIGMAP, ["mtls-system"])
         assert core.read_namespaced_secret("cacerts", "istio-system").data == original.data
         restart_istiod(core, istiod)
         restored = base64.b64decode(original.data["ca-crl.pem"]).decode() if "ca-crl.pem" in original.data else ""
@@ -810,12 +807,7 @@ def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust
     targets = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items
                if ns.status.phase == "Active"]
     assert {"zt-payments", "zt-shop"} <= set(targets), targets
-    for namespace in targets:  # trust-manager must write them again
-        try:
-            core.delete_namespaced_config_map("mtls-trust-bundle", namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+    delete_config_maps(core, "mtls-trust-bundle", targets)  # trust-manager must write them again
     root = fingerprint(site["root_pem"])
 
     def delivered():
