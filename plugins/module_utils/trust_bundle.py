@@ -119,15 +119,30 @@ def trusted_chains(found):
     return ordered
 
 
-def trusted_crls(found):
+def _oldest_first(found):
+    """The generations that have a root, oldest root first: the promotion of phase 3 swaps
+    which one is active, and the files must not change for that alone."""
+    aged = []
+    for generation in found:
+        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        if root is not None:
+            aged.append((_age_key(root), generation))
+    return [generation for _key, generation in sorted(aged, key=lambda pair: pair[0])]
+
+
+def trusted_crls(found, active_ca_only=False):
     """The PEM CRLs of every CA of the chains (the CA's ca.crl and its root's), each once.
 
     A verifier that checks CRLs of the whole chain (nginx, Envoy) refuses a client whose
-    chain lacks one, so during an overlap the old generation's CRLs stay beside the new."""
+    chain lacks one, so during an overlap the old generation's CRLs stay beside the new.
+    ``active_ca_only``: the CRLs of every root but of the active CA below them only - what
+    a Secret that delivers that CA alone with the roots (Istio's cacerts) can carry, as
+    each CRL is delivered with the CA that signed it."""
     seen = set()
     blocks = []
-    for generation in found:
-        for directory in (generation.ca_dir, generation.root_dir):
+    for generation in _oldest_first(found):
+        ca_dir = generation.ca_dir if generation is found[0] or not active_ca_only else None
+        for directory in (ca_dir, generation.root_dir):
             if not directory:
                 continue
             content = files.read_if_exists(os.path.join(directory, 'ca.crl'))

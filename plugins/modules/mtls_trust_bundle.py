@@ -32,7 +32,7 @@ options:
   ca_dir:
     description:
       - The CA below the root whose chains and CRLs are wanted, relative to O(pki_dir), for example
-        V(clusters/prod-eu1). Required with O(chain_path) or O(crl_path).
+        V(clusters/prod-eu1). Required with O(chain_path), O(crl_path) or O(active_crl_path).
     type: str
   roots_path:
     description: File to write the trusted roots to (PEM). Not written when omitted.
@@ -49,6 +49,13 @@ options:
     description:
       - File to write the CRLs of every CA of the chains to (PEM, one block per CRL).
       - Removed when no CA of the chains has a CRL, so nothing delivers a CRL that no longer applies.
+    type: path
+  active_crl_path:
+    description:
+      - File to write the CRLs of every trusted root and of the active CA below them (not the other generation's
+        CA) to - what a Secret that delivers the active CA alone with the roots carries (Istio's C(cacerts),
+        whose C(ca-crl.pem) may only hold CRLs of CAs it delivers).
+      - Removed when there is no such CRL.
     type: path
   mode:
     description: File mode of the files written, as an octal string.
@@ -145,12 +152,16 @@ def _planned_files(params, found):
             planned.append((params['chain_path'], pki.certificates_pem(chain), result['chain']))
         if params['crl_path']:
             planned.append((params['crl_path'], crls or None, '%d CRLs' % result['crl_count']))
+        if params['active_crl_path']:
+            active = trust.trusted_crls(found, active_ca_only=True)
+            planned.append((params['active_crl_path'], active or None,
+                            '%d CRLs' % active.count(b'-----BEGIN X509 CRL-----')))
     return planned, result
 
 
 def run(module):
     params = module.params
-    for field in ('chain_path', 'crl_path'):
+    for field in ('chain_path', 'crl_path', 'active_crl_path'):
         if params[field] and not params['ca_dir']:
             raise rot.RotationError("%s needs ca_dir, the CA below the root (such as clusters/<name>)." % field)
     mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
@@ -194,6 +205,7 @@ def main():
             roots_copies=dict(type='list', elements='path', default=[]),
             chain_path=dict(type='path'),
             crl_path=dict(type='path'),
+            active_crl_path=dict(type='path'),
             mode=dict(type='raw', default='0644'),
         ),
         supports_check_mode=True,

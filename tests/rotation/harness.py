@@ -420,3 +420,44 @@ def key_needles(pki_dir):
                     needles[line] = path + ' (decrypted)'
             needles[base64.b64encode(plain).decode('ascii')[60:100]] = path + ' (decrypted, base64)'
     return needles
+
+
+# --------------------------------------------------------------------------- cluster helpers
+
+def secret_data(core, namespace, name):
+    """{key: bytes} of a Secret, read with a kubernetes CoreV1Api."""
+    data = core.read_namespaced_secret(name, namespace).data or {}
+    return dict((key, base64.b64decode(value)) for key, value in data.items())
+
+
+def server_pair(workdir):
+    """A server certificate for 127.0.0.1 / localhost from a throw-away CA outside the PKI
+    under test: (certificate path, key path, CA path). The CA is what the clients trust."""
+    import datetime
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'test edge server CA')])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'localhost')]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost')]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(workdir, name) for name in ('edge-server.crt', 'edge-server.key', 'edge-server-ca.crt')]
+    for path, content in zip(paths, (cert.public_bytes(serialization.Encoding.PEM),
+                                     key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()),
+                                     ca.public_bytes(serialization.Encoding.PEM))):
+        with open(path, 'wb') as handle:
+            handle.write(content)
+    os.chmod(paths[1], 0o600)
+    return tuple(paths)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the rotation proofs: zero downtime (nginx + mTLS client through all root rotation
 # phases), SIGKILL at 30 moments, no key bytes in -vvv --diff logs, and - when the local
-# control plane runs - the cluster side of the rotations and the mesh audit.
+# control plane runs - the cluster side of the rotations, the mesh audit, and the
+# one-command root rotation of a site.yml estate with handshakes throughout.
 # The three file-side proofs run in parallel (they share nothing but the CPU); each is
 # bounded by its own loop limits and by the timeout below.
 #
@@ -39,6 +40,9 @@ if [[ -n "$cluster_kubeconfig" ]]; then
     # site.yml converges the shared cluster from the inventory's own PKI (as `make run` does).
     MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_leak.py" -k site >"$logs/test_leak_site.log" 2>&1 &
     pids[test_leak_site]=$!
+    # The one-command root rotation of a site.yml estate with handshakes throughout.
+    MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_estate_rotation.py" >"$logs/test_estate_rotation.log" 2>&1 &
+    pids[test_estate_rotation]=$!
 else
     echo "cluster: not running - test_cluster_rotation.py skipped (start it with tests/cluster/up.sh)"
 fi
@@ -47,7 +51,7 @@ status=0
 for proof in "${!pids[@]}"; do
     if wait "${pids[$proof]}"; then result=passed; else result=FAILED; status=1; fi
     echo "== $proof: $result"
-    grep -E '^(zero-downtime|kill test|leak test|audit):|passed|failed|xfailed|skipped' "$logs/$proof.log" | tail -4
+    grep -E '^(zero-downtime|kill test|leak test|audit|estate rotation):|passed|failed|xfailed|skipped' "$logs/$proof.log" | tail -4
     [[ $result == passed ]] || tail -40 "$logs/$proof.log"
 done
 echo "logs: $logs"
