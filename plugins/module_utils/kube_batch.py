@@ -11,10 +11,19 @@ __metaclass__ = type
 
 from concurrent.futures import ThreadPoolExecutor
 
+import json
+
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
+    KubeError,
+    ResourceKind,
     object_admission,
+    resource_path,
     uniform_rbac,
 )
+
+SELF_SUBJECT_ACCESS_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectAccessReview",
+                                          "selfsubjectaccessreviews", False, None)
+RESOURCE_QUOTA = ResourceKind("v1", "ResourceQuota", "resourcequotas", True, None)
 
 
 def run_parallel(function, jobs, workers):
@@ -71,3 +80,73 @@ def creations_to_prove(client, creations, workers, only_repeated=False):
             seen.add(key)
             sampled.append(entry)
     return sampled
+
+
+def allowed_in_every_namespace(client, group, resource, verb):
+    """Whether this user may ``verb`` ``resource`` in every namespace (a review without a
+    namespace: a cluster-wide grant). False when the server cannot say."""
+    review = {"apiVersion": SELF_SUBJECT_ACCESS_REVIEW.api_version, "kind": SELF_SUBJECT_ACCESS_REVIEW.kind,
+              "spec": {"resourceAttributes": {"group": group, "resource": resource, "verb": verb}}}
+    try:
+        answer = client.request("POST", resource_path(SELF_SUBJECT_ACCESS_REVIEW), "create",
+                                SELF_SUBJECT_ACCESS_REVIEW, body=review)
+    except KubeError:
+        return False
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+def body_key(manifest):
+    """A manifest without its namespace, as text: equal for the copies of one object in
+    several namespaces."""
+    metadata = dict((k, v) for k, v in manifest["metadata"].items() if k != "namespace")
+    return json.dumps(dict(manifest, metadata=metadata), sort_keys=True)
+
+
+def proof_across_namespaces_cost(creations):
+    """Requests that creations_proven_across_namespaces sends (at most)."""
+    resources = set((group, resource) for _n, group, resource, _m, _e in creations)
+    bodies = set((group, resource, body_key(manifest)) for _n, group, resource, manifest, _e in creations)
+    return len(resources) * (2 + 4) + 1 + len(bodies)
+
+
+def creations_proven_across_namespaces(client, creations, namespaces_by_name, workers):
+    """The creations whose dry run proves all of ``creations`` - one per resource and body -
+    when nothing can tell the copies of one object in different namespaces apart, else None.
+
+    ``creations`` is a list of (namespace, api_group, resource, manifest, entry), and
+    ``namespaces_by_name`` the namespaces as read. The copies are alike when every namespace
+    exists and is not terminating, no admission webhook or policy selects the resource
+    (kube.object_admission), this user may create and patch it in every namespace (one
+    SelfSubjectAccessReview per verb, no namespace), and no ResourceQuota is set in the
+    namespaces (a quota counts objects per namespace). A schema or CEL rule of the resource
+    sees the object, not its namespace, so one dry run of each body proves them all.
+    """
+    namespaces = set(entry[0] for entry in creations)
+    if any((namespaces_by_name.get(namespace) or {}).get("status", {}).get("phase", "Active") != "Active"
+           or namespace not in namespaces_by_name for namespace in namespaces):
+        return None
+    resources = sorted(set((group, resource) for _n, group, resource, _m, _e in creations))
+    checks = [("admission", group, resource) for group, resource in resources]
+    checks += [(verb, group, resource) for group, resource in resources for verb in ("create", "patch")]
+    checks.append(("quota", None, None))
+
+    def check(item):
+        what, group, resource = item
+        if what == "admission":
+            return object_admission(client, group, resource, "CREATE") == []
+        if what == "quota":
+            try:
+                quotas = client.list(RESOURCE_QUOTA)
+            except KubeError:
+                return False
+            return not any((quota.get("metadata") or {}).get("namespace") in namespaces for quota in quotas)
+        return allowed_in_every_namespace(client, group, resource, what)
+    if not all(run_parallel(check, checks, workers)):
+        return None
+    proven, seen = [], set()
+    for _namespace, group, resource, manifest, entry in creations:
+        key = (group, resource, body_key(manifest))
+        if key not in seen:
+            seen.add(key)
+            proven.append(entry)
+    return proven

@@ -309,7 +309,9 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     validate_namespace_name,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
+    creations_proven_across_namespaces,
     creations_to_prove,
+    proof_across_namespaces_cost,
     run_parallel,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import (
@@ -559,9 +561,14 @@ def run(module, client, policies):
         if entry[2] == "created":
             kind = kind_for(entry[0]["apiVersion"], entry[0]["kind"])
             creations.append((entry[0]["metadata"]["namespace"],
-                              kind.api_version.rpartition("/")[0], kind.plural, entry))
-    proven = set(id(entry) for entry in creations_to_prove(client, creations, workers,
-                                                           only_repeated=True))
+                              kind.api_version.rpartition("/")[0], kind.plural, entry[0], entry))
+    proving = None
+    if found["namespaces"] is not None and len(creations) > proof_across_namespaces_cost(creations):
+        proving = creations_proven_across_namespaces(client, creations, found["namespaces"], workers)
+    if proving is None:
+        proving = creations_to_prove(client, [c[:3] + c[4:] for c in creations], workers,
+                                     only_repeated=True)
+    proven = set(id(entry) for entry in proving)
     to_prove = [entry for entry in applies if entry[2] is not None and
                 (entry[2] != "created" or id(entry) in proven)]
     predicted = dict(zip([id(entry) for entry in to_prove], run_parallel(

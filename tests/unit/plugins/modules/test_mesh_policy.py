@@ -99,8 +99,11 @@ class FakeModule(object):
 class RecordingClient(object):
     """Answers like an API server holding ``objects`` {(plural, namespace, name): object}."""
 
-    def __init__(self, namespaces, objects=None, cluster_list_forbidden=False):
+    def __init__(self, namespaces, objects=None, cluster_list_forbidden=False, namespaced_rights_only=False,
+                 quotas=()):
         import threading
+        self.namespaced_rights_only = namespaced_rights_only
+        self.quotas = list(quotas)
         self.namespaces = set(namespaces)
         self.cluster_list_forbidden = cluster_list_forbidden
         self.objects = dict(objects or {})
@@ -130,6 +133,8 @@ class RecordingClient(object):
             if self.cluster_list_forbidden:
                 raise mesh_policy.KubeError("forbidden", status=403)
             return [{"metadata": {"name": name}} for name in sorted(self.namespaces)]
+        if kind.plural == "resourcequotas":
+            return [{"metadata": {"name": "q", "namespace": ns}} for ns in self.quotas]
         if kind.plural == "pods" or "admission" in kind.api_version:
             return []
         return [obj for (plural, ns, _n), obj in self.objects.items() if plural == kind.plural and ns == namespace]
@@ -141,6 +146,10 @@ class RecordingClient(object):
                 raise mesh_policy.KubeError("forbidden", status=403)
             name = dict(kwargs["query"])["fieldSelector"].split("=", 1)[1]
             return {"items": [obj for (plural, _ns, n), obj in self.objects.items() if plural == kind.plural and n == name]}
+        if kind.plural == "selfsubjectaccessreviews":
+            attributes = kwargs["body"]["spec"]["resourceAttributes"]
+            self._record("access", attributes["resource"], attributes["verb"])
+            return {"status": {"allowed": not self.namespaced_rights_only}}
         self._record("review", kwargs["body"]["spec"]["namespace"])
         return {"status": {"resourceRules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}}
 
@@ -236,11 +245,50 @@ def test_a_missing_namespace_stops_before_any_dry_run_or_write():
     assert client.count("dry-run") == 0 and client.count("apply") == 0
 
 
-def test_repeated_creations_of_one_kind_are_proven_once_per_namespace():
-    client = RecordingClient(NAMESPACES)
-    module = FakeModule(mesh="linkerd", mode=None, allow_namespaces=[], namespaces=NAMESPACES,
-                        selector={"app": "api"}, port_modes={"80": "STRICT", "81": "PERMISSIVE", "82": "STRICT"})
+def _linkerd_ports(namespaces):
+    return FakeModule(mesh="linkerd", mode=None, allow_namespaces=[], namespaces=namespaces,
+                      selector={"app": "api"}, port_modes={"80": "STRICT", "81": "PERMISSIVE", "82": "STRICT"})
+
+
+@pytest.mark.parametrize("client_options", [{"namespaced_rights_only": True}, {"quotas": ["t3"]}])
+def test_repeated_creations_of_one_kind_are_proven_once_per_namespace(client_options):
+    # Rights granted per namespace only, or a quota in one of them: the copies in different
+    # namespaces may be judged apart, so each namespace proves its own.
+    client = RecordingClient(NAMESPACES, **client_options)
+    module = _linkerd_ports(NAMESPACES)
     result = mesh_policy.run(module, client, _policies(module))
     assert [o["action"] for o in result["objects"]] == ["created"] * 15
     assert client.count("review") == 5
     assert client.count("dry-run") == 5 and client.count("apply") == 15
+
+
+def test_copies_alike_in_every_namespace_are_proven_by_one_dry_run_of_each_body():
+    namespaces = ["t%d" % index for index in range(20)]
+    client = RecordingClient(namespaces)
+    module = FakeModule(namespaces=namespaces, preflight="skip")
+    result = mesh_policy.run(module, client, _policies(module))
+    assert [o["action"] for o in result["objects"]] == ["created"] * 40
+    # One dry run per kind (the bodies differ only in their namespace), create and patch
+    # reviewed once each per kind, no per-namespace review.
+    assert client.count("dry-run") == 2 and client.count("apply") == 40
+    assert client.count("access") == 4 and client.count("review") == 0
+    # Few creations: the proof would cost more than it saves, so each is dry-run.
+    client = RecordingClient(NAMESPACES)
+    module = FakeModule(namespaces=NAMESPACES, preflight="skip")
+    mesh_policy.run(module, client, _policies(module))
+    assert client.count("dry-run") == 10 and client.count("access") == 0
+
+
+def test_a_terminating_namespace_is_not_proven_by_its_neighbours():
+    client = RecordingClient(NAMESPACES)
+    original = client.list
+
+    def list_with_phase(kind, namespace=None, label_selector=None):
+        items = original(kind, namespace, label_selector)
+        if kind.plural == "namespaces":
+            items[0]["status"] = {"phase": "Terminating"}
+        return items
+    client.list = list_with_phase
+    module = _linkerd_ports(NAMESPACES)
+    mesh_policy.run(module, client, _policies(module))
+    assert client.count("dry-run") == 5 and client.count("access") == 0
