@@ -78,6 +78,8 @@ SHARED_NAMESPACES = {'istio-system'}
 EXPECTED_MESH_MODE = {'production': 'STRICT', 'staging': 'PERMISSIVE'}
 CERT_KEYS = ('tls.crt', 'ca.crt', 'bundle.crt', 'ca-cert.pem', 'cert-chain.pem', 'root-cert.pem')
 RECAP = r'(?m)^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)'
+TASK_OUTPUT = re.compile(r'^(?:TASK|RUNNING HANDLER) \[([^\]]+)\](.*?)(?=^(?:TASK|RUNNING HANDLER) \[|^PLAY RECAP|\Z)',
+                         re.M | re.S)
 
 
 def _inventory():
@@ -271,14 +273,10 @@ def _site(estate, host, log_name):
     return proc.stdout, recap[host]
 
 
-def _changed_tasks(output):
-    names, task = [], None
-    for line in output.splitlines():
-        if line.startswith('TASK ['):
-            task = line.split('[', 1)[1].rsplit(']', 1)[0]
-        elif line.startswith('changed:') and task not in names:
-            names.append(task)
-    return names
+def _changes(output):
+    """'task: changed: [host] => (item=...)' of every change a run reported, for a failure message."""
+    return ['%s: %s' % (task, line) for task, body in TASK_OUTPUT.findall(output)
+            for line in body.splitlines() if line.startswith('changed:')]
 
 
 def _certs(pem):
@@ -309,7 +307,7 @@ def test_example_cluster_converges_with_its_environment_mode(host, environment, 
         print('\n%s: converge %s, rerun %s (changed/unreachable/failed), %.0f s'
               % (host, first, second, time.monotonic() - started))
         assert first[0] > 0, 'the first converge of %s changed nothing' % host
-        assert second[0] == 0, 'the site.yml rerun changed on %s: %s' % (host, _changed_tasks(rerun))
+        assert second[0] == 0, 'the site.yml rerun changed on %s: %s' % (host, _changes(rerun))
         _check_objects(cluster, estate, host, environment, v)
     finally:
         cluster.clean([_vars(h) for h, _ in CLUSTERS])
