@@ -701,12 +701,12 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
     assert (ca_dir / "ca.crt").read_text() == intermediate_pem
 
     def delivered() -> str:
-        """cacerts' ca-crl.pem: the CRLs revoke.yml assembled beside the CA (trust-chain.crl
-        when the ca role keeps a trust chain, else chain.crl)."""
+        """cacerts' ca-crl.pem: the CRLs revoke.yml assembled beside the CA (trust-active.crl,
+        the roots' and this intermediate's, when the ca role keeps trust files, else chain.crl)."""
         data = core.read_namespaced_secret("cacerts", "istio-system").data or {}
         assert "ca-crl.pem" in data, f"revoke.yml delivered no ca-crl.pem in cacerts: {sorted(data)}"
         crl = base64.b64decode(data["ca-crl.pem"]).decode()
-        source = next(p for p in (ca_dir / "trust-chain.crl", ca_dir / "chain.crl") if p.exists())
+        source = next(p for p in (ca_dir / "trust-active.crl", ca_dir / "chain.crl") if p.exists())
         assert crl.strip() == source.read_text().strip(), f"cacerts' ca-crl.pem is not {source.name}"
         return crl
 
