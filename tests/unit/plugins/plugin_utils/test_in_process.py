@@ -15,6 +15,7 @@ import os
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert
 from ansible_collections.zerotrust.mtls.plugins.plugin_utils import in_process
@@ -36,7 +37,7 @@ def as_module(capsys, args, check_mode=False, diff=False):
 
 def in_controller(args, check_mode=False, diff=False):
     # Through JSON like a task result, so both sides are compared as the controller sees them.
-    return json.loads(json.dumps(in_process.run_module(mtls_cert, NAME, args, check_mode, diff)))
+    return json.loads(json.dumps(in_process.run_module(issuance, NAME, args, check_mode, diff)))
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_no_log_values_are_masked_everywhere(tmp_path, ca):
     # The passphrase also used as a common name: AnsibleModule masks it wherever it appears.
     args = batch(tmp_path, ca, count=1)
     args['certs'][0]['common_name'] = PASSPHRASE
-    result = in_process.run_module(mtls_cert, NAME, args, False, True)
+    result = in_process.run_module(issuance, NAME, args, False, True)
     assert result['changed'] is True
     assert PASSPHRASE not in json.dumps(result)
     assert result['invocation']['module_args']['ca_key_passphrase'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
@@ -128,8 +129,8 @@ def test_no_log_values_are_masked_everywhere(tmp_path, ca):
 def test_an_unexpected_error_is_reported_not_raised(tmp_path, ca, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError('disk on fire')
-    monkeypatch.setattr(mtls_cert, '_inspect', explode)
-    result = in_process.run_module(mtls_cert, NAME, batch(tmp_path, ca), False, False)
+    monkeypatch.setattr(issuance, '_inspect', explode)
+    result = in_process.run_module(issuance, NAME, batch(tmp_path, ca), False, False)
     assert result['failed'] is True
     assert result['msg'] == 'mtls_cert failed unexpectedly: RuntimeError: disk on fire'
 
