@@ -15,6 +15,7 @@ import socket
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
 from ansible_collections.zerotrust.mtls.plugins.modules import mesh_policy
 
 
@@ -69,7 +70,7 @@ def test_namespace_defaults_to_the_root_namespace():
               "port_modes": None, "root_namespace": "mesh-root", "destination_rule": None,
               "allow_principals": [], "allow_namespaces": [], "mesh": "istio",
               "policy_set": None, "port": None, "trust_domain": "cluster.local"}
-    policy = mesh_policy.policy_from_params(params)
+    policy = policy_apply.policy_from_params(params)
     assert policy.namespace == "mesh-root"
     assert policy.scope == "mesh"
     assert policy.policy_set == "default"
@@ -131,7 +132,7 @@ class RecordingClient(object):
         self._record("list", kind.plural, namespace)
         if kind.plural == "namespaces":
             if self.cluster_list_forbidden:
-                raise mesh_policy.KubeError("forbidden", status=403)
+                raise policy_apply.KubeError("forbidden", status=403)
             return [{"metadata": {"name": name}} for name in sorted(self.namespaces)]
         if kind.plural == "resourcequotas":
             return [{"metadata": {"name": "q", "namespace": ns}} for ns in self.quotas]
@@ -143,7 +144,7 @@ class RecordingClient(object):
         if verb == "list":  # across the cluster, by name
             self._record("list-all", kind.plural)
             if self.cluster_list_forbidden:
-                raise mesh_policy.KubeError("forbidden", status=403)
+                raise policy_apply.KubeError("forbidden", status=403)
             name = dict(kwargs["query"])["fieldSelector"].split("=", 1)[1]
             return {"items": [obj for (plural, _ns, n), obj in self.objects.items() if plural == kind.plural and n == name]}
         if kind.plural == "selfsubjectaccessreviews":
@@ -159,7 +160,7 @@ class RecordingClient(object):
         stored = dict(manifest, metadata=dict(metadata, managedFields=[{
             "manager": "zerotrust.mtls", "operation": "Apply", "fieldsV1": _fields(manifest)}]))
         if not dry_run:
-            plural = mesh_policy.kind_for(manifest["apiVersion"], manifest["kind"]).plural
+            plural = policy_apply.kind_for(manifest["apiVersion"], manifest["kind"]).plural
             self.objects[(plural, metadata["namespace"], metadata["name"])] = stored
         return stored
 
@@ -183,13 +184,13 @@ NAMESPACES = ["t%d" % index for index in range(5)]
 
 
 def _policies(module):
-    return mesh_policy.policies_from_params(module.params)
+    return policy_apply.policies_from_params(module.params)
 
 
 def test_first_write_across_namespaces_proves_every_creation_then_writes():
     client = RecordingClient(NAMESPACES)
     module = FakeModule(namespaces=NAMESPACES, diff=True)
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert result["changed"] is True
     assert [o["action"] for o in result["objects"]] == ["created"] * 10
     assert client.count("dry-run") == 10 and client.count("apply") == 10
@@ -203,22 +204,22 @@ def test_first_write_across_namespaces_proves_every_creation_then_writes():
 def test_without_cluster_wide_list_rights_each_object_and_namespace_is_read_alone():
     client = RecordingClient(NAMESPACES, cluster_list_forbidden=True)
     module = FakeModule(namespaces=NAMESPACES)
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert [o["action"] for o in result["objects"]] == ["created"] * 10
     # A GET per object, and the preflight's namespace GET proves each namespace.
     assert client.count("get") == 10 + 5 and client.count("namespace") == 0
     client.calls = []
     module = FakeModule(namespaces=NAMESPACES, preflight="skip")
-    assert mesh_policy.run(module, client, _policies(module))["changed"] is False
+    assert policy_apply.run(module, client, _policies(module))["changed"] is False
     assert client.count("get") == 10 and client.count("dry-run") == 0
 
 
 def test_no_change_rerun_reads_and_nothing_else():
     client = RecordingClient(NAMESPACES)
     module = FakeModule(namespaces=NAMESPACES, preflight="skip")
-    mesh_policy.run(module, client, _policies(module))
+    policy_apply.run(module, client, _policies(module))
     client.calls = []
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert result["changed"] is False
     assert set(o["action"] for o in result["objects"]) == set(["unchanged"])
     assert client.count("list-all") == 2 and client.count("list") == 1
@@ -227,10 +228,10 @@ def test_no_change_rerun_reads_and_nothing_else():
 
 def test_a_changed_mode_is_proven_and_written_in_every_namespace_check_mode_writes_nothing():
     client = RecordingClient(NAMESPACES)
-    mesh_policy.run(FakeModule(namespaces=NAMESPACES), client, _policies(FakeModule(namespaces=NAMESPACES)))
+    policy_apply.run(FakeModule(namespaces=NAMESPACES), client, _policies(FakeModule(namespaces=NAMESPACES)))
     client.calls = []
     module = FakeModule(namespaces=NAMESPACES, mode="PERMISSIVE", check_mode=True)
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert result["changed"] is True
     assert [o["action"] for o in result["objects"]].count("updated") == 5
     assert client.count("dry-run") == 5 and client.count("apply") == 0
@@ -239,8 +240,8 @@ def test_a_changed_mode_is_proven_and_written_in_every_namespace_check_mode_writ
 def test_a_missing_namespace_stops_before_any_dry_run_or_write():
     client = RecordingClient(NAMESPACES[:-1])
     module = FakeModule(namespaces=NAMESPACES, preflight="skip")
-    with pytest.raises(mesh_policy.KubeError) as caught:
-        mesh_policy.run(module, client, _policies(module))
+    with pytest.raises(policy_apply.KubeError) as caught:
+        policy_apply.run(module, client, _policies(module))
     assert str(caught.value) == "namespace t4 does not exist; create it first or correct namespaces."
     assert client.count("dry-run") == 0 and client.count("apply") == 0
 
@@ -256,7 +257,7 @@ def test_repeated_creations_of_one_kind_are_proven_once_per_namespace(client_opt
     # namespaces may be judged apart, so each namespace proves its own.
     client = RecordingClient(NAMESPACES, **client_options)
     module = _linkerd_ports(NAMESPACES)
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert [o["action"] for o in result["objects"]] == ["created"] * 15
     assert client.count("review") == 5
     assert client.count("dry-run") == 5 and client.count("apply") == 15
@@ -266,7 +267,7 @@ def test_copies_alike_in_every_namespace_are_proven_by_one_dry_run_of_each_body(
     namespaces = ["t%d" % index for index in range(20)]
     client = RecordingClient(namespaces)
     module = FakeModule(namespaces=namespaces, preflight="skip")
-    result = mesh_policy.run(module, client, _policies(module))
+    result = policy_apply.run(module, client, _policies(module))
     assert [o["action"] for o in result["objects"]] == ["created"] * 40
     # One dry run per kind (the bodies differ only in their namespace), create and patch
     # reviewed once each per kind, no per-namespace review.
@@ -275,7 +276,7 @@ def test_copies_alike_in_every_namespace_are_proven_by_one_dry_run_of_each_body(
     # Few creations: the proof would cost more than it saves, so each is dry-run.
     client = RecordingClient(NAMESPACES)
     module = FakeModule(namespaces=NAMESPACES, preflight="skip")
-    mesh_policy.run(module, client, _policies(module))
+    policy_apply.run(module, client, _policies(module))
     assert client.count("dry-run") == 10 and client.count("access") == 0
 
 
@@ -290,5 +291,5 @@ def test_a_terminating_namespace_is_not_proven_by_its_neighbours():
         return items
     client.list = list_with_phase
     module = _linkerd_ports(NAMESPACES)
-    mesh_policy.run(module, client, _policies(module))
+    policy_apply.run(module, client, _policies(module))
     assert client.count("dry-run") == 5 and client.count("access") == 0

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_secret
 
 
@@ -108,14 +109,14 @@ def test_secrets_items_inherit_top_level_sources(capsys, files):
               "name": None, "layout": "ca_bundle", "ca_path": str(files / "ca.crt"),
               "ca_content": None, "labels": {"team": "t"}, "annotations": {},
               "state": "present"}
-    for role in mtls_secret.SOURCE_ROLES:
+    for role in secret_delivery.SOURCE_ROLES:
         for kind in ("path", "content"):
             params.setdefault("%s_%s" % (role, kind), None)
     params["data"] = None
     for item in params["secrets"]:
-        for key in mtls_secret.ITEM_KEYS:
+        for key in secret_delivery.ITEM_KEYS:
             item.setdefault(key, None)
-    planned = mtls_secret.plan(params)
+    planned = secret_delivery.plan(params)
     assert [entry[0] for entry in planned] == ["a", "b"]
     assert planned[0][2] == {"team": "t", "x": "1"}
     assert sorted(planned[1][1]) == ["ca.crt"]
