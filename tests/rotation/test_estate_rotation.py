@@ -1,25 +1,33 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) zerotrust.mtls maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The root CA rotation of a site.yml estate in one command, with real handshakes throughout.
+"""The root CA rotation of a site.yml estate of two clusters in one command, with real
+handshakes throughout.
 
-An estate of one cluster (its own namespaces on the local control plane) is converged by
-playbooks/site.yml: Istio cacerts, an ingress-nginx edge (the ingress_mtls role's client
-CA Secret, ca.crt + ca.crl) and three client certificates of the client_certs role
-(Secrets). One client is revoked with playbooks/revoke.yml, so every CA has a CRL.
+Two clusters, each its own local control plane (the shared one, A, and a second instance
+of tests/cluster started here on other loopback ports, B), one root, one intermediate per
+cluster, converged by playbooks/site.yml: per cluster Istio cacerts, an Istio ingress
+gateway credential (server certificate of the cluster's intermediate, ca.crt = the trusted
+roots) and client certificates of the client_certs role (Secrets); in A also an
+ingress-nginx edge (client CA Secret, ca.crt + ca.crl). One client of A is revoked with
+playbooks/revoke.yml, so every CA has a CRL.
 
-A real nginx (ssl_verify_client on, ssl_crl) is built from the edge Secret and reloaded
-whenever the Secret changes, as ingress-nginx does; each live client re-reads its Secret
-whenever it changes and does full mutual-TLS handshakes in a loop; the revoked
-certificate (kept from before its revocation) tries too. Then one command,
-`ansible-playbook -i <inventory> playbooks/rotate_root_ca.yml`, rotates the root.
+Real nginx servers are built from the Secrets and reloaded whenever a Secret changes, as
+the controllers do: the edge of A (ssl_verify_client on, ssl_crl) and one "gateway
+workload" per cluster serving its credential and verifying clients against its ca.crt.
+Each live client re-reads its Secret (certificate, key and trusted roots) whenever it
+changes and does full mutual-TLS handshakes in a loop: the client of A with the edge of A,
+the gateway of A and the gateway of B; the client of B with both gateways - so workloads
+of A and B handshake with each other both ways. The revoked certificate (kept from before
+its revocation) tries the edge too. Then one command,
+`ansible-playbook -i <inventory> playbooks/rotate_root_ca.yml`, rotates both clusters.
 
-Asserted: not one handshake of a live client fails, each live client succeeds with a
-certificate of the old and of the new intermediate, the revoked certificate is refused
-every time (the CRLs travel through the rotation: nginx checks a CRL for every CA of a
-chain), the edge bundle goes old -> old + new -> new (2 -> 4 -> 2 certificates) and
-never narrows while a client still holds an old certificate, Istio's cacerts ends on the
-new root alone, and site.yml afterwards reports changed=0.
+Asserted: not one handshake of a live client fails, each client succeeds with a
+certificate of the old and of the new intermediate of its cluster, the revoked
+certificate is refused every time (the CRLs travel through the rotation: nginx checks a
+CRL for every CA of a chain), the edge bundle goes old -> old + new -> new (2 -> 4 -> 2
+certificates), Istio's cacerts of both clusters ends on the new root alone, and site.yml
+afterwards reports changed=0 for both clusters.
 """
 
 import base64
@@ -44,13 +52,22 @@ KUBECONFIG = os.environ.get('MTLS_KUBECONFIG')
 pytestmark = pytest.mark.skipif(not KUBECONFIG, reason='MTLS_KUBECONFIG is not set: the local control plane '
                                                        '(tests/cluster/up.sh) is not running')
 
-LIVE_CLIENTS = ('alpha', 'beta')
 REVOKED_CLIENT = 'gamma'
 POLL_SECONDS = 0.2
+CLUSTER_UP = os.path.join(harness.REPO, 'tests', 'cluster', 'up.sh')
+CLUSTER_DOWN = os.path.join(harness.REPO, 'tests', 'cluster', 'down.sh')
+PORT_VARIABLES = ('MTLS_ETCD_CLIENT_PORT', 'MTLS_ETCD_PEER_PORT', 'MTLS_APISERVER_PORT',
+                  'MTLS_CONTROLLER_MANAGER_PORT', 'MTLS_SCHEDULER_PORT', 'MTLS_KWOK_PORT')
 
 
 def _fingerprint(cert):
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _write(path, content):
+    with open(path + '.tmp', 'wb') as handle:
+        handle.write(content)
+    os.replace(path + '.tmp', path)
 
 
 class SecretPoller(object):
@@ -72,8 +89,7 @@ class SecretPoller(object):
                 return
             raise
         if secret.metadata.resource_version != self.version:
-            data = dict((k, base64.b64decode(v)) for k, v in (secret.data or {}).items())
-            self.on_change(data)
+            self.on_change(dict((k, base64.b64decode(v)) for k, v in (secret.data or {}).items()))
             self.version = secret.metadata.resource_version
 
     def _loop(self):
@@ -92,65 +108,54 @@ class SecretPoller(object):
         self._thread.join(10)
 
 
-class EdgeNginx(object):
-    """nginx requiring a client certificate from the edge Secret's ca.crt, checking ca.crl,
-    reloaded when the Secret changes (what the ingress-nginx controller does with it)."""
+class SecretNginx(object):
+    """nginx requiring a client certificate, built from a Secret and reloaded when it changes
+    (what ingress-nginx and a gateway do with theirs): the client CA from ``ca_key``, the
+    CRLs from ``crl_key`` when given (ssl_crl), the server pair from the Secret's tls.crt /
+    tls.key, or from ``server_files`` for an edge whose Secret holds only the CA."""
 
-    def __init__(self, workdir, server_cert, server_key):
-        self.prefix = os.path.join(workdir, 'edge-nginx')
+    def __init__(self, workdir, name, ca_key='ca.crt', crl_key=None, server_files=None):
+        self.prefix = os.path.join(workdir, 'nginx-' + name)
         os.makedirs(os.path.join(self.prefix, 'logs'), exist_ok=True)
         self.port = harness.free_port()
         self.conf = os.path.join(self.prefix, 'nginx.conf')
-        self.ca = os.path.join(self.prefix, 'ca.crt')
-        self.crl = os.path.join(self.prefix, 'ca.crl')
-        self.server_cert, self.server_key = server_cert, server_key
-        self.history = []  # (certificates in ca.crt, CRLs in ca.crl) of each version loaded
+        self.ca_key, self.crl_key = ca_key, crl_key
+        self.files = {'ca': os.path.join(self.prefix, 'ca.pem'), 'crl': os.path.join(self.prefix, 'crl.pem'),
+                      'cert': os.path.join(self.prefix, 'tls.crt'), 'key': os.path.join(self.prefix, 'tls.key')}
+        if server_files:
+            self.files['cert'], self.files['key'] = server_files
+        self.from_secret = not server_files
+        self.history = []  # (certificates in the client CA, CRLs) of each version installed
         self.process = None
 
-    def write_secret(self, data):
-        """Install a Secret version: atomic renames, then a reload nginx accepts."""
-        for path, key in ((self.ca, 'ca.crt'), (self.crl, 'ca.crl')):
-            with open(path + '.tmp', 'wb') as handle:
-                handle.write(data.get(key, b''))
-            os.replace(path + '.tmp', path)
-        self.history.append((data.get('ca.crt', b'').count(b'BEGIN CERTIFICATE'),
-                             data.get('ca.crl', b'').count(b'BEGIN X509 CRL')))
+    def install(self, data):
+        _write(self.files['ca'], data.get(self.ca_key, b''))
+        if self.crl_key:
+            _write(self.files['crl'], data.get(self.crl_key, b''))
+        if self.from_secret:
+            _write(self.files['key'], data['tls.key'])
+            _write(self.files['cert'], data['tls.crt'])
+        self.history.append((data.get(self.ca_key, b'').count(b'BEGIN CERTIFICATE'),
+                             data.get(self.crl_key or '', b'').count(b'BEGIN X509 CRL')))
         if self.process is not None:
-            subprocess.run([harness.NGINX, '-t', '-q', '-p', self.prefix, '-c', self.conf], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            subprocess.run([harness.NGINX, '-s', 'reload', '-p', self.prefix, '-c', self.conf], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Test the configuration first: a reload nginx refuses would go unnoticed.
+            for action in (['-t', '-q'], ['-s', 'reload']):
+                subprocess.run([harness.NGINX] + action + ['-p', self.prefix, '-c', self.conf],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self):
+        crl_line = 'ssl_crl %s;' % self.files['crl'] if self.crl_key else ''
         with open(self.conf, 'w') as handle:
-            handle.write('''
-daemon off;
-worker_processes 1;
-pid %(prefix)s/nginx.pid;
-error_log %(prefix)s/logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %(prefix)s/tmp_body;
-    proxy_temp_path %(prefix)s/tmp_proxy;
-    fastcgi_temp_path %(prefix)s/tmp_fastcgi;
-    uwsgi_temp_path %(prefix)s/tmp_uwsgi;
-    scgi_temp_path %(prefix)s/tmp_scgi;
-    server {
-        listen 127.0.0.1:%(port)d ssl;
-        server_name localhost;
-        ssl_certificate %(cert)s;
-        ssl_certificate_key %(key)s;
-        ssl_client_certificate %(ca)s;
-        ssl_crl %(crl)s;
-        ssl_verify_client on;
-        ssl_verify_depth 3;
-        keepalive_timeout 0;
-        location / { return 200 "verified $ssl_client_s_dn\\n"; }
-    }
-}
-''' % dict(prefix=self.prefix, port=self.port, cert=self.server_cert, key=self.server_key, ca=self.ca,
-                crl=self.crl))
+            handle.write(
+                'daemon off; worker_processes 1; pid %(p)s/nginx.pid; error_log %(p)s/logs/error.log info;\n'
+                'events { worker_connections 256; }\n'
+                'http { access_log off; client_body_temp_path %(p)s/b; proxy_temp_path %(p)s/x;\n'
+                '  fastcgi_temp_path %(p)s/f; uwsgi_temp_path %(p)s/u; scgi_temp_path %(p)s/s;\n'
+                '  server { listen 127.0.0.1:%(port)d ssl; server_name localhost;\n'
+                '    ssl_certificate %(cert)s; ssl_certificate_key %(key)s;\n'
+                '    ssl_client_certificate %(ca)s; %(crl_line)s ssl_verify_client on; ssl_verify_depth 3;\n'
+                '    keepalive_timeout 0; location / { return 200 "verified $ssl_client_s_dn\\n"; } } }\n'
+                % dict(p=self.prefix, port=self.port, crl_line=crl_line, **self.files))
         self.process = subprocess.Popen([harness.NGINX, '-p', self.prefix, '-c', self.conf],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 10
@@ -171,18 +176,19 @@ http {
 
 
 class SecretClient(object):
-    """Handshakes with the edge in a loop using the certificate its Secret holds right now."""
+    """Handshakes in a loop with each target, using the certificate, key and trusted roots its
+    Secret holds right now. A target is (label, port, server CA file or None for the
+    Secret's own ca.crt, the roots the estate publishes to the client)."""
 
-    def __init__(self, name, workdir, server_ca, port, fixed=None):
+    def __init__(self, name, workdir, targets, fixed=None):
         self.name = name
         self.dir = os.path.join(workdir, 'client-' + name)
         os.makedirs(self.dir, exist_ok=True)
-        self.server_ca, self.port = server_ca, port
-        self.context = None
+        self.targets = targets
+        self.contexts = None
         self.issuer = None
-        self.successes = {}  # issuing intermediate fingerprint -> count
-        self.failures = []
-        self.refusals = 0
+        self.successes = dict((label, {}) for label, _port, _ca in targets)  # label -> {intermediate: count}
+        self.failures = dict((label, []) for label, _port, _ca in targets)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         if fixed is not None:
@@ -191,19 +197,17 @@ class SecretClient(object):
     def install(self, data):
         if 'tls.crt' not in data:
             return
+        paths = [os.path.join(self.dir, name) for name in ('tls.crt', 'tls.key', 'ca.crt')]
+        for path, key in zip(paths, ('tls.crt', 'tls.key', 'ca.crt')):
+            _write(path, data.get(key, b''))
+        contexts = dict((label, harness.context_trusting(server_ca or paths[2], paths[0], paths[1]))
+                        for label, _port, server_ca in self.targets)
         chain = x509.load_pem_x509_certificates(data['tls.crt'])
-        cert, key = os.path.join(self.dir, 'tls.crt'), os.path.join(self.dir, 'tls.key')
-        with open(cert, 'wb') as handle:
-            handle.write(data['tls.crt'])
-        with open(key, 'wb') as handle:
-            handle.write(data['tls.key'])
-        context = harness.context_trusting(self.server_ca, cert, key)
-        self.context, self.issuer = context, _fingerprint(chain[1]) if len(chain) > 1 else chain[0].issuer.rfc4514_string()
+        self.contexts, self.issuer = contexts, (_fingerprint(chain[1]) if len(chain) > 1 else 'no chain')
 
-    def handshake(self):
-        context, issuer = self.context, self.issuer
-        with socket.create_connection(('127.0.0.1', self.port), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname='localhost') as tls:
+    def handshake(self, label, port):
+        with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
+            with self.contexts[label].wrap_socket(raw, server_hostname='localhost') as tls:
                 tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
                 answer = b''
                 while True:
@@ -213,15 +217,16 @@ class SecretClient(object):
                     answer += chunk
         if not answer.startswith(b'HTTP/1.1 200'):
             raise AssertionError('nginx answered %r' % answer[:60])
-        return issuer
 
     def _loop(self):
         while not self._stop.is_set():
-            try:
-                issuer = self.handshake()
-                self.successes[issuer] = self.successes.get(issuer, 0) + 1
-            except (OSError, ssl.SSLError, AssertionError) as exc:
-                self.failures.append('%s %s' % (time.strftime('%H:%M:%S'), exc))
+            for label, port, _ca in self.targets:
+                issuer = self.issuer
+                try:
+                    self.handshake(label, port)
+                    self.successes[label][issuer] = self.successes[label].get(issuer, 0) + 1
+                except (OSError, ssl.SSLError, AssertionError) as exc:
+                    self.failures[label].append('%s %s' % (time.strftime('%H:%M:%S'), exc))
             time.sleep(0.05)
 
     def start(self):
@@ -231,29 +236,44 @@ class SecretClient(object):
         self._stop.set()
         self._thread.join(15)
 
+    def total(self):
+        return sum(sum(counts.values()) for counts in self.successes.values())
 
-def _inventory(path, ns, pki_dir):
+
+def _cluster(name, ns, kubeconfig, edge):
+    """The inventory host of one cluster: Istio cacerts, an ingress gateway credential,
+    a client (and in A an ingress-nginx edge and the client that gets revoked)."""
     python = os.path.join(harness.REPO, '.venv', 'bin', 'python')
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': python}
-    cluster = dict(local, mtls_cluster_name=ns, mtls_environment='staging',
-                   mtls_istio_enabled=True, istio_mtls_root_namespace=ns + '-istio',
-                   mtls_ingress_enabled=True,
-                   ingress_mtls_nginx_ingresses=[{
-                       'name': 'edge', 'namespace': ns + '-edge', 'verify_client': 'on',
-                       'spec': {'ingressClassName': 'nginx',
-                                'rules': [{'host': 'edge.local.test', 'http': {'paths': [{
-                                    'path': '/', 'pathType': 'Prefix',
-                                    'backend': {'service': {'name': 'edge', 'port': {'number': 8080}}}}]}}]}}],
-                   mtls_client_certs_enabled=True,
-                   client_certs_clients=[{'name': name, 'namespace': ns + '-apps'}
-                                         for name in LIVE_CLIENTS + (REVOKED_CLIENT,)])
+    clients = [{'name': 'client-' + name, 'namespace': ns + '-apps'}]
+    host = {'ansible_connection': 'local', 'ansible_python_interpreter': python, 'mtls_kubeconfig': kubeconfig,
+            'mtls_cluster_name': ns + '-' + name, 'mtls_environment': 'staging',
+            'mtls_istio_enabled': True, 'istio_mtls_root_namespace': ns + '-istio',
+            'mtls_ingress_enabled': True,
+            'ingress_mtls_istio_gateways': [{'name': 'gw', 'namespace': ns + '-istio', 'hosts': ['localhost'],
+                                             'credential_name': 'gw-mtls'}],
+            'mtls_client_certs_enabled': True}
+    if edge:
+        clients.append({'name': REVOKED_CLIENT, 'namespace': ns + '-apps'})
+        host['ingress_mtls_nginx_ingresses'] = [{
+            'name': 'edge', 'namespace': ns + '-edge', 'verify_client': 'on',
+            'spec': {'ingressClassName': 'nginx', 'rules': [{'host': 'edge.local.test', 'http': {'paths': [{
+                'path': '/', 'pathType': 'Prefix',
+                'backend': {'service': {'name': 'edge', 'port': {'number': 8080}}}}]}}]}}]
+    host['client_certs_clients'] = clients
+    return host
+
+
+def _inventory(path, ns, pki_dir, kubeconfigs):
+    local = {'ansible_connection': 'local',
+             'ansible_python_interpreter': os.path.join(harness.REPO, '.venv', 'bin', 'python')}
     inventory = {'all': {
-        'vars': {'mtls_pki_dir': pki_dir, 'mtls_kubeconfig': KUBECONFIG, 'mtls_trust_domain': 'it.local',
+        'vars': {'mtls_pki_dir': pki_dir, 'mtls_kubeconfig': kubeconfigs['a'], 'mtls_trust_domain': 'it.local',
                  'mtls_root_key_passphrase': harness.DEMO_PASSPHRASE.decode(),
                  'mtls_intermediate_key_passphrase': harness.DEMO_INTERMEDIATE_PASSPHRASE.decode(),
                  'mtls_rotation_namespace': ns + '-sys'},
         'children': {'pki': {'hosts': {'localhost': local}},
-                     'clusters': {'hosts': {'estate-' + ns: cluster}}}}}
+                     'clusters': {'hosts': dict(('estate-' + name, _cluster(name, ns, kubeconfig, name == 'a'))
+                                                for name, kubeconfig in sorted(kubeconfigs.items()))}}}}
     with open(path, 'w') as handle:
         yaml.safe_dump(inventory, handle)
 
@@ -278,48 +298,73 @@ def _recap_changed(output, host):
 
 
 @pytest.fixture
-def estate(tmp_path):
-    from kubernetes import client, config
-    core = client.CoreV1Api(config.new_client_from_config(KUBECONFIG))
-    ns = 'est-%s' % uuid.uuid4().hex[:6]
-    names = [ns + suffix for suffix in ('-sys', '-istio', '-edge', '-apps')]
-    for name in names:
-        core.create_namespace({'metadata': {'name': name}})
-    inventory = str(tmp_path / 'inventory.yml')
-    _inventory(inventory, ns, str(tmp_path / 'pki'))
+def cluster_b(tmp_path):
+    """A second local control plane on free loopback ports (tests/cluster/up.sh, its own state dir)."""
+    env = dict(os.environ, MTLS_CLUSTER_DIR=str(tmp_path / 'cluster-b'))
+    env.update((name, str(harness.free_port())) for name in PORT_VARIABLES)
+    started = subprocess.run([CLUSTER_UP], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=300, check=False)
     try:
-        yield core, ns, inventory
+        assert started.returncode == 0, 'cluster B did not start:\n%s' % started.stdout.decode()[-3000:]
+        yield str(tmp_path / 'cluster-b' / 'kubeconfig')
     finally:
-        for name in names:
-            core.delete_namespace(name)
+        subprocess.run([CLUSTER_DOWN, '--purge'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120, check=False)
 
 
-def test_one_command_root_rotation_loses_no_handshake(tmp_path, estate):
-    core, ns, inventory = estate
+@pytest.fixture
+def estate(tmp_path, cluster_b):
+    from kubernetes import client, config
+    kubeconfigs = {'a': KUBECONFIG, 'b': cluster_b}
+    cores = dict((name, client.CoreV1Api(config.new_client_from_config(path))) for name, path in kubeconfigs.items())
+    ns = 'est-%s' % uuid.uuid4().hex[:6]
+    names = {'a': [ns + suffix for suffix in ('-sys', '-istio', '-edge', '-apps')],
+             'b': [ns + suffix for suffix in ('-sys', '-istio', '-apps')]}
+    for cluster, namespaces in names.items():
+        for name in namespaces:
+            cores[cluster].create_namespace({'metadata': {'name': name}})
+    inventory = str(tmp_path / 'inventory.yml')
+    _inventory(inventory, ns, str(tmp_path / 'pki'), kubeconfigs)
+    try:
+        yield cores, ns, inventory
+    finally:
+        for name in names['a']:
+            cores['a'].delete_namespace(name)
+
+
+def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, estate):
+    cores, ns, inventory = estate
     log = str(tmp_path / 'playbooks.log')
-    host = 'estate-' + ns
     _playbook(inventory, 'site.yml', log)
     apps = ns + '-apps'
-    revoked_data = harness.secret_data(core, apps, REVOKED_CLIENT + '-mtls')
+    revoked_data = harness.secret_data(cores['a'], apps, REVOKED_CLIENT + '-mtls')
     _playbook(inventory, 'revoke.yml', log, '-e', '{"mtls_revoke": ["%s"]}' % REVOKED_CLIENT)
     # The next converge issues the revoked client a new certificate: its old one stays revoked.
     _playbook(inventory, 'site.yml', log)
 
     server_cert, server_key, server_ca = harness.server_pair(str(tmp_path))
-    nginx = EdgeNginx(str(tmp_path), server_cert, server_key)
-    edge = SecretPoller(core, ns + '-edge', 'mtls-client-ca', nginx.write_secret)
-    edge.poll()
-    assert nginx.history[-1] == (2, 2), 'the edge Secret holds %d certificates and %d CRLs before the rotation' % (
-        nginx.history[-1])
-    nginx.start()
-    clients = {name: SecretClient(name, str(tmp_path), server_ca, nginx.port) for name in LIVE_CLIENTS}
-    pollers = [SecretPoller(core, apps, name + '-mtls', clients[name].install) for name in LIVE_CLIENTS]
-    revoked = SecretClient(REVOKED_CLIENT + '-revoked', str(tmp_path), server_ca, nginx.port, fixed=revoked_data)
+    servers = {'edge-a': SecretNginx(str(tmp_path), 'edge-a', crl_key='ca.crl', server_files=(server_cert, server_key)),
+               'gw-a': SecretNginx(str(tmp_path), 'gw-a'), 'gw-b': SecretNginx(str(tmp_path), 'gw-b')}
+    pollers = [SecretPoller(cores['a'], ns + '-edge', 'mtls-client-ca', servers['edge-a'].install),
+               SecretPoller(cores['a'], ns + '-istio', 'gw-mtls', servers['gw-a'].install),
+               SecretPoller(cores['b'], ns + '-istio', 'gw-mtls', servers['gw-b'].install)]
+    for poller in pollers:
+        poller.poll()
+    assert servers['edge-a'].history[-1] == (2, 2), 'the edge Secret holds %d certificates and %d CRLs' % (
+        servers['edge-a'].history[-1])
+    for server in servers.values():
+        server.start()
+    gateways = [('gw-a', servers['gw-a'].port, None), ('gw-b', servers['gw-b'].port, None)]
+    clients = {'a': SecretClient('a', str(tmp_path), [('edge-a', servers['edge-a'].port, server_ca)] + gateways),
+               'b': SecretClient('b', str(tmp_path), gateways)}
+    pollers += [SecretPoller(cores[name], apps, 'client-%s-mtls' % name, clients[name].install) for name in clients]
+    for poller in pollers[3:]:
+        poller.poll()
+    revoked = SecretClient('revoked', str(tmp_path), [('edge-a', servers['edge-a'].port, server_ca)],
+                           fixed=revoked_data)
     started = time.time()
     try:
         for poller in pollers:
-            poller.poll()
-        for poller in [edge] + pollers:
             poller.run()
         for party in list(clients.values()) + [revoked]:
             party.start()
@@ -329,31 +374,38 @@ def test_one_command_root_rotation_loses_no_handshake(tmp_path, estate):
     finally:
         for party in list(clients.values()) + [revoked]:
             party.stop()
-        for poller in [edge] + pollers:
+        for poller in pollers:
             poller.stop()
-        nginx.stop()
+        for server in servers.values():
+            server.stop()
     seconds = time.time() - started
 
-    counts = dict((name, sum(c.successes.values())) for name, c in clients.items())
-    print('\nestate rotation: %.0f s; handshakes per client %s, failed %s; revoked certificate accepted %d times, '
-          'refused %d; edge versions (certificates, CRLs) %s; nginx reloads %d'
-          % (seconds, counts, dict((n, len(c.failures)) for n, c in clients.items()),
-             sum(revoked.successes.values()), len(revoked.failures), nginx.history, len(nginx.history) - 1))
+    per_pair = dict(('%s->%s' % (name, label), sum(counts.values()))
+                    for name, party in clients.items() for label, counts in party.successes.items())
+    failed = dict(('%s->%s' % (name, label), len(errors))
+                  for name, party in clients.items() for label, errors in party.failures.items())
+    print('\nestate rotation: 2 clusters, %.0f s; successful handshakes per pair %s, failed %s; revoked certificate '
+          'accepted %d times, refused %d; edge A versions (certificates, CRLs) %s; gateway A / B versions %d / %d'
+          % (seconds, per_pair, failed, revoked.total(), len(revoked.failures['edge-a']), servers['edge-a'].history,
+             len(servers['gw-a'].history), len(servers['gw-b'].history)))
     assert re.search(r'phases done 5/5', rotation), 'the rotation did not complete in one run'
     for name, party in clients.items():
-        assert not party.failures, '%s: %d handshakes failed, first %s' % (name, len(party.failures), party.failures[:3])
-        assert len(party.successes) == 2, '%s handshook with %d intermediates, not the old and the new: %s' % (
-            name, len(party.successes), party.successes)
-    assert not revoked.successes, 'the revoked certificate was accepted %d times' % sum(revoked.successes.values())
-    assert revoked.failures
-    sizes = [certs for certs, _crls in nginx.history]
+        for label, errors in party.failures.items():
+            assert not errors, '%s -> %s: %d handshakes failed, first %s' % (name, label, len(errors), errors[:3])
+        for label, counts in party.successes.items():
+            assert len(counts) == 2, ('client %s -> %s succeeded with %d intermediates, not its old and new one: %s'
+                                      % (name, label, len(counts), counts))
+    assert revoked.total() == 0, 'the revoked certificate was accepted %d times' % revoked.total()
+    assert revoked.failures['edge-a']
+    sizes = [certs for certs, _crls in servers['edge-a'].history]
     assert [size for index, size in enumerate(sizes) if index == 0 or sizes[index - 1] != size] == [2, 4, 2], sizes
-    assert nginx.history[-1] == (2, 2), nginx.history
-    assert not edge.errors and not any(p.errors for p in pollers)
+    assert servers['edge-a'].history[-1] == (2, 2), servers['edge-a'].history
+    assert not any(poller.errors for poller in pollers), [poller.errors[:2] for poller in pollers]
 
-    cacerts = harness.secret_data(core, ns + '-istio', 'cacerts')
-    roots = x509.load_pem_x509_certificates(cacerts['root-cert.pem'])
     with open(os.path.join(str(tmp_path / 'pki'), 'root', 'ca.crt'), 'rb') as handle:
-        active_root = x509.load_pem_x509_certificate(handle.read())
-    assert [_fingerprint(r) for r in roots] == [_fingerprint(active_root)]
-    assert _recap_changed(_playbook(inventory, 'site.yml', log), host) == 0
+        active_root = _fingerprint(x509.load_pem_x509_certificate(handle.read()))
+    for name, core in cores.items():
+        cacerts = harness.secret_data(core, ns + '-istio', 'cacerts')
+        assert [_fingerprint(r) for r in x509.load_pem_x509_certificates(cacerts['root-cert.pem'])] == [active_root]
+    after = _playbook(inventory, 'site.yml', log)
+    assert [_recap_changed(after, 'estate-' + name) for name in sorted(cores)] == [0, 0]
