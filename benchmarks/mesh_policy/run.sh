@@ -47,7 +47,9 @@ if int(f["k8s_loop_subset"]) > 0:
           "extrapolated to %s: %s s" % (
               f["k8s_loop_subset"], float(f["k8s_loop_first_write_s"]), float(f["k8s_loop_rerun_s"]),
               f["k8s_loop_rerun_changed"], n, f["k8s_loop_first_extrapolated_s"]))
-print("  module start-up (one call, nothing to do; mean of 3): %5.2f s" % float(f["module_start_s"]))
+print("  path: %s" % ("in the controller process (action plugin)" if str(f.get("in_process")) == "True" else "module (mtls_in_process: false)"))
+print("  module start-up (one call, nothing to do; mean of 3): %5.2f s; first call of the run: %.2f s" % (
+    float(f["module_start_s"]), float(f["module_first_call_s"])))
 print("  ansible-playbook start-up (one ping task, whole command): %5.2f s" % f["ansible_playbook_start_s"])
 print("floor, one kubernetes client, 8 threads, same run:")
 print("  server-side apply of every object  : %7.2f s" % float(f["floor_ssa_8_threads_s"]))
@@ -56,9 +58,10 @@ print("  one GET per object                 : %7.2f s" % float(f["floor_get_8_th
 if f["one_call"]:
     print("first write / SSA floor: %sx (target <= 2); first write minus module start-up / SSA floor: %sx" % (
         f["first_write_vs_ssa_floor"], f["first_write_minus_start_vs_ssa_floor"]))
+    print("first write + once-per-run cost of the first call / SSA floor: %sx" % f["first_write_cold_vs_ssa_floor"])
     print("no-change rerun / (LIST floor + module start-up): %sx (target <= 2); "
-          "rerun minus start-up / LIST floor: %sx" % (
-              f["rerun_vs_list_floor_plus_start"], f["rerun_minus_start_vs_list_floor"]))
+          "rerun minus start-up / LIST floor: %sx; rerun / LIST floor: %sx" % (
+              f["rerun_vs_list_floor_plus_start"], f["rerun_minus_start_vs_list_floor"], f["rerun_vs_list_floor"]))
 if int(f["loop_subset"]) > 0:
     print("mesh_policy loop, extrapolated first write / SSA floor: %sx" % f["loop_first_vs_ssa_floor"])
 if f["one_call"] and int(f["loop_subset"]) > 0:
