@@ -40,8 +40,10 @@ if [[ -n "$cluster_kubeconfig" ]]; then
     # site.yml converges the shared cluster from the inventory's own PKI (as `make run` does).
     MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_leak.py" -k site >"$logs/test_leak_site.log" 2>&1 &
     pids[test_leak_site]=$!
-    # The one-command root rotation of a site.yml estate with handshakes throughout.
-    MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_estate_rotation.py" >"$logs/test_estate_rotation.log" 2>&1 &
+    # The one-command root rotation of a site.yml estate: two clusters with handshakes
+    # throughout, then SIGKILLs and resumes (one after the other: each converges clusters).
+    MTLS_KUBECONFIG="$cluster_kubeconfig" "${pytest[@]}" "$here/test_estate_rotation.py" "$here/test_estate_kill.py" \
+        >"$logs/test_estate_rotation.log" 2>&1 &
     pids[test_estate_rotation]=$!
 else
     echo "cluster: not running - test_cluster_rotation.py skipped (start it with tests/cluster/up.sh)"
@@ -51,7 +53,7 @@ status=0
 for proof in "${!pids[@]}"; do
     if wait "${pids[$proof]}"; then result=passed; else result=FAILED; status=1; fi
     echo "== $proof: $result"
-    grep -E '^(zero-downtime|kill test|leak test|audit|estate rotation):|passed|failed|xfailed|skipped' "$logs/$proof.log" | tail -4
+    grep -E '^(zero-downtime|kill test|leak test|audit|estate rotation|estate kill test):|passed|failed|xfailed|skipped' "$logs/$proof.log" | tail -4
     [[ $result == passed ]] || tail -40 "$logs/$proof.log"
 done
 echo "logs: $logs"
