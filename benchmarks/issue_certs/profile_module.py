@@ -36,9 +36,11 @@ AS_MODULE = False
 def call_module(args):
     from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert
     if not AS_MODULE:
+        # The action plugin's path: the backend the module and the action share.
+        from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
         from ansible_collections.zerotrust.mtls.plugins.plugin_utils import in_process
         arguments = dict((k, v) for k, v in args.items() if not k.startswith("_ansible_"))
-        return in_process.run_module(mtls_cert, "zerotrust.mtls.mtls_cert", arguments,
+        return in_process.run_module(issuance, "zerotrust.mtls.mtls_cert", arguments,
                                      args.get("_ansible_check_mode", False), args.get("_ansible_diff", False))
     from ansible.module_utils.testing import patch_module_args
 

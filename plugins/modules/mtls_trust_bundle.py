@@ -71,7 +71,7 @@ attributes:
   idempotent:
     support: full
 author:
-  - zerotrust.mtls maintainers
+  - zerotrust.mtls maintainers (@zerotrust)
 '''
 
 EXAMPLES = r'''

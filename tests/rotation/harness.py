@@ -194,6 +194,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def start_nginx(prefix, conf, port):
+    """Start nginx in the foreground of its own process; return once it listens on 127.0.0.1:port."""
+    process = subprocess.Popen([NGINX, '-p', prefix, '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError('nginx did not start: %s' % process.stderr.read().decode())
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError('nginx did not listen on 127.0.0.1:%d within 10 s' % port)
+
+
 class Nginx(object):
     """A real nginx on 127.0.0.1 that requires a client certificate from the trust bundle,
     reloaded (nginx -s reload) whenever the files it serves change on disk."""
@@ -254,17 +270,7 @@ http {
 
     def start(self):
         self._write_conf()
-        self.process = subprocess.Popen([NGINX, '-p', self.prefix, '-c', self.conf],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if self.process.poll() is not None:
-                    raise AssertionError('nginx did not start: %s' % self.process.stderr.read().decode())
-                time.sleep(0.05)
+        self.process = start_nginx(self.prefix, self.conf, self.port)
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
 
@@ -346,20 +352,7 @@ class MtlsClient(object):
         self.context_reloads += 1
 
     def handshake(self, context=None):
-        context = context or self._context
-        with socket.create_connection(('127.0.0.1', self.port), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname='localhost') as tls:
-                issuer = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).issuer.rfc4514_string()
-                tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
-                answer = b''
-                while True:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    answer += chunk
-        if not answer.startswith(b'HTTP/1.1 200'):
-            raise AssertionError('nginx answered %r' % answer[:80])
-        return issuer
+        return https_get(context or self._context, self.port)
 
     def _loop(self):
         deadline = time.time() + self.max_seconds
@@ -384,6 +377,24 @@ class MtlsClient(object):
         self._stop.set()
         if self._thread:
             self._thread.join(15)
+
+
+def https_get(context, port):
+    """One full mTLS handshake (a new connection) and GET / to 127.0.0.1:port; fails unless
+    the answer is 200. Returns the issuer of the server certificate."""
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname='localhost') as tls:
+            issuer = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).issuer.rfc4514_string()
+            tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+            answer = b''
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    if not answer.startswith(b'HTTP/1.1 200'):
+        raise AssertionError('nginx answered %r' % answer[:80])
+    return issuer
 
 
 def context_trusting(bundle_pem_path, cert=None, key=None):

@@ -33,7 +33,6 @@ afterwards reports changed=0 for both clusters.
 import base64
 import os
 import re
-import socket
 import ssl
 import subprocess
 import threading
@@ -156,18 +155,7 @@ class SecretNginx(object):
                 '    ssl_client_certificate %(ca)s; %(crl_line)s ssl_verify_client on; ssl_verify_depth 3;\n'
                 '    keepalive_timeout 0; location / { return 200 "verified $ssl_client_s_dn\\n"; } } }\n'
                 % dict(p=self.prefix, port=self.port, crl_line=crl_line, **self.files))
-        self.process = subprocess.Popen([harness.NGINX, '-p', self.prefix, '-c', self.conf],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    raise AssertionError('nginx did not start: %s' % self.process.stderr.read().decode())
-                time.sleep(0.05)
-        raise AssertionError('nginx did not listen on 127.0.0.1:%d within 10 s' % self.port)
+        self.process = harness.start_nginx(self.prefix, self.conf, self.port)
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -205,25 +193,12 @@ class SecretClient(object):
         chain = x509.load_pem_x509_certificates(data['tls.crt'])
         self.contexts, self.issuer = contexts, (_fingerprint(chain[1]) if len(chain) > 1 else 'no chain')
 
-    def handshake(self, label, port):
-        with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
-            with self.contexts[label].wrap_socket(raw, server_hostname='localhost') as tls:
-                tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
-                answer = b''
-                while True:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    answer += chunk
-        if not answer.startswith(b'HTTP/1.1 200'):
-            raise AssertionError('nginx answered %r' % answer[:60])
-
     def _loop(self):
         while not self._stop.is_set():
             for label, port, _ca in self.targets:
                 issuer = self.issuer
                 try:
-                    self.handshake(label, port)
+                    harness.https_get(self.contexts[label], port)
                     self.successes[label][issuer] = self.successes[label].get(issuer, 0) + 1
                 except (OSError, ssl.SSLError, AssertionError) as exc:
                     self.failures[label].append('%s %s' % (time.strftime('%H:%M:%S'), exc))
