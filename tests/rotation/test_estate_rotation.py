@@ -42,7 +42,7 @@ import uuid
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 
 import harness
 
@@ -52,6 +52,7 @@ pytestmark = pytest.mark.skipif(not KUBECONFIG, reason='MTLS_KUBECONFIG is not s
                                                        '(tests/cluster/up.sh) is not running')
 
 REVOKED_CLIENT = 'gamma'
+CERT_MANAGER_CERTIFICATE = 'api'
 POLL_SECONDS = 0.2
 CLUSTER_UP = os.path.join(harness.REPO, 'tests', 'cluster', 'up.sh')
 CLUSTER_DOWN = os.path.join(harness.REPO, 'tests', 'cluster', 'down.sh')
@@ -215,6 +216,73 @@ class SecretClient(object):
         return sum(sum(counts.values()) for counts in self.successes.values())
 
 
+class CertManagerStandIn(object):
+    """Issues the Secret of a cert-manager Certificate from the cluster's intermediate as
+    cert-manager's CA issuer does (leaf + intermediate in tls.crt), whenever the Secret is
+    missing or not issued by the intermediate now in the PKI - the re-issue that
+    `cmctl renew` asks of cert-manager. No cert-manager controller runs on cluster B; the
+    rotation's own check (it waits until the live Secret chains to the new root) is what is
+    under test."""
+
+    def __init__(self, core, namespace, name, ca_dir, delay=0):
+        self.core, self.namespace, self.name, self.ca_dir = core, namespace, name + '-tls', ca_dir
+        self.delay = delay  # seconds between seeing the new intermediate and re-issuing
+        self.seen = None
+        self.issued = []  # (intermediate fingerprint, time)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _current(self):
+        from cryptography.hazmat.primitives import serialization
+        with open(os.path.join(self.ca_dir, 'ca.crt'), 'rb') as handle:
+            ca_pem = handle.read()
+        with open(os.path.join(self.ca_dir, 'ca.key'), 'rb') as handle:
+            key = serialization.load_pem_private_key(handle.read(), harness.DEMO_INTERMEDIATE_PASSPHRASE)
+        return ca_pem, key
+
+    def issue_if_needed(self):
+        from kubernetes.client.rest import ApiException
+        ca_pem, ca_key = self._current()
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        try:
+            chain = x509.load_pem_x509_certificates(harness.secret_data(self.core, self.namespace, self.name)['tls.crt'])
+            if chain[0].issuer == ca.subject and len(chain) > 1 and chain[1].public_bytes(
+                    serialization.Encoding.PEM) == ca_pem:
+                return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if self.issued:
+            self.seen = self.seen or time.time()
+            if time.time() - self.seen < self.delay:
+                return
+        cert_pem, key_pem = harness.leaf_from(ca, ca_key, 'api.local.test')
+        body = {'metadata': {'name': self.name}, 'type': 'kubernetes.io/tls',
+                'data': dict((k, base64.b64encode(v).decode()) for k, v in
+                             (('tls.crt', cert_pem + ca_pem), ('tls.key', key_pem), ('ca.crt', ca_pem)))}
+        try:
+            self.core.replace_namespaced_secret(self.name, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_secret(self.namespace, body)
+        self.issued.append((_fingerprint(ca), time.time()))
+
+    def _loop(self):
+        while not self._stop.wait(1.0):
+            try:
+                self.issue_if_needed()
+            except (OSError, ValueError):
+                pass  # the CA pair is being switched by the rotation: next second
+
+    def run(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
 def _cluster(name, ns, kubeconfig, edge):
     """The inventory host of one cluster: Istio cacerts, an ingress gateway credential,
     a client (and in A an ingress-nginx edge and the client that gets revoked)."""
@@ -227,6 +295,13 @@ def _cluster(name, ns, kubeconfig, edge):
             'ingress_mtls_istio_gateways': [{'name': 'gw', 'namespace': ns + '-istio', 'hosts': ['localhost'],
                                              'credential_name': 'gw-mtls'}],
             'mtls_client_certs_enabled': True}
+    if not edge:
+        # cert-manager's objects on B (its own API server: the ClusterIssuer is cluster-wide);
+        # the test issues the Certificate's Secret as the controller does (no controller runs here).
+        host.update(mtls_cert_manager_enabled=True, cert_manager_install_method='none',
+                    cert_manager_certificates=[{'name': CERT_MANAGER_CERTIFICATE, 'namespace': ns + '-apps',
+                                                'dns_names': ['api.local.test']}],
+                    mtls_rotation_consumer_timeout=90)
     if edge:
         clients.append({'name': REVOKED_CLIENT, 'namespace': ns + '-apps'})
         host['ingress_mtls_nginx_ingresses'] = [{
@@ -294,7 +369,7 @@ def estate(tmp_path, cluster_b):
     cores = dict((name, client.CoreV1Api(config.new_client_from_config(path))) for name, path in kubeconfigs.items())
     ns = 'est-%s' % uuid.uuid4().hex[:6]
     names = {'a': [ns + suffix for suffix in ('-sys', '-istio', '-edge', '-apps')],
-             'b': [ns + suffix for suffix in ('-sys', '-istio', '-apps')]}
+             'b': [ns + suffix for suffix in ('-sys', '-istio', '-apps')] + ['cert-manager']}
     for cluster, namespaces in names.items():
         for name in namespaces:
             cores[cluster].create_namespace({'metadata': {'name': name}})
@@ -317,6 +392,11 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
     # The next converge issues the revoked client a new certificate: its old one stays revoked.
     _playbook(inventory, 'site.yml', log)
 
+    # cert-manager "issues" the Certificate of B from B's intermediate, and re-issues it when
+    # that changes; the rotation must wait for the re-issue before it retires the old root.
+    stand_in = CertManagerStandIn(cores['b'], apps, CERT_MANAGER_CERTIFICATE,
+                                  os.path.join(str(tmp_path / 'pki'), 'clusters', ns + '-b'), delay=20)
+    stand_in.issue_if_needed()
     server_cert, server_key, server_ca = harness.server_pair(str(tmp_path))
     servers = {'edge-a': SecretNginx(str(tmp_path), 'edge-a', crl_key='ca.crl', server_files=(server_cert, server_key)),
                'gw-a': SecretNginx(str(tmp_path), 'gw-a'), 'gw-b': SecretNginx(str(tmp_path), 'gw-b')}
@@ -343,10 +423,12 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
             poller.run()
         for party in list(clients.values()) + [revoked]:
             party.start()
+        stand_in.run()
         time.sleep(1)
         rotation = _playbook(inventory, 'rotate_root_ca.yml', log)
         time.sleep(2)
     finally:
+        stand_in.stop()
         for party in list(clients.values()) + [revoked]:
             party.stop()
         for poller in pollers:
@@ -364,6 +446,14 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
           % (seconds, per_pair, failed, revoked.total(), len(revoked.failures['edge-a']), servers['edge-a'].history,
              len(servers['gw-a'].history), len(servers['gw-b'].history)))
     assert re.search(r'phases done 5/5', rotation), 'the rotation did not complete in one run'
+    # It waited for cert-manager: the Secret was re-issued from the new intermediate before
+    # the old root was retired, and the rotation saw it on the live Secret.
+    assert len(stand_in.issued) == 2 and stand_in.issued[0][0] != stand_in.issued[1][0], stand_in.issued
+    assert re.search(r'FAILED - RETRYING: \[estate-b\]: Wait until cert-manager holds certificates', rotation), \
+        'the rotation did not wait for the re-issue (cert-manager re-issued 20 s after the switch)'
+    issued = x509.load_pem_x509_certificates(harness.secret_data(cores['b'], apps, 'api-tls')['tls.crt'])
+    issued[1].verify_directly_issued_by(x509.load_pem_x509_certificate(
+        open(os.path.join(str(tmp_path / 'pki'), 'root', 'ca.crt'), 'rb').read()))
     for name, party in clients.items():
         for label, errors in party.failures.items():
             assert not errors, '%s -> %s: %d handshakes failed, first %s' % (name, label, len(errors), errors[:3])
