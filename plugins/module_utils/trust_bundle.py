@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
@@ -165,3 +166,90 @@ def rotation_summary(state):
     if not state:
         return None
     return {'id': state.get('id'), 'status': state.get('status'), 'phase_completed': state.get('phase_completed')}
+
+
+# --------------------------------------------------------------------------- the module's backend
+# plugins/modules/mtls_trust_bundle.py runs these through module_backend.run_as_module.
+
+KNOWN_ERRORS = (pki.PkiError, files.FileError, rot.RotationError)
+
+
+def argument_spec():
+    return dict(
+        pki_dir=dict(type='path', required=True),
+        rotation_dir=dict(type='path'),
+        ca_dir=dict(type='str'),
+        roots_path=dict(type='path'),
+        roots_copies=dict(type='list', elements='path', default=[]),
+        chain_path=dict(type='path'),
+        crl_path=dict(type='path'),
+        active_crl_path=dict(type='path'),
+        mode=dict(type='raw', default='0644'),
+    )
+
+
+def failure_result(error):
+    return dict(msg=str(error), field=getattr(error, 'field', None), changed=False)
+
+
+def unexpected_failure_result(error):
+    return dict(msg="mtls_trust_bundle failed unexpectedly: %s: %s" % (type(error).__name__, error),
+                exception=traceback.format_exc(), changed=False)
+
+
+def _planned_files(params, found):
+    """[(path, content or None to remove, what it holds for the diff)] and the result fields."""
+    roots = trusted_roots(found)
+    roots_pem = pki.certificates_pem(roots)
+    planned = [(path, roots_pem, describe(roots))
+               for path in ([params['roots_path']] if params['roots_path'] else []) + params['roots_copies']]
+    result = dict(roots=describe(roots), roots_pem=roots_pem.decode('ascii'))
+    if params['ca_dir']:
+        chain = trusted_chains(found)
+        crls = trusted_crls(found)
+        result.update(chain=describe(chain), crl_count=crls.count(b'-----BEGIN X509 CRL-----'))
+        if params['chain_path']:
+            planned.append((params['chain_path'], pki.certificates_pem(chain), result['chain']))
+        if params['crl_path']:
+            planned.append((params['crl_path'], crls or None, '%d CRLs' % result['crl_count']))
+        if params['active_crl_path']:
+            active = trusted_crls(found, active_ca_only=True)
+            planned.append((params['active_crl_path'], active or None,
+                            '%d CRLs' % active.count(b'-----BEGIN X509 CRL-----')))
+    return planned, result
+
+
+def _apply(path, content, mode):
+    if content is None:
+        files.remove(path)
+        return
+    # trust/ is new in an estate converged before this module existed.
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), 0o755)
+    files.atomic_write(path, content, mode, field=path)
+
+
+def run_module(module):
+    """Writes (or in check mode predicts) the trust files ``module.params`` asks for."""
+    params = module.params
+    for field in ('chain_path', 'crl_path', 'active_crl_path'):
+        if params[field] and not params['ca_dir']:
+            raise rot.RotationError("%s needs ca_dir, the CA below the root (such as clusters/<name>)." % field)
+    mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
+    found, state = generations(params['pki_dir'], params['ca_dir'], params['rotation_dir'])
+    planned, result = _planned_files(params, found)
+    changed_paths, before, after = [], {}, {}
+    for path, content, holds in planned:
+        present = files.read_if_exists(path) is not None
+        if (content is None and not present) or (content is not None and not files.needs_write(path, content, mode)):
+            continue
+        before[path] = 'present' if present else 'absent'
+        after[path] = 'absent' if content is None else holds
+        changed_paths.append(path)
+        if not module.check_mode:
+            _apply(path, content, mode)
+    result.update(changed=bool(changed_paths), changed_paths=changed_paths, overlap=overlap_active(state),
+                  rotation=rotation_summary(state))
+    if module._diff:
+        result['diff'] = {'before': before, 'after': after}
+    return result

@@ -127,95 +127,18 @@ changed_paths:
   elements: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
-from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
-from ansible_collections.zerotrust.mtls.plugins.module_utils import trust_bundle as trust
-
-
-def _planned_files(params, found):
-    """[(path, content or None to remove, what it holds)] and the result fields."""
-    roots = trust.trusted_roots(found)
-    roots_pem = pki.certificates_pem(roots)
-    planned = [(path, roots_pem, trust.describe(roots))
-               for path in ([params['roots_path']] if params['roots_path'] else []) + params['roots_copies']]
-    result = dict(roots=trust.describe(roots), roots_pem=roots_pem.decode('ascii'))
-    if params['ca_dir']:
-        chain = trust.trusted_chains(found)
-        crls = trust.trusted_crls(found)
-        result.update(chain=trust.describe(chain), crl_count=crls.count(b'-----BEGIN X509 CRL-----'))
-        if params['chain_path']:
-            planned.append((params['chain_path'], pki.certificates_pem(chain), result['chain']))
-        if params['crl_path']:
-            planned.append((params['crl_path'], crls or None, '%d CRLs' % result['crl_count']))
-        if params['active_crl_path']:
-            active = trust.trusted_crls(found, active_ca_only=True)
-            planned.append((params['active_crl_path'], active or None,
-                            '%d CRLs' % active.count(b'-----BEGIN X509 CRL-----')))
-    return planned, result
-
-
-def run(module):
-    params = module.params
-    for field in ('chain_path', 'crl_path', 'active_crl_path'):
-        if params[field] and not params['ca_dir']:
-            raise rot.RotationError("%s needs ca_dir, the CA below the root (such as clusters/<name>)." % field)
-    mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
-    found, state = trust.generations(params['pki_dir'], params['ca_dir'], params['rotation_dir'])
-    planned, result = _planned_files(params, found)
-    changed_paths = []
-    before, after = {}, {}
-    for path, content, holds in planned:
-        if content is None:
-            if files.read_if_exists(path) is None:
-                continue
-            before[path], after[path] = 'present', 'absent'
-        elif files.needs_write(path, content, mode):
-            before[path] = 'present' if files.read_if_exists(path) is not None else 'absent'
-            after[path] = holds
-        else:
-            continue
-        changed_paths.append(path)
-        if not module.check_mode:
-            if content is None:
-                files.remove(path)
-            else:
-                # trust/ is new in an estate converged before this module existed.
-                if not os.path.isdir(os.path.dirname(path)):
-                    os.makedirs(os.path.dirname(path), 0o755)
-                files.atomic_write(path, content, mode, field=path)
-    result.update(changed=bool(changed_paths), changed_paths=changed_paths, overlap=trust.overlap_active(state),
-                  rotation=trust.rotation_summary(state))
-    if module._diff:
-        result['diff'] = {'before': before, 'after': after}
-    return result
+from ansible_collections.zerotrust.mtls.plugins.module_utils import trust_bundle
+from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            pki_dir=dict(type='path', required=True),
-            rotation_dir=dict(type='path'),
-            ca_dir=dict(type='str'),
-            roots_path=dict(type='path'),
-            roots_copies=dict(type='list', elements='path', default=[]),
-            chain_path=dict(type='path'),
-            crl_path=dict(type='path'),
-            active_crl_path=dict(type='path'),
-            mode=dict(type='raw', default='0644'),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=trust_bundle.argument_spec(), supports_check_mode=True)
     if not pki.HAS_CRYPTOGRAPHY:
         module.fail_json(msg="mtls_trust_bundle needs the Python cryptography library; install it on the host.")
-    try:
-        module.exit_json(**run(module))
-    except (pki.PkiError, files.FileError, rot.RotationError) as exc:
-        module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
+    run_as_module(module, trust_bundle)
 
 
 if __name__ == '__main__':

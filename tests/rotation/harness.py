@@ -12,6 +12,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -187,6 +188,15 @@ def _has_basic_constraints(cert):
 
 
 # --------------------------------------------------------------------------- nginx
+
+def kill_group(process):
+    """SIGKILL a process started with start_new_session=True and everything it started."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(30)
+
 
 def free_port():
     with socket.socket() as sock:

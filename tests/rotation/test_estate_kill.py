@@ -18,7 +18,6 @@ site.yml reports changed=0.
 import json
 import os
 import random
-import signal
 import subprocess
 import time
 import uuid
@@ -40,14 +39,6 @@ pytestmark = pytest.mark.skipif(not KUBECONFIG, reason='MTLS_KUBECONFIG is not s
 def _state(pki):
     with open(os.path.join(pki, 'rotation', 'root_ca.state.json')) as handle:
         return json.load(handle)
-
-
-def _kill_group(process):
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(30)
 
 
 @pytest.fixture
@@ -91,7 +82,7 @@ def test_sigkill_during_the_estate_rotation_then_resume(tmp_path, estate):
             ended_first += 1
         except subprocess.TimeoutExpired:
             pass
-        _kill_group(process)
+        harness.kill_group(process)
         state = _state(pki) if os.path.exists(os.path.join(pki, 'rotation', 'root_ca.state.json')) else {}
         kills.append('%.1fs (phase %d done)' % (delay, state.get('phase_completed', 0)))
         present = harness.check_pki(pki, mismatches=[])

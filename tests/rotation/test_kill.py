@@ -18,7 +18,6 @@ and at the end reruns of the playbook complete the rotation.
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -63,14 +62,6 @@ def _scratch_ca_args(pki):
         'common_name': 'kill-test scratch CA',
         'force': True,
     }
-
-
-def _kill_group(process):
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(30)
 
 
 def _rotation_state(pki):
@@ -128,7 +119,7 @@ def test_sigkill_never_damages_the_pki(tmp_path):
             killed_while_running += 1
         else:
             completed_runs += 1
-        _kill_group(process)
+        harness.kill_group(process)
         victims.append('%s@%.2fs' % (victim, delay))
         mismatches = []
         present = harness.check_pki(pki, mismatches)
@@ -271,7 +262,7 @@ def test_batch_commit_keeps_pairs_consistent(tmp_path):
         staged = watch(process)
         if staged:
             time.sleep(chooser.uniform(*aims[side]))
-        _kill_group(process)
+        harness.kill_group(process)
         current = _current_version(bulk)
         if not staged:
             where = 'not staged'
