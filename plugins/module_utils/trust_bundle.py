@@ -67,7 +67,21 @@ def generations(pki_dir, ca_rel=None, rotation_dir=None):
         previous = os.path.join(base, state['id'], 'previous')
         found.append(Generation('previous', os.path.join(previous, 'root'), _ca(previous)))
         found.append(Generation('next', os.path.join(next_dir, 'root'), _ca(next_dir)))
-    return found, state
+    return _distinct_roots(found), state
+
+
+def _distinct_roots(found):
+    """Each root's generation once, the active one first: after the switch of phase 3 the
+    staged copy under next/ is the active CA, and its files (a CRL copied at the switch
+    and not refreshed since) must not stand beside the active ones."""
+    seen, kept = set(), []
+    for generation in found:
+        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        fingerprint = pki.sha256_fingerprint(root) if root is not None else None
+        if fingerprint is None or fingerprint not in seen:
+            seen.add(fingerprint)
+            kept.append(generation)
+    return kept
 
 
 def _certificate(path, field):

@@ -27,7 +27,7 @@ cluster_kubeconfig="${MTLS_KUBECONFIG:-}"
 unset MTLS_KUBECONFIG
 
 declare -A pids
-for proof in test_zero_downtime test_kill; do
+for proof in test_zero_downtime test_kill test_overlap_crl; do
     "${pytest[@]}" "$here/$proof.py" >"$logs/$proof.log" 2>&1 &
     pids[$proof]=$!
 done

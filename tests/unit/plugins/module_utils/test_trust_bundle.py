@@ -159,3 +159,19 @@ def test_promote_without_carry_leaves_the_crls(tmp_path):
     source = {'cert': os.path.join(next_dir, 'root', 'ca.crt'), 'key': os.path.join(next_dir, 'root', 'ca.key')}
     rot.promote_pair(source, pair, str(tmp_path / 'archive'))
     assert os.path.exists(os.path.join(pki_dir, 'root', 'ca.crl'))
+
+
+def test_after_the_switch_the_staged_copy_of_the_active_ca_is_not_a_generation_of_its_own(estate):
+    """After phase 3, next/ holds a copy of the active CA (and maybe a CRL copied at the switch
+    and not refreshed since): it must not stand beside the active one."""
+    pki_dir, _old, _new = estate
+    _state(pki_dir, 3)
+    previous = os.path.join(pki_dir, 'rotation', 'root_ca', ROTATION_ID, 'previous')
+    for rel in ('root', os.path.join('clusters', 'prod')):
+        os.makedirs(os.path.join(previous, rel))
+        for name in ('ca.crt', 'ca.crl'):
+            os.rename(os.path.join(pki_dir, rel, name), os.path.join(previous, rel, name))
+        with open(os.path.join(pki_dir, 'rotation', 'root_ca', 'next', rel, 'ca.crt'), 'rb') as handle:
+            _write(os.path.join(pki_dir, rel, 'ca.crt'), handle.read())
+    found, _unused = trust.generations(pki_dir, 'clusters/prod')
+    assert [g.name for g in found] == ['active', 'previous']
