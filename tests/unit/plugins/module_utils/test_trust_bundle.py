@@ -54,6 +54,17 @@ def _state(pki_dir, phase, status='in_progress'):
                              'status': status}).encode())
 
 
+def _switch(pki_dir):
+    """What phase 3 does to the files: the old CA (and its CRL) to <id>/previous, the new one in place."""
+    previous = os.path.join(pki_dir, 'rotation', 'root_ca', ROTATION_ID, 'previous')
+    for rel in ('root', os.path.join('clusters', 'prod')):
+        os.makedirs(os.path.join(previous, rel))
+        for name in ('ca.crt', 'ca.crl'):
+            os.rename(os.path.join(pki_dir, rel, name), os.path.join(previous, rel, name))
+        with open(os.path.join(pki_dir, 'rotation', 'root_ca', 'next', rel, 'ca.crt'), 'rb') as handle:
+            _write(os.path.join(pki_dir, rel, 'ca.crt'), handle.read())
+
+
 def _fingerprints(certs):
     return [pki.sha256_fingerprint(cert) for cert in certs]
 
@@ -99,13 +110,7 @@ def test_after_promotion_the_order_is_unchanged_and_the_old_crls_come_from_previ
     _state(pki_dir, 2)
     before_roots = _fingerprints(trust.trusted_roots(trust.generations(pki_dir, 'clusters/prod')[0]))
     before_crls = trust.trusted_crls(trust.generations(pki_dir, 'clusters/prod')[0])
-    previous = os.path.join(pki_dir, 'rotation', 'root_ca', ROTATION_ID, 'previous')
-    for rel in ('root', os.path.join('clusters', 'prod')):
-        os.makedirs(os.path.join(previous, rel))
-        for name in ('ca.crt', 'ca.crl'):
-            os.rename(os.path.join(pki_dir, rel, name), os.path.join(previous, rel, name))
-        with open(os.path.join(pki_dir, 'rotation', 'root_ca', 'next', rel, 'ca.crt'), 'rb') as handle:
-            _write(os.path.join(pki_dir, rel, 'ca.crt'), handle.read())
+    _switch(pki_dir)
     _state(pki_dir, 3)
     found, _unused = trust.generations(pki_dir, 'clusters/prod')
     assert _fingerprints(trust.trusted_roots(found)) == before_roots == _fingerprints([old[0], new[0]])
@@ -166,12 +171,6 @@ def test_after_the_switch_the_staged_copy_of_the_active_ca_is_not_a_generation_o
     and not refreshed since): it must not stand beside the active one."""
     pki_dir, _old, _new = estate
     _state(pki_dir, 3)
-    previous = os.path.join(pki_dir, 'rotation', 'root_ca', ROTATION_ID, 'previous')
-    for rel in ('root', os.path.join('clusters', 'prod')):
-        os.makedirs(os.path.join(previous, rel))
-        for name in ('ca.crt', 'ca.crl'):
-            os.rename(os.path.join(pki_dir, rel, name), os.path.join(previous, rel, name))
-        with open(os.path.join(pki_dir, 'rotation', 'root_ca', 'next', rel, 'ca.crt'), 'rb') as handle:
-            _write(os.path.join(pki_dir, rel, 'ca.crt'), handle.read())
+    _switch(pki_dir)
     found, _unused = trust.generations(pki_dir, 'clusters/prod')
     assert [g.name for g in found] == ['active', 'previous']
