@@ -20,6 +20,8 @@ import re
 import time
 from collections import namedtuple
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+
 try:
     import urllib3
     from kubernetes import client as kube_client
@@ -94,13 +96,12 @@ def kind_for(api_version, kind):
     raise KubeError("%s %s is not a kind this collection manages." % (api_version, kind))
 
 
-class KubeError(Exception):
+class KubeError(MtlsError):
     """A Kubernetes failure told as one sentence; ``status`` is the HTTP status or None."""
 
     def __init__(self, message, status=None, field=None):
-        super(KubeError, self).__init__(message)
+        super(KubeError, self).__init__(message, field)
         self.status = status
-        self.field = field
 
 
 class ConnectionSettings(object):

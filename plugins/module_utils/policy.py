@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -40,12 +41,8 @@ SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 _SPIFFE_ID = re.compile(r"^spiffe://(?P<domain>[a-z0-9._-]+)/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
 
 
-class PolicyError(ValueError):
+class PolicyError(MtlsError):
     """A policy the mesh would reject or ignore; str() is one sentence naming the field."""
-
-    def __init__(self, message, field=None):
-        super(PolicyError, self).__init__(message)
-        self.field = field
 
 
 class MeshPolicy(object):

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import traceback
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     KUBE_AUTH_ARGSPEC,
     ConnectionSettings,
@@ -44,17 +45,20 @@ ITEM_KEYS = set(["name", "labels", "annotations", "data", "key_passphrase"] +
                 ["%s_%s" % (role, kind) for role in SOURCE_ROLES for kind in ("path", "content")])
 
 
-class InputError(Exception):
+class InputError(MtlsError):
     """Bad module input; one sentence."""
 
 
 def read_source(path, field):
+    """The bytes of a source file (errors.read_file), refused in the sentence operators and the
+    kube_bad_input target know: "<field> <path> cannot be read (<reason>); ..."."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError) as error:
+        return read_file(path, field)
+    except MtlsError as error:
+        # read_file raised while handling the OSError: its strerror is the reason to give.
+        reason = getattr(error.__context__, "strerror", None) or type(error.__context__).__name__
         raise InputError("%s %s cannot be read (%s); give the path of a readable PEM file."
-                         % (field, path, error.strerror or type(error).__name__))
+                         % (field, path, reason), field)
 
 
 def material_for(item, defaults, prefix):

@@ -30,6 +30,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import (
 )
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import _utcnow, iso8601
 
 try:
@@ -80,12 +81,8 @@ ALLOWED_SOURCES = {
 }
 
 
-class SecretLayoutError(ValueError):
+class SecretLayoutError(MtlsError):
     """Bad material for a layout; str() is one sentence naming the field."""
-
-    def __init__(self, message, field=None):
-        super(SecretLayoutError, self).__init__(message)
-        self.field = field
 
 
 class Material(object):
