@@ -64,9 +64,19 @@ lint() {
   ansible-lint --nocolor
 }
 
+style() {
+  # Settings in ruff.toml. Both checks run, so one run lists every finding;
+  # `ruff format <paths>` and `ruff check --fix <paths>` repair most of them.
+  local paths=(plugins exporter tests benchmarks scripts) rc=0
+  ruff check --output-format concise "${paths[@]}" || rc=1
+  ruff format --check "${paths[@]}" || rc=1
+  return $rc
+}
+
 step sanity scripts/ansible-test.sh sanity --venv --python 3.11 --color no
 step units scripts/ansible-test.sh units --python 3.11 --local --color no
 step lint lint
+step style style
 # Every playbook matches hosts in every inventory; the exporter agrees with the layouts.
 step estate python -m pytest -q -p no:cacheprovider tests/estate/test_list_hosts.py tests/estate/test_exporter_agreement.py
 if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted awx || wanted molecule || wanted molecule-kind || wanted rotation; then
