@@ -35,6 +35,8 @@ import re
 import shutil
 import stat
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+
 KEY_MODE = 0o600
 CERT_MODE = 0o644
 
@@ -48,13 +50,12 @@ _libc = None
 UNREAD = object()
 
 
-class FileError(Exception):
+class FileError(MtlsError):
     """An output path problem: ``str(e)`` names the path (and option) and the fix."""
 
     def __init__(self, path, message, field=None):
-        super(FileError, self).__init__(message)
+        super(FileError, self).__init__(message, field)
         self.path = path
-        self.field = field
 
 
 def parse_mode(mode, default, field='mode'):
@@ -84,11 +85,12 @@ def read_if_exists(path):
         raise
 
 
-def read_with_mode(path):
+def read_with_mode(path, field=None):
     """(bytes, mode) of the file, or (None, None) when it does not exist.
 
     One path lookup for both (fstat on the open file): a batch rerun reads 2,000 files,
-    each behind two symlinks in the versioned layout.
+    each behind two symlinks in the versioned layout. With ``field`` (the option naming
+    ``path``) a file that cannot be read is the MtlsError errors.read_file raises for it.
     """
     try:
         with open(path, 'rb') as handle:
@@ -96,6 +98,10 @@ def read_with_mode(path):
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return None, None
+        if field is not None:
+            # One wording for every unreadable input: read_file meets the same failure
+            # again and raises its sentence.
+            read_file(path, field, required=False)
         raise
 
 

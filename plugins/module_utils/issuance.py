@@ -26,6 +26,7 @@ import re
 import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 
 KEY_TYPE_CHOICES = list(pki.KEY_TYPES)
@@ -55,20 +56,6 @@ class _Item(object):
         self.cert_mode = self.key_mode = None
         self.reason = None
         self.changed = False
-
-
-def _read_with_mode(path, field):
-    try:
-        return files.read_with_mode(path)
-    except (IOError, OSError) as exc:
-        raise files.FileError(path, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror), field)
-
-
-def _read(path, field):
-    try:
-        return files.read_if_exists(path)
-    except (IOError, OSError) as exc:
-        raise files.FileError(path, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror), field)
 
 
 def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
@@ -138,8 +125,8 @@ def _build_items(params):
 
 def _inspect(item, issuer, renew_before, now, force):
     """Read the existing files of ``item`` and decide whether and why to reissue."""
-    item.cert_bytes, item.cert_mode = _read_with_mode(item.cert_path, 'cert_path')
-    item.key_bytes, item.key_mode = _read_with_mode(item.key_path, 'key_path')
+    item.cert_bytes, item.cert_mode = files.read_with_mode(item.cert_path, 'cert_path')
+    item.key_bytes, item.key_mode = files.read_with_mode(item.key_path, 'key_path')
     cert_error = key_error = None
     if item.cert_bytes is not None:
         try:
@@ -213,18 +200,9 @@ def _diff_state(cert, key):
 
 def _read_issuer(params, now):
     """The CA (certificate, key, optional chain) that signs every certificate of the call."""
-    ca_cert_bytes = _read(params['ca_cert_path'], 'ca_cert_path')
-    if ca_cert_bytes is None:
-        raise pki.PkiError('ca_cert_path', "ca_cert_path %s does not exist; give the CA certificate file." % params['ca_cert_path'])
-    ca_key_bytes = _read(params['ca_key_path'], 'ca_key_path')
-    if ca_key_bytes is None:
-        raise pki.PkiError('ca_key_path', "ca_key_path %s does not exist; give the CA private key file." % params['ca_key_path'])
-    chain_bytes = None
-    if params['ca_chain_path']:
-        chain_bytes = _read(params['ca_chain_path'], 'ca_chain_path')
-        if chain_bytes is None:
-            raise pki.PkiError('ca_chain_path', "ca_chain_path %s does not exist; give the CA chain file or leave it out."
-                               % params['ca_chain_path'])
+    ca_cert_bytes = read_file(params['ca_cert_path'], 'ca_cert_path')
+    ca_key_bytes = read_file(params['ca_key_path'], 'ca_key_path')
+    chain_bytes = read_file(params['ca_chain_path'], 'ca_chain_path') if params['ca_chain_path'] else None
     return pki.load_issuer(ca_cert_bytes, ca_key_bytes, 'ca_cert_path', 'ca_key_path',
                            passphrase=params['ca_key_passphrase'], chain_pem=chain_bytes,
                            chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
@@ -408,7 +386,7 @@ VALIDATION_RULES = dict(
 )
 
 # Bad input and unwritable files: reported as one sentence naming the field.
-KNOWN_ERRORS = (pki.PkiError, files.FileError)
+KNOWN_ERRORS = (MtlsError,)
 
 
 def failure_result(error):

@@ -19,6 +19,8 @@ import ipaddress
 import re
 import secrets
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+
 try:
     from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity quiet
@@ -63,12 +65,13 @@ _SPIFFE_TRUST_DOMAIN = re.compile(r'^[a-z0-9._-]+$')
 _SPIFFE_SEGMENT = re.compile(r'^[A-Za-z0-9._-]+$')
 
 
-class PkiError(Exception):
-    """A PKI problem the user can fix: ``str(e)`` names ``field`` and the fix."""
+class PkiError(MtlsError):
+    """A PKI problem the user can fix: ``str(e)`` names ``field`` and the fix.
+
+    Takes ``(field, message)``, the order every PKI helper raises it with."""
 
     def __init__(self, field, message):
-        super(PkiError, self).__init__(message)
-        self.field = field
+        super(PkiError, self).__init__(message, field)
 
 
 def _utcnow():

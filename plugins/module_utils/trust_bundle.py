@@ -29,6 +29,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
 
 ROOT_CA_ROTATION = 'root_ca'
 
@@ -185,7 +186,7 @@ def rotation_summary(state):
 # --------------------------------------------------------------------------- the module's backend
 # plugins/modules/mtls_trust_bundle.py runs these through module_backend.run_as_module.
 
-KNOWN_ERRORS = (pki.PkiError, files.FileError, rot.RotationError)
+KNOWN_ERRORS = (MtlsError, rot.RotationError)
 
 
 def argument_spec():

@@ -131,6 +131,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import audit
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     DESTINATION_RULE,
     KUBE_AUTH_ARGSPEC,
@@ -160,11 +161,6 @@ def _files(paths):
     return found
 
 
-def _read(path):
-    with open(path, 'rb') as handle:
-        return handle.read()
-
-
 def _list(client, kind, namespaces):
     if not namespaces:
         return client.list(kind)
@@ -188,12 +184,12 @@ def run(module):
     params = module.params
     now = audit.utcnow()
     due_seconds = int(pki.parse_duration(params['due_within'], 'due_within').total_seconds())
-    roots = pki.load_certificates(_read(params['trust_bundle_path']), 'trust_bundle_path') \
+    roots = pki.load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'), 'trust_bundle_path') \
         if params['trust_bundle_path'] else []
-    extra = pki.load_certificates(_read(params['chain_path']), 'chain_path') if params['chain_path'] else []
+    extra = pki.load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path') if params['chain_path'] else []
     rows = []
     for path in _files(params['paths']):
-        rows.extend(audit.inspect_pem(path, _read(path), roots, extra, due_seconds, now))
+        rows.extend(audit.inspect_pem(path, read_file(path, 'paths'), roots, extra, due_seconds, now))
     mesh = None
     warnings = []
     if params['cluster']:
@@ -247,7 +243,7 @@ def main():
         module.fail_json(msg="mesh=true needs cluster=true: the mesh is diagnosed from the Kubernetes API.")
     try:
         result = run(module)
-    except (pki.PkiError, KubeError, IOError, OSError) as error:
+    except (MtlsError, KubeError) as error:
         module.fail_json(msg=str(error), changed=False)
     warnings = result.pop('warnings')
     for warning in warnings:

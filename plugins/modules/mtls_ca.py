@@ -254,16 +254,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
-
-
-def _read(path, field, required=False):
-    try:
-        content = files.read_if_exists(path)
-    except (IOError, OSError) as exc:
-        raise files.FileError(path, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror), field)
-    if content is None and required:
-        raise pki.PkiError(field, "%s %s does not exist; give an existing file." % (field, path))
-    return content
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
 def _state(cert, key, key_encrypted):
@@ -335,10 +326,10 @@ def ensure_ca(module):
     issuer = None
     if not is_root:
         issuer = pki.load_issuer(
-            _read(params['parent_cert_path'], 'parent_cert_path', required=True),
-            _read(params['parent_key_path'], 'parent_key_path', required=True),
+            read_file(params['parent_cert_path'], 'parent_cert_path'),
+            read_file(params['parent_key_path'], 'parent_key_path'),
             'parent_cert_path', 'parent_key_path', passphrase=params['parent_key_passphrase'],
-            chain_pem=_read(params['parent_chain_path'], 'parent_chain_path', required=True) if params['parent_chain_path'] else None,
+            chain_pem=read_file(params['parent_chain_path'], 'parent_chain_path') if params['parent_chain_path'] else None,
             chain_field='parent_chain_path', now=now, passphrase_field='parent_key_passphrase')
     # Validate the request (path length under the parent, lifetime within the parent's,
     # name constraint syntax) before looking at what exists, so bad input always fails.
@@ -355,8 +346,8 @@ def ensure_ca(module):
                                  if path and os.path.dirname(os.path.abspath(path)) == leftover_dir],
             dry_run=module.check_mode)
 
-    cert_bytes = _read(params['cert_path'], 'cert_path')
-    key_bytes = _read(params['key_path'], 'key_path')
+    cert_bytes = read_file(params['cert_path'], 'cert_path', required=False)
+    key_bytes = read_file(params['key_path'], 'key_path', required=False)
     cert = key = None
     # A plain key with a passphrase given is encrypted in place (same key), once.
     encrypt_existing_key = bool(key_bytes is not None and params['key_passphrase']
@@ -496,7 +487,7 @@ def main():
         if module.params['state'] == 'absent':
             module.exit_json(**remove_ca(module))
         module.exit_json(**ensure_ca(module))
-    except (pki.PkiError, files.FileError) as exc:
+    except MtlsError as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="mtls_ca failed unexpectedly: %s: %s" % (type(exc).__name__, exc),

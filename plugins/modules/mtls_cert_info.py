@@ -282,9 +282,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
 def is_crl_key(name):
@@ -340,16 +340,6 @@ def secret_sources(params):
             raise pki.PkiError(field, str(exc))
         sources.append((label, certs))
     return sources, crl_sources
-
-
-def _read_required(path, field):
-    try:
-        content = files.read_if_exists(path)
-    except (IOError, OSError) as exc:
-        raise pki.PkiError(field, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror))
-    if content is None:
-        raise pki.PkiError(field, "%s %s does not exist; give an existing PEM file." % (field, path))
-    return content
 
 
 def describe(cert, now, renew_before, intermediates, roots):
@@ -410,13 +400,13 @@ def run_module(module):
     sources = []
     for index, path in enumerate(params['paths']):
         field = 'paths[%d]' % index
-        sources.append((path, pki.load_certificates(_read_required(path, field), field)))
+        sources.append((path, pki.load_certificates(read_file(path, field), field)))
     if params['content']:
         sources.append(('content', pki.load_certificates(params['content'], 'content')))
     crl_sources = []
     for index, path in enumerate(params['crl_paths']):
         field = 'crl_paths[%d]' % index
-        crl_sources.append((path, crl_utils.load_crls(_read_required(path, field), field)))
+        crl_sources.append((path, crl_utils.load_crls(read_file(path, field), field)))
     if params['crl_content']:
         crl_sources.append(('crl_content', crl_utils.load_crls(params['crl_content'], 'crl_content')))
     if params['secret_name']:
@@ -425,12 +415,12 @@ def run_module(module):
         crl_sources.extend(secret_crls)
     extra_chain = []
     if params['chain_path']:
-        extra_chain = pki.load_certificates(_read_required(params['chain_path'], 'chain_path'), 'chain_path')
+        extra_chain = pki.load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path')
     roots = None
     if params['trust_bundle_path'] or params['trust_bundle_content']:
         roots = []
         if params['trust_bundle_path']:
-            roots += pki.load_certificates(_read_required(params['trust_bundle_path'], 'trust_bundle_path'),
+            roots += pki.load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'),
                                            'trust_bundle_path')
         if params['trust_bundle_content']:
             roots += pki.load_certificates(params['trust_bundle_content'], 'trust_bundle_content')
@@ -478,7 +468,7 @@ def main():
         module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         module.exit_json(**run_module(module))
-    except (pki.PkiError, kube.KubeError) as exc:
+    except (MtlsError, kube.KubeError) as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="mtls_cert_info failed unexpectedly: %s: %s" % (type(exc).__name__, exc),

@@ -248,16 +248,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
-
-
-def _read(path, field, required=True):
-    try:
-        content = files.read_if_exists(path)
-    except (IOError, OSError) as exc:
-        raise pki.PkiError(field, "%s %s cannot be read: %s; fix its permissions." % (field, path, exc.strerror))
-    if content is None and required:
-        raise pki.PkiError(field, "%s %s does not exist; give an existing file." % (field, path))
-    return content
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
 def remove_crl(module):
@@ -289,12 +280,12 @@ def ensure_crl(module):
                                                params['renew_before'], params['valid_for']))
     mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
     files.check_writable(params['crl_path'], 'crl_path')
-    issuer = crl_utils.load_signer(_read(params['ca_cert_path'], 'ca_cert_path'),
-                                   _read(params['ca_key_path'], 'ca_key_path'),
+    issuer = crl_utils.load_signer(read_file(params['ca_cert_path'], 'ca_cert_path'),
+                                   read_file(params['ca_key_path'], 'ca_key_path'),
                                    params['ca_key_passphrase'], now=now)
-    wanted = crl_utils.parse_revoked(params['revoked'], issuer, now, _read)
+    wanted = crl_utils.parse_revoked(params['revoked'], issuer, now, read_file)
 
-    existing_bytes = _read(params['crl_path'], 'crl_path', required=False)
+    existing_bytes = read_file(params['crl_path'], 'crl_path', required=False)
     existing = None
     if existing_bytes is not None:
         # An unreadable CRL is refused rather than replaced: its number is what keeps the
@@ -383,7 +374,7 @@ def main():
         if module.params['state'] == 'absent':
             module.exit_json(**remove_crl(module))
         module.exit_json(**ensure_crl(module))
-    except (pki.PkiError, files.FileError) as exc:
+    except MtlsError as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="mtls_crl failed unexpectedly: %s: %s" % (type(exc).__name__, exc),
