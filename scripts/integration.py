@@ -25,27 +25,35 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS_DIR = os.path.join(ROOT, 'tests', 'integration', 'targets')
+TARGETS_DIR = os.path.join(ROOT, "tests", "integration", "targets")
 # Seconds measured on the 2-core machine, used only to start the longest targets first
 # (a target missing here counts as 60 s).
 EXPECTED_SECONDS = {
-    'site': 300, 'rotate_site_layout': 200, 'rotate_root_ca': 150, 'mtls_secret': 150,
-    'audit_playbook': 100, 'rotate_intermediate_client': 100, 'revoke_playbook': 100,
-    'mtls_cert': 90, 'pki_bad_input': 90, 'mesh_policy': 90, 'mtls_cert_in_process': 60,
-    'kube_bad_input': 60, 'mtls_ca': 60, 'mtls_crl': 60,
+    "site": 300,
+    "rotate_site_layout": 200,
+    "rotate_root_ca": 150,
+    "mtls_secret": 150,
+    "audit_playbook": 100,
+    "rotate_intermediate_client": 100,
+    "revoke_playbook": 100,
+    "mtls_cert": 90,
+    "pki_bad_input": 90,
+    "mesh_policy": 90,
+    "mtls_cert_in_process": 60,
+    "kube_bad_input": 60,
+    "mtls_ca": 60,
+    "mtls_crl": 60,
 }
 
 
 def all_targets():
-    return sorted(name for name in os.listdir(TARGETS_DIR)
-                  if not name.startswith('setup_') and os.path.isdir(os.path.join(TARGETS_DIR, name)))
+    return sorted(name for name in os.listdir(TARGETS_DIR) if not name.startswith("setup_") and os.path.isdir(os.path.join(TARGETS_DIR, name)))
 
 
 def make_tree(kubeconfig):
-    tree = subprocess.run([os.path.join(ROOT, 'scripts', 'collection-tree.sh')], check=True,
-                          stdout=subprocess.PIPE).stdout.decode().strip()
-    with open(os.path.join(tree, 'tests', 'integration', 'integration_config.yml'), 'w') as handle:
-        handle.write('mtls_kubeconfig: %s\n' % kubeconfig)
+    tree = subprocess.run([os.path.join(ROOT, "scripts", "collection-tree.sh")], check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+    with open(os.path.join(tree, "tests", "integration", "integration_config.yml"), "w") as handle:
+        handle.write("mtls_kubeconfig: %s\n" % kubeconfig)
     return tree
 
 
@@ -57,57 +65,64 @@ def worker(number, todo, results, kubeconfig, log_dir):
                 target = todo.get_nowait()
             except queue.Empty:
                 return
-            log = os.path.join(log_dir, target + '.log')
+            log = os.path.join(log_dir, target + ".log")
             started = time.monotonic()
-            with open(log, 'w') as handle:
-                code = subprocess.call(['ansible-test', 'integration', '--python', '3.11', '--local', '--color', 'no',
-                                        '-v', target], cwd=tree, stdout=handle, stderr=subprocess.STDOUT)
+            with open(log, "w") as handle:
+                code = subprocess.call(
+                    ["ansible-test", "integration", "--python", "3.11", "--local", "--color", "no", "-v", target],
+                    cwd=tree,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
             elapsed = time.monotonic() - started
             results.append((target, code, elapsed, log))
-            print('  %-28s %6.0f s  %s  (worker %d)' % (target, elapsed, 'passed' if code == 0 else 'FAILED', number),
-                  flush=True)
+            print("  %-28s %6.0f s  %s  (worker %d)" % (target, elapsed, "passed" if code == 0 else "FAILED", number), flush=True)
     finally:
-        shutil.rmtree(tree.rsplit('/ansible_collections/', 1)[0], ignore_errors=True)
+        shutil.rmtree(tree.rsplit("/ansible_collections/", 1)[0], ignore_errors=True)
 
 
 def main(argv):
-    kubeconfig = os.environ.get('MTLS_KUBECONFIG')
+    kubeconfig = os.environ.get("MTLS_KUBECONFIG")
     if not kubeconfig:
-        print('integration: MTLS_KUBECONFIG is not set; start the local control plane (tests/cluster/up.sh) '
-              'and export MTLS_KUBECONFIG=.cluster/kubeconfig, or run make test.', file=sys.stderr)
+        print(
+            "integration: MTLS_KUBECONFIG is not set; start the local control plane (tests/cluster/up.sh) "
+            "and export MTLS_KUBECONFIG=.cluster/kubeconfig, or run make test.",
+            file=sys.stderr,
+        )
         return 2
     targets = argv or all_targets()
     unknown = [target for target in targets if target not in all_targets()]
     if unknown:
-        print('integration: no target %s under tests/integration/targets.' % ', '.join(unknown), file=sys.stderr)
+        print("integration: no target %s under tests/integration/targets." % ", ".join(unknown), file=sys.stderr)
         return 2
-    jobs = max(1, int(os.environ.get('MTLS_INTEGRATION_JOBS', '2')))
-    log_dir = os.environ.get('MTLS_INTEGRATION_LOGS') or os.path.join(ROOT, 'tests', 'output', 'integration-logs')
+    jobs = max(1, int(os.environ.get("MTLS_INTEGRATION_JOBS", "2")))
+    log_dir = os.environ.get("MTLS_INTEGRATION_LOGS") or os.path.join(ROOT, "tests", "output", "integration-logs")
     os.makedirs(log_dir, exist_ok=True)
     todo = queue.Queue()
     for target in sorted(targets, key=lambda name: -EXPECTED_SECONDS.get(name, 60)):
         todo.put(target)
     results = []
     started = time.monotonic()
-    print('integration: %d targets, %d at a time, logs in %s' % (len(targets), jobs, log_dir), flush=True)
-    threads = [threading.Thread(target=worker, args=(number + 1, todo, results, kubeconfig, log_dir))
-               for number in range(min(jobs, len(targets)))]
+    print("integration: %d targets, %d at a time, logs in %s" % (len(targets), jobs, log_dir), flush=True)
+    threads = [threading.Thread(target=worker, args=(number + 1, todo, results, kubeconfig, log_dir)) for number in range(min(jobs, len(targets)))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     failed = [result for result in results if result[1] != 0]
     for target, _code, _elapsed, log in failed:
-        print('\n===== %s FAILED; the end of %s:' % (target, log))
-        with open(log, errors='replace') as handle:
+        print("\n===== %s FAILED; the end of %s:" % (target, log))
+        with open(log, errors="replace") as handle:
             # Module results can be one line of megabytes: show the start of each line.
-            print(''.join(line if len(line) <= 500 else line[:500] + ' [...]\n' for line in handle.readlines()[-60:]))
+            print("".join(line if len(line) <= 500 else line[:500] + " [...]\n" for line in handle.readlines()[-60:]))
     missing = sorted(set(targets) - set(result[0] for result in results))
     total = sum(result[2] for result in results)
-    print('integration: %d passed, %d failed in %.0f s wall (%.0f s of target time)'
-          % (len(results) - len(failed), len(failed) + len(missing), time.monotonic() - started, total))
+    print(
+        "integration: %d passed, %d failed in %.0f s wall (%.0f s of target time)"
+        % (len(results) - len(failed), len(failed) + len(missing), time.monotonic() - started, total)
+    )
     return 1 if failed or missing else 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

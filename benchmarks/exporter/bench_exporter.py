@@ -74,8 +74,7 @@ class CertificateFactory:
 
         self.now = datetime.datetime.now(datetime.timezone.utc)
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"),
-                                  x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
         self.public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
 
     def pem(self, index: int) -> bytes:
@@ -83,8 +82,7 @@ class CertificateFactory:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.x509.oid import NameOID
 
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, f"svc-{index}.bench.svc")])
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, f"svc-{index}.bench.svc")])
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -118,7 +116,8 @@ def api_request(api, method: str, path: str, body=None, query=None, accept="appl
     if body is not None:
         headers["Content-Type"] = "application/json"
     method, url, headers, body, post_params = api.param_serialize(
-        method, path, query_params=list((query or {}).items()), header_params=headers, body=body, auth_settings=["BearerToken"])
+        method, path, query_params=list((query or {}).items()), header_params=headers, body=body, auth_settings=["BearerToken"]
+    )
     response = api.call_api(method, url, headers, body, post_params, _request_timeout=timeout)
     response.read()
     return response.status, response.data
@@ -142,8 +141,9 @@ def create_secret(api, namespace: str, body: dict, patience: float = 0.0) -> Non
 
 def count_secrets(api, namespace: str) -> int:
     """Secrets in the namespace, from a one-item metadata list (remainingItemCount)."""
-    status, data = api_request(api, "GET", f"/api/v1/namespaces/{namespace}/secrets", query={"limit": "1"},
-                               accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+    status, data = api_request(
+        api, "GET", f"/api/v1/namespaces/{namespace}/secrets", query={"limit": "1"}, accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    )
     if status != 200:
         raise RuntimeError(f"listing Secrets of {namespace}: HTTP {status}")
     page = json.loads(data)
@@ -233,7 +233,12 @@ def reference_binary(version: str) -> tuple[str | None, str]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["go", "install", f"{REFERENCE_MODULE}@{version}"],
-        env={**os.environ, "GOBIN": str(cache_dir)}, capture_output=True, text=True, timeout=1800, check=False)
+        env={**os.environ, "GOBIN": str(cache_dir)},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     if result.returncode != 0 or not binary.exists():
         reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
         return None, f"go install {REFERENCE_MODULE}@{version} failed: {reason}"
@@ -319,8 +324,7 @@ class ApiServerRestart:
             os.kill(pid, signal.SIGKILL)
         down = time.monotonic()
         with open(self.cluster_dir / "logs" / "kube-apiserver.log", "ab") as log_file:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid_file.write_text(f"{process.pid}\n{binary}\n")
         log(f"kube-apiserver stopped (pid {pid}) and started again (pid {process.pid})")
         while True:
@@ -362,8 +366,7 @@ class Scraper(threading.Thread):
             self.stop.wait(0.2)
 
 
-def restart_check(restart: ApiServerRestart, api, url: str, pid: int, stderr_path: str, *, namespace: str, count: int,
-                  factory: CertificateFactory) -> dict:
+def restart_check(restart: ApiServerRestart, api, url: str, pid: int, stderr_path: str, *, namespace: str, count: int, factory: CertificateFactory) -> dict:
     """Restart kube-apiserver under a running exporter; check series, memory, catch-up."""
     time.sleep(2)
     rss_before = proc_status_mb(pid, "VmRSS")
@@ -410,8 +413,7 @@ def restart_check(restart: ApiServerRestart, api, url: str, pid: int, stderr_pat
 # -- measuring one exporter ---------------------------------------------------------------------
 
 
-def measure(name: str, command: list[str], port: int, namespace: str, count: int, scrapes: int, timeout: float,
-            poll: float = 0.1, after=None) -> dict:
+def measure(name: str, command: list[str], port: int, namespace: str, count: int, scrapes: int, timeout: float, poll: float = 0.1, after=None) -> dict:
     """Start the exporter, wait for its first complete scrape, time --scrapes scrapes;
     then `after(url, pid, stderr_path)` (the restart check) while it still runs."""
     url = f"http://127.0.0.1:{port}/metrics"
@@ -475,15 +477,35 @@ def measure(name: str, command: list[str], port: int, namespace: str, count: int
 def ours_command(kubeconfig: str, namespace: str, port: int, python: str) -> list[str]:
     # INFO: the exporter logs each list (objects, seconds) and each relist, a few lines.
     return [
-        python, "-m", "mtls_exporter", "--kubeconfig", kubeconfig, "--namespace", namespace,
-        "--secret-type", "kubernetes.io/tls", "--listen", f"127.0.0.1:{port}", "--log-level", "INFO",
+        python,
+        "-m",
+        "mtls_exporter",
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        namespace,
+        "--secret-type",
+        "kubernetes.io/tls",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "INFO",
     ]
 
 
 def reference_command(binary: str, kubeconfig: str, namespace: str, port: int) -> list[str]:
     return [
-        binary, "--kubeconfig", kubeconfig, "--watch-kube-secrets", "--secret-type", "kubernetes.io/tls:tls.crt",
-        "--include-namespace", namespace, "--expose-relative-metrics", "--listen-address", f"127.0.0.1:{port}",
+        binary,
+        "--kubeconfig",
+        kubeconfig,
+        "--watch-kube-secrets",
+        "--secret-type",
+        "kubernetes.io/tls:tls.crt",
+        "--include-namespace",
+        namespace,
+        "--expose-relative-metrics",
+        "--listen-address",
+        f"127.0.0.1:{port}",
     ]
 
 
@@ -531,8 +553,10 @@ def table(results: dict[str, dict], reference_note: str) -> str:
         ratio = f"{ours[key] / reference[key]:.2f}x" if ours and reference else "n/a"
         lines.append(f"{label:32} {mine:>15} {theirs:>17} {ratio:>15}")
     if ours:
-        lines.append(f"{'series / body size':32} {ours['series']:>7} {ours['scrape_bytes'] / 1e6:5.1f} MB"
-                     + (f" {reference['series']:>8} {reference['scrape_bytes'] / 1e6:5.1f} MB" if reference else ""))
+        lines.append(
+            f"{'series / body size':32} {ours['series']:>7} {ours['scrape_bytes'] / 1e6:5.1f} MB"
+            + (f" {reference['series']:>8} {reference['scrape_bytes'] / 1e6:5.1f} MB" if reference else "")
+        )
     lines.append(f"reference: {reference_note}")
     return "\n".join(lines)
 
@@ -564,34 +588,40 @@ def target_lines(result: dict, count: int) -> str:
 
 def restart_lines(check: dict, count: int) -> str:
     doubled = check["rss_peak_during_mb"] >= 2 * check["rss_before_mb"]
-    return "\n".join([
-        "kube-apiserver restart while the exporter ran:",
-        f"  API server unavailable            {check['unavailable_s']:.1f} s (stop {check['stop_s']:.1f} s)",
-        f"  scrapes during the restart        {check['scrapes_during']} ({check['failed_scrapes']} failed), "
-        f"fewest series {check['min_series_during']:,} of {count:,}  "
-        f"{'ok' if check['failed_scrapes'] == 0 and check['min_series_during'] >= count else 'GAP'}",
-        f"  Secret created after the restart  in the scrape {check['probe_visible_after_s']:.1f} s later"
-        if check["probe_visible_after_s"] is not None else "  Secret created after the restart  NOT SEEN within 600 s",
-        f"  exporter RSS                      {check['rss_before_mb']:.0f} MB before, peak {check['rss_peak_during_mb']:.0f} MB "
-        f"during ({'DOUBLED' if doubled else 'not doubled: ok'}); VmHWM {check['hwm_before_mb']:.0f} -> {check['hwm_after_mb']:.0f} MB",
-        f"  exporter CPU during the check     {check['cpu_during_s']:.2f} s; relists logged: {check['relists']}",
-    ])
+    return "\n".join(
+        [
+            "kube-apiserver restart while the exporter ran:",
+            f"  API server unavailable            {check['unavailable_s']:.1f} s (stop {check['stop_s']:.1f} s)",
+            f"  scrapes during the restart        {check['scrapes_during']} ({check['failed_scrapes']} failed), "
+            f"fewest series {check['min_series_during']:,} of {count:,}  "
+            f"{'ok' if check['failed_scrapes'] == 0 and check['min_series_during'] >= count else 'GAP'}",
+            f"  Secret created after the restart  in the scrape {check['probe_visible_after_s']:.1f} s later"
+            if check["probe_visible_after_s"] is not None
+            else "  Secret created after the restart  NOT SEEN within 600 s",
+            f"  exporter RSS                      {check['rss_before_mb']:.0f} MB before, peak {check['rss_peak_during_mb']:.0f} MB "
+            f"during ({'DOUBLED' if doubled else 'not doubled: ok'}); VmHWM {check['hwm_before_mb']:.0f} -> {check['hwm_after_mb']:.0f} MB",
+            f"  exporter CPU during the check     {check['cpu_during_s']:.2f} s; relists logged: {check['relists']}",
+        ]
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", default=os.environ.get("MTLS_KUBECONFIG", str(REPO_ROOT / ".cluster" / "kubeconfig")))
-    parser.add_argument("--cluster-dir", default=None,
-                        help="the local control plane's directory, for the API server restart "
-                        "(default: $MTLS_CLUSTER_DIR, else the kubeconfig's directory)")
+    parser.add_argument(
+        "--cluster-dir",
+        default=None,
+        help="the local control plane's directory, for the API server restart (default: $MTLS_CLUSTER_DIR, else the kubeconfig's directory)",
+    )
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--steps", help="comma-separated Secret counts to measure at (default: 10000,COUNT when COUNT > 10000)")
     parser.add_argument("--scrapes", type=int, default=15)
     parser.add_argument("--workers", type=int, default=48, help="parallel Secret creates")
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between scrapes while waiting for a complete one")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for a complete scrape")
-    parser.add_argument("--restart", dest="restart", action="store_true", default=None,
-                        help="restart kube-apiserver at the last step (default when COUNT > 10000)")
+    parser.add_argument(
+        "--restart", dest="restart", action="store_true", default=None, help="restart kube-apiserver at the last step (default when COUNT > 10000)"
+    )
     parser.add_argument("--no-restart", dest="restart", action="store_false")
     parser.add_argument("--namespace", help="use (and fill up) this namespace instead of a fresh one")
     parser.add_argument("--keep", action="store_true", help="do not delete the namespace afterwards")
@@ -601,8 +631,7 @@ def main() -> int:
     if not os.path.isfile(args.kubeconfig):
         print(f"no kubeconfig at {args.kubeconfig}: start the local control plane (tests/cluster/up.sh)", file=sys.stderr)
         return 2
-    steps = sorted({int(step) for step in args.steps.split(",")}) if args.steps else (
-        [10000, args.count] if args.count > 10000 else [args.count])
+    steps = sorted({int(step) for step in args.steps.split(",")}) if args.steps else ([10000, args.count] if args.count > 10000 else [args.count])
     restart_wanted = args.restart if args.restart is not None else steps[-1] > 10000
     cluster_dir = Path(args.cluster_dir or os.environ.get("MTLS_CLUSTER_DIR") or Path(args.kubeconfig).parent)
     restart = ApiServerRestart(cluster_dir) if restart_wanted else None
@@ -620,8 +649,7 @@ def main() -> int:
     reference, reference_note = reference_binary(args.reference_version)
     log(f"reference: {reference_note}")
     namespace = args.namespace or f"mtls-bench-{uuid.uuid4().hex[:6]}"
-    status, data = api_request(api, "POST", "/api/v1/namespaces",
-                               body={"metadata": {"name": namespace, "labels": {"zerotrust.mtls/bench": "exporter"}}})
+    status, data = api_request(api, "POST", "/api/v1/namespaces", body={"metadata": {"name": namespace, "labels": {"zerotrust.mtls/bench": "exporter"}}})
     if status not in (201, 409):
         raise RuntimeError(f"creating namespace {namespace}: HTTP {status} {data[:200]!r}")
     factory = CertificateFactory()
@@ -637,8 +665,10 @@ def main() -> int:
             if present < step:
                 log(f"creating Secrets {present}..{step - 1} in {namespace} with {args.workers} workers")
                 loaded = load_secrets(api, namespace, present, step, args.workers, factory)
-                log(f"loaded {loaded['secrets']} in {loaded['seconds']:.1f}s ({loaded['secrets'] / loaded['seconds']:.0f}/s, "
-                    f"loader CPU {loaded['loader_cpu_s']:.1f}s)")
+                log(
+                    f"loaded {loaded['secrets']} in {loaded['seconds']:.1f}s ({loaded['secrets'] / loaded['seconds']:.0f}/s, "
+                    f"loader CPU {loaded['loader_cpu_s']:.1f}s)"
+                )
                 report["loads"].append(loaded)
                 present = step
             results: dict[str, dict] = {}
@@ -649,20 +679,23 @@ def main() -> int:
             if restart is not None and step == steps[-1]:
                 after = functools.partial(restart_check, restart, api, namespace=namespace, count=step, factory=factory)
             results["mtls-exporter"] = measure(
-                "mtls-exporter", ours_command(args.kubeconfig, namespace, port, env_python), port, namespace, step,
-                args.scrapes, args.timeout, args.poll, after)
+                "mtls-exporter", ours_command(args.kubeconfig, namespace, port, env_python), port, namespace, step, args.scrapes, args.timeout, args.poll, after
+            )
             if reference:
                 port = free_port()
                 command = reference_command(reference, args.kubeconfig, namespace, port)
                 results["x509-certificate-exporter"] = measure(
-                    "x509-certificate-exporter", command, port, namespace, step, args.scrapes, args.timeout, args.poll)
+                    "x509-certificate-exporter", command, port, namespace, step, args.scrapes, args.timeout, args.poll
+                )
             results["mtls-exporter"]["list_floor_s"] = floor["seconds"]
             report["steps"][step] = results
-            print(f"\n{step:,} kubernetes.io/tls Secrets, {args.scrapes} scrapes each, 127.0.0.1, {os.cpu_count()} CPUs, "
-                  f"load average {os.getloadavg()[0]:.1f}")
+            print(f"\n{step:,} kubernetes.io/tls Secrets, {args.scrapes} scrapes each, 127.0.0.1, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
             print(table(results, reference_note))
-            print(f"{'API server LIST alone (floor)':32} {floor['seconds']:>13.3f} s  "
-                  f"({floor['requests']} pages of 500, {floor['bytes'] / 1e6:.0f} MB, read and dropped)", flush=True)
+            print(
+                f"{'API server LIST alone (floor)':32} {floor['seconds']:>13.3f} s  "
+                f"({floor['requests']} pages of 500, {floor['bytes'] / 1e6:.0f} MB, read and dropped)",
+                flush=True,
+            )
     finally:
         if not args.keep:
             delete_namespace(api, namespace)
@@ -670,8 +703,10 @@ def main() -> int:
     if measured:
         last = max(measured)
         for loaded in report["loads"]:
-            print(f"\nloading: {loaded['secrets']:,} Secrets in {loaded['seconds']:.1f} s "
-                  f"({loaded['secrets'] / loaded['seconds']:.0f}/s, {args.workers} parallel creates)")
+            print(
+                f"\nloading: {loaded['secrets']:,} Secrets in {loaded['seconds']:.1f} s "
+                f"({loaded['secrets'] / loaded['seconds']:.0f}/s, {args.workers} parallel creates)"
+            )
         if len(measured) > 1:
             print("\nmtls-exporter from step to step:")
             print(growth_table(measured))

@@ -49,15 +49,15 @@ def certificates(count: int) -> list[str]:
 
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
     public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     result = []
     for index in range(count):
         certificate = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"),
-                                     x509.NameAttribute(NameOID.COMMON_NAME, f"svc-{index}.bench.svc")]))
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, f"svc-{index}.bench.svc")])
+            )
             .issuer_name(ca_name)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
@@ -74,20 +74,31 @@ def pages(count: int, encoded: list[str]):
     for start in range(0, count, PAGE):
         items = []
         for index in range(start, min(start + PAGE, count)):
-            items.append({
-                "metadata": {
-                    "name": f"bench-{index:06d}", "namespace": "bench", "uid": f"00000000-0000-4000-8000-{index:012d}",
-                    "resourceVersion": str(1000 + index), "creationTimestamp": "2026-12-03T07:44:19Z",
-                    "labels": {"zerotrust.mtls/bench": "exporter"},
-                    "managedFields": [{"manager": "bench", "operation": "Update", "apiVersion": "v1",
-                                       "time": "2026-12-03T07:44:19Z", "fieldsType": "FieldsV1",
-                                       "fieldsV1": {"f:data": {".": {}, "f:tls.crt": {}, "f:tls.key": {}}, "f:type": {}}}],
-                },
-                "data": {"tls.crt": encoded[index % len(encoded)], "tls.key": ""},
-                "type": "kubernetes.io/tls",
-            })
-        yield json.dumps({"kind": "SecretList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
-                          "items": items}).encode()
+            items.append(
+                {
+                    "metadata": {
+                        "name": f"bench-{index:06d}",
+                        "namespace": "bench",
+                        "uid": f"00000000-0000-4000-8000-{index:012d}",
+                        "resourceVersion": str(1000 + index),
+                        "creationTimestamp": "2026-12-03T07:44:19Z",
+                        "labels": {"zerotrust.mtls/bench": "exporter"},
+                        "managedFields": [
+                            {
+                                "manager": "bench",
+                                "operation": "Update",
+                                "apiVersion": "v1",
+                                "time": "2026-12-03T07:44:19Z",
+                                "fieldsType": "FieldsV1",
+                                "fieldsV1": {"f:data": {".": {}, "f:tls.crt": {}, "f:tls.key": {}}, "f:type": {}},
+                            }
+                        ],
+                    },
+                    "data": {"tls.crt": encoded[index % len(encoded)], "tls.key": ""},
+                    "type": "kubernetes.io/tls",
+                }
+            )
+        yield json.dumps({"kind": "SecretList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}).encode()
 
 
 def main() -> int:
@@ -110,8 +121,11 @@ def main() -> int:
     encoded = certificates(min(args.distinct, args.count))
     raw_pages = list(pages(args.count, encoded))
     del encoded
-    print(f"{args.count:,} Secrets in {len(raw_pages)} pages of {PAGE} ({sum(map(len, raw_pages)) / 1e6:.0f} MB of JSON), "
-          f"built in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(
+        f"{args.count:,} Secrets in {len(raw_pages)} pages of {PAGE} ({sum(map(len, raw_pages)) / 1e6:.0f} MB of JSON), "
+        f"built in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
 
     selection = KeySelection()
     store = CertificateStore(keep_der=args.trust_bundle)
@@ -144,9 +158,11 @@ def main() -> int:
     gc.freeze()
     store_mb = rss_mb() - baseline
     objects = len(store.snapshot())
-    print(f"ingest CPU: JSON decoding {stages['json']:.2f} s, stripping {stages['strip']:.2f} s, "
-          f"parsing into the store {stages['store']:.2f} s  (total {sum(stages.values()):.2f} s, "
-          f"{sum(stages.values()) / objects * 1e6:.0f} us per Secret)")
+    print(
+        f"ingest CPU: JSON decoding {stages['json']:.2f} s, stripping {stages['strip']:.2f} s, "
+        f"parsing into the store {stages['store']:.2f} s  (total {sum(stages.values()):.2f} s, "
+        f"{sum(stages.values()) / objects * 1e6:.0f} us per Secret)"
+    )
     print(f"store: {store_mb:.0f} MB for {objects:,} Secrets ({store_mb * 1048576 / objects:.0f} bytes each)")
 
     registry = CollectorRegistry()
@@ -155,14 +171,12 @@ def main() -> int:
     for _unused in range(args.scrapes):
         begin_cpu, begin = time.process_time(), time.monotonic()
         size = sum(len(chunk) for chunk in iter_text(registry))
-        print(f"scrape: {time.process_time() - begin_cpu:.3f} s CPU, {time.monotonic() - begin:.3f} s wall, "
-              f"{size / 1e6:.0f} MB")
+        print(f"scrape: {time.process_time() - begin_cpu:.3f} s CPU, {time.monotonic() - begin:.3f} s wall, {size / 1e6:.0f} MB")
     if args.profile == "scrape":
         profiler = cProfile.Profile()
         profiler.runcall(lambda: sum(len(chunk) for chunk in iter_text(registry)))
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-          "(includes the pages it built)")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (includes the pages it built)")
     return 0
 
 

@@ -29,19 +29,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from run import cert_names, make_ca, spiffe  # noqa: E402  (the benchmark's own CA and names)
 
-
 AS_MODULE = False
 
 
 def call_module(args):
     from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert
+
     if not AS_MODULE:
         # The action plugin's path: the backend the module and the action share.
         from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
         from ansible_collections.zerotrust.mtls.plugins.plugin_utils import in_process
+
         arguments = dict((k, v) for k, v in args.items() if not k.startswith("_ansible_"))
-        return in_process.run_module(issuance, "zerotrust.mtls.mtls_cert", arguments,
-                                     args.get("_ansible_check_mode", False), args.get("_ansible_diff", False))
+        return in_process.run_module(issuance, "zerotrust.mtls.mtls_cert", arguments, args.get("_ansible_check_mode", False), args.get("_ansible_diff", False))
     from ansible.module_utils.testing import patch_module_args
 
     out = io.StringIO()
@@ -64,8 +64,7 @@ def timed(label, args):
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - start
     if result.get("failed"):
         raise SystemExit("profile: the module failed: %s" % result.get("msg"))
-    print("== %s: %.2f s CPU, %.2f s wall, no profiler (changed=%s, %s)" % (
-        label, cpu, wall, result.get("changed"), result.get("summary")))
+    print("== %s: %.2f s CPU, %.2f s wall, no profiler (changed=%s, %s)" % (label, cpu, wall, result.get("changed"), result.get("summary")))
 
 
 def profiled(label, args, top):
@@ -78,8 +77,7 @@ def profiled(label, args, top):
     elapsed = time.perf_counter() - start
     if result.get("failed"):
         raise SystemExit("profile: the module failed: %s" % result.get("msg"))
-    print("== %s: %.2f s wall in the module; profile below in CPU seconds (changed=%s, %s)" % (
-        label, elapsed, result.get("changed"), result.get("summary")))
+    print("== %s: %.2f s wall in the module; profile below in CPU seconds (changed=%s, %s)" % (label, elapsed, result.get("changed"), result.get("summary")))
     stream = io.StringIO()
     pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(top)
     print("\n".join(line for line in stream.getvalue().splitlines() if line.strip())[:12000])
@@ -93,10 +91,8 @@ def main():
     parser = argparse.ArgumentParser(description="Profile mtls_cert's batch path.")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--no-profile", action="store_true",
-                        help="only time both runs (CPU and wall), without cProfile's overhead")
-    parser.add_argument("--as-module", action="store_true",
-                        help="profile the module's main() (the path of a remote or become task)")
+    parser.add_argument("--no-profile", action="store_true", help="only time both runs (CPU and wall), without cProfile's overhead")
+    parser.add_argument("--as-module", action="store_true", help="profile the module's main() (the path of a remote or become task)")
     args = parser.parse_args()
     global AS_MODULE
     AS_MODULE = args.as_module
@@ -106,10 +102,15 @@ def main():
         out = os.path.join(workdir, "out")
         os.mkdir(out)
         module_args = {
-            "ca_cert_path": ca_paths["cert"], "ca_key_path": ca_paths["key"], "dest_dir": out,
-            "usage": "client", "key_type": "ec_p256", "valid_for": "30d",
+            "ca_cert_path": ca_paths["cert"],
+            "ca_key_path": ca_paths["key"],
+            "dest_dir": out,
+            "usage": "client",
+            "key_type": "ec_p256",
+            "valid_for": "30d",
             "certs": [{"name": n, "common_name": n, "uris": [spiffe(n)]} for n in cert_names(args.count)],
-            "_ansible_check_mode": False, "_ansible_diff": False,
+            "_ansible_check_mode": False,
+            "_ansible_diff": False,
         }
         run = timed if args.no_profile else (lambda label, a: profiled(label, a, args.top))
         # The first import of the module and of ansible's module_utils is not the module's work.

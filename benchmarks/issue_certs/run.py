@@ -89,8 +89,7 @@ def make_ca(workdir):
     }
     _write(paths["root"], root_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     _write(paths["cert"], int_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(paths["key"], int_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+    _write(paths["key"], int_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
     return paths, int_key, int_cert
 
 
@@ -132,8 +131,7 @@ def recap_changed(stdout):
 
 
 def playbook_cmd(playbook):
-    return [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-            "-e", "ansible_python_interpreter=%s" % sys.executable, playbook]
+    return [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable, playbook]
 
 
 def playbook_env():
@@ -191,8 +189,11 @@ def floor(workdir, names, ca_key, ca_cert):
             .add_extension(aki, critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write(os.path.join(out, name + ".key"), key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+        _write(
+            os.path.join(out, name + ".key"),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            0o600,
+        )
         _write(os.path.join(out, name + ".crt"), cert.public_bytes(serialization.Encoding.PEM), 0o644)
     elapsed = time.perf_counter() - start
     CPU["floor"] = time.process_time() - cpu0
@@ -215,16 +216,14 @@ def _inventories(workdir, names):
         inventory = os.path.join(workdir, "inventory-" + kind)
         os.makedirs(os.path.join(inventory, "group_vars", "all"))
         with open(os.path.join(inventory, "hosts.yml"), "w") as fh:
-            fh.write("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-                     "      ansible_python_interpreter: %s\n" % json.dumps(sys.executable))
+            fh.write("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      ansible_python_interpreter: %s\n" % json.dumps(sys.executable))
         inventories[kind] = inventory
     with open(os.path.join(inventories["json"], "group_vars", "all", "bench_certs.json"), "w") as fh:
         json.dump({"bench_certs": certs}, fh)
     with open(os.path.join(inventories["yaml"], "group_vars", "all", "bench_certs.yml"), "w") as fh:
         fh.write("---\nbench_certs:\n")
         for cert in certs:
-            fh.write("  - name: %(name)s\n    common_name: %(name)s\n    uris: [\"%(uri)s\"]\n" % {
-                "name": cert["name"], "uri": cert["uris"][0]})
+            fh.write('  - name: %(name)s\n    common_name: %(name)s\n    uris: ["%(uri)s"]\n' % {"name": cert["name"], "uri": cert["uris"][0]})
     vars_file = os.path.join(workdir, "bench_certs.json")
     with open(vars_file, "w") as fh:
         json.dump({"bench_certs": certs}, fh)
@@ -287,8 +286,10 @@ def mtls_cert(workdir, names, ca_paths, ca_key, ca_cert, repeat):
         cpus.append(CPU["rerun"])
     CPU["rerun"] = median(cpus)
     variants = {}
-    for label, variant in (("yaml", [ansible_playbook, "-i", inventories["yaml"], playbook]),
-                           ("vars_files", [ansible_playbook, "-i", inventories["bare"], playbook_vars_files])):
+    for label, variant in (
+        ("yaml", [ansible_playbook, "-i", inventories["yaml"], playbook]),
+        ("vars_files", [ansible_playbook, "-i", inventories["bare"], playbook_vars_files]),
+    ):
         variants[label], stdout = run(variant, env, "rerun_" + label)
         if recap_changed(stdout) != 0:
             raise SystemExit("benchmark: the mtls_cert rerun (%s) reported a change (not idempotent)" % label)
@@ -316,7 +317,8 @@ def community_crypto(workdir, count, ca_paths, ca_key, ca_cert):
     names = cert_names(count)
     playbook = os.path.join(workdir, "cc.yml")
     with open(playbook, "w") as fh:
-        fh.write("""---
+        fh.write(
+            """---
 - name: Issue the benchmark certificates with community.crypto
   hosts: localhost
   gather_facts: false
@@ -355,8 +357,9 @@ def community_crypto(workdir, count, ca_paths, ca_key, ca_cert):
       loop: "{{ csrs.results }}"
       loop_control:
         label: "{{ item.item }}"
-""" % {"out": json.dumps(out), "names": json.dumps(names),
-       "ca_cert": json.dumps(ca_paths["cert"]), "ca_key": json.dumps(ca_paths["key"])})
+"""
+            % {"out": json.dumps(out), "names": json.dumps(names), "ca_cert": json.dumps(ca_paths["cert"]), "ca_key": json.dumps(ca_paths["key"])}
+        )
     elapsed, stdout = run(playbook_cmd(playbook), playbook_env(), "cc")
     if recap_changed(stdout) != 3:
         raise SystemExit("benchmark: the community.crypto run did not change all three tasks")
@@ -373,8 +376,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--sides", default="floor,mtls,cc",
-                        help="comma-separated subset of floor,mtls,cc to run (default: all; ratios need all)")
+    parser.add_argument("--sides", default="floor,mtls,cc", help="comma-separated subset of floor,mtls,cc to run (default: all; ratios need all)")
     args = parser.parse_args()
     if args.count < 1 or args.cc_count < 1 or args.repeat < 1:
         parser.error("--count, --cc-count and --repeat must be at least 1")
@@ -389,7 +391,9 @@ def main():
         t_startup = empty_play(workdir)
         t_mtls, t_rerun, t_variants = (
             mtls_cert(workdir, names, ca_paths, ca_key, ca_cert, args.repeat)
-            if "mtls" in sides else (float("nan"), float("nan"), {"yaml": float("nan"), "vars_files": float("nan")}))
+            if "mtls" in sides
+            else (float("nan"), float("nan"), {"yaml": float("nan"), "vars_files": float("nan")})
+        )
         t_cc = community_crypto(workdir, args.cc_count, ca_paths, ca_key, ca_cert) if "cc" in sides else float("nan")
     finally:
         if args.keep:
@@ -403,15 +407,21 @@ def main():
     cc_per_raw = t_cc / args.cc_count
     floor_per = t_floor / n
     figures = {
-        "count": n, "cc_count": args.cc_count,
-        "machine": "%s, %d cores, Python %s, load average %.1f" % (
-            platform.machine(), os.cpu_count() or 0, platform.python_version(), os.getloadavg()[0]),
-        "startup_s": t_startup, "mtls_batch_s": t_mtls, "mtls_rerun_s": t_rerun,
-        "mtls_rerun_yaml_group_vars_s": t_variants["yaml"], "mtls_rerun_vars_files_s": t_variants["vars_files"],
+        "count": n,
+        "cc_count": args.cc_count,
+        "machine": "%s, %d cores, Python %s, load average %.1f" % (platform.machine(), os.cpu_count() or 0, platform.python_version(), os.getloadavg()[0]),
+        "startup_s": t_startup,
+        "mtls_batch_s": t_mtls,
+        "mtls_rerun_s": t_rerun,
+        "mtls_rerun_yaml_group_vars_s": t_variants["yaml"],
+        "mtls_rerun_vars_files_s": t_variants["vars_files"],
         "rerun_repeat": args.repeat,
-        "floor_s": t_floor, "cc_s": t_cc,
-        "mtls_per_cert_ms": mtls_per * 1e3, "floor_per_cert_ms": floor_per * 1e3,
-        "cc_per_cert_ms": cc_per * 1e3, "cc_per_cert_raw_ms": cc_per_raw * 1e3,
+        "floor_s": t_floor,
+        "cc_s": t_cc,
+        "mtls_per_cert_ms": mtls_per * 1e3,
+        "floor_per_cert_ms": floor_per * 1e3,
+        "cc_per_cert_ms": cc_per * 1e3,
+        "cc_per_cert_raw_ms": cc_per_raw * 1e3,
         "speedup_vs_cc": cc_per / mtls_per if mtls_per else None,
         "ratio_vs_floor": t_mtls / t_floor if t_floor else None,
         "ratio_vs_floor_minus_startup": max(t_mtls - t_startup, 0.0) / t_floor if t_floor else None,
@@ -422,26 +432,30 @@ def main():
 
     print("Issuing %d EC P-256 client certificates (%s)" % (n, figures["machine"]))
     print("  %-52s %8.2f s" % ("ansible-playbook start-up (one ping task)", t_startup))
-    print("  %-52s %8.2f s   %6.2f ms/cert   target <= %.0f s: %s" % (
-        "mtls_cert, one batch call (wall, start-up included)", t_mtls, mtls_per * 1e3,
-        TARGET_BATCH_S, ok(t_mtls, TARGET_BATCH_S)))
-    print("  %-52s %8.2f s   %6.2f ms/cert   target <= %.0f s: %s" % (
-        "mtls_cert, no-change rerun (wall, median of %d)" % args.repeat, t_rerun, t_rerun / n * 1e3,
-        TARGET_RERUN_S, ok(t_rerun, TARGET_RERUN_S)))
-    print("  %-52s %8.2f s   (Ansible's YAML loader instead of JSON)" % (
-        "  the same rerun, group_vars written in YAML", t_variants["yaml"]))
-    print("  %-52s %8.2f s   (re-parsed on every variable lookup)" % (
-        "  the same rerun, the list in a play's vars_files", t_variants["vars_files"]))
+    print(
+        "  %-52s %8.2f s   %6.2f ms/cert   target <= %.0f s: %s"
+        % ("mtls_cert, one batch call (wall, start-up included)", t_mtls, mtls_per * 1e3, TARGET_BATCH_S, ok(t_mtls, TARGET_BATCH_S))
+    )
+    print(
+        "  %-52s %8.2f s   %6.2f ms/cert   target <= %.0f s: %s"
+        % ("mtls_cert, no-change rerun (wall, median of %d)" % args.repeat, t_rerun, t_rerun / n * 1e3, TARGET_RERUN_S, ok(t_rerun, TARGET_RERUN_S))
+    )
+    print("  %-52s %8.2f s   (Ansible's YAML loader instead of JSON)" % ("  the same rerun, group_vars written in YAML", t_variants["yaml"]))
+    print("  %-52s %8.2f s   (re-parsed on every variable lookup)" % ("  the same rerun, the list in a play's vars_files", t_variants["vars_files"]))
     print("  %-52s %8.2f s   %6.2f ms/cert" % ("floor: bare cryptography loop in-process", t_floor, floor_per * 1e3))
-    print("  %-52s %8.2f s   %6.2f ms/cert (start-up subtracted; %.0f ms raw)" % (
-        "community.crypto, %d certs (3 modules per cert)" % args.cc_count, t_cc, cc_per * 1e3, cc_per_raw * 1e3))
+    print(
+        "  %-52s %8.2f s   %6.2f ms/cert (start-up subtracted; %.0f ms raw)"
+        % ("community.crypto, %d certs (3 modules per cert)" % args.cc_count, t_cc, cc_per * 1e3, cc_per_raw * 1e3)
+    )
     nan = float("nan")
     cpu = dict((k, CPU.get(k, nan)) for k in ("startup", "mtls", "rerun", "floor", "cc"))
     figures["cpu_s"] = cpu
     cc_cpu_per = (cpu["cc"] - cpu["startup"]) / args.cc_count
     print("CPU seconds (user+sys of all processes; insensitive to other load on the machine)")
-    print("  start-up %.2f | mtls_cert batch %.2f | rerun %.2f | floor %.2f | community.crypto %.2f (%.0f ms/cert)" % (
-        cpu["startup"], cpu["mtls"], cpu["rerun"], cpu["floor"], cpu["cc"], cc_cpu_per * 1e3))
+    print(
+        "  start-up %.2f | mtls_cert batch %.2f | rerun %.2f | floor %.2f | community.crypto %.2f (%.0f ms/cert)"
+        % (cpu["startup"], cpu["mtls"], cpu["rerun"], cpu["floor"], cpu["cc"], cc_cpu_per * 1e3)
+    )
     print("  per cert CPU, community.crypto / mtls_cert batch:    %8.1fx" % (cc_cpu_per / (cpu["mtls"] / n)))
     print("  mtls_cert batch CPU / floor CPU:                     %8.2fx" % (cpu["mtls"] / cpu["floor"]))
     print("  mtls_cert batch CPU minus start-up / floor CPU:      %8.2fx" % ((cpu["mtls"] - cpu["startup"]) / cpu["floor"]))

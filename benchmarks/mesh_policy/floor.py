@@ -21,41 +21,53 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client, config
 
-GROUP, VERSION = 'security.istio.io', 'v1'
-LABELS = {'app.kubernetes.io/managed-by': 'zerotrust.mtls'}
+GROUP, VERSION = "security.istio.io", "v1"
+LABELS = {"app.kubernetes.io/managed-by": "zerotrust.mtls"}
 
 
 def manifests(namespace, name, mode, allow_namespace):
-    labels = dict(LABELS, **{'mtls.zerotrust.io/policy-set': name})
-    metadata = {'name': name, 'namespace': namespace, 'labels': labels}
+    labels = dict(LABELS, **{"mtls.zerotrust.io/policy-set": name})
+    metadata = {"name": name, "namespace": namespace, "labels": labels}
     return [
-        ('peerauthentications', {'apiVersion': GROUP + '/' + VERSION, 'kind': 'PeerAuthentication',
-                                 'metadata': metadata, 'spec': {'mtls': {'mode': mode}}}),
-        ('authorizationpolicies', {'apiVersion': GROUP + '/' + VERSION, 'kind': 'AuthorizationPolicy',
-                                   'metadata': metadata,
-                                   'spec': {'action': 'ALLOW', 'rules': [
-                                       {'from': [{'source': {'namespaces': [allow_namespace]}}]}]}}),
+        ("peerauthentications", {"apiVersion": GROUP + "/" + VERSION, "kind": "PeerAuthentication", "metadata": metadata, "spec": {"mtls": {"mode": mode}}}),
+        (
+            "authorizationpolicies",
+            {
+                "apiVersion": GROUP + "/" + VERSION,
+                "kind": "AuthorizationPolicy",
+                "metadata": metadata,
+                "spec": {"action": "ALLOW", "rules": [{"from": [{"source": {"namespaces": [allow_namespace]}}]}]},
+            },
+        ),
     ]
 
 
 def main():
     parser = argparse.ArgumentParser()
-    for option in ('--kubeconfig', '--namespaces', '--name', '--mode', '--allow-namespace'):
+    for option in ("--kubeconfig", "--namespaces", "--name", "--mode", "--allow-namespace"):
         parser.add_argument(option, required=True)
     args = parser.parse_args()
     api_client = config.new_client_from_config(config_file=args.kubeconfig)
     api_client.configuration.connection_pool_maxsize = 8
     custom = client.CustomObjectsApi(api_client)
-    namespaces = args.namespaces.split(',')
-    jobs = [(namespace, plural, body) for namespace in namespaces
-            for plural, body in manifests(namespace, args.name, args.mode, args.allow_namespace)]
+    namespaces = args.namespaces.split(",")
+    jobs = [(namespace, plural, body) for namespace in namespaces for plural, body in manifests(namespace, args.name, args.mode, args.allow_namespace)]
     plurals = sorted(set(job[1] for job in jobs))
 
     def apply(job):
         namespace, plural, body = job
         custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, args.name, body, field_manager='floor', force=True,
-            _content_type='application/apply-patch+yaml', _preload_content=False).read()
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            args.name,
+            body,
+            field_manager="floor",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+            _preload_content=False,
+        ).read()
 
     def list_namespace(item):
         namespace, plural = item
@@ -63,23 +75,22 @@ def main():
 
     def get(job):
         namespace, plural, _body = job
-        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, args.name,
-                                            _preload_content=False).read()
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, args.name, _preload_content=False).read()
 
     figures = {}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for label, function, items in (('ssa_8_threads', apply, jobs),
-                                       ('list_per_namespace', list_namespace,
-                                        [(namespace, plural) for namespace in namespaces for plural in plurals]),
-                                       ('get_8_threads', get, jobs)):
+        for label, function, items in (
+            ("ssa_8_threads", apply, jobs),
+            ("list_per_namespace", list_namespace, [(namespace, plural) for namespace in namespaces for plural in plurals]),
+            ("get_8_threads", get, jobs),
+        ):
             started = time.perf_counter()
             list(pool.map(function, items))
             figures[label] = round(time.perf_counter() - started, 3)
-        list(pool.map(lambda job: custom.delete_namespaced_custom_object(GROUP, VERSION, job[0], job[1], args.name),
-                      jobs))
-    figures['objects'] = len(jobs)
+        list(pool.map(lambda job: custom.delete_namespaced_custom_object(GROUP, VERSION, job[0], job[1], args.name), jobs))
+    figures["objects"] = len(jobs)
     print(json.dumps(figures))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

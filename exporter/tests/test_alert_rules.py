@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
 
 ROLE_TESTS = REPO_ROOT / "roles" / "cert_exporter" / "tests"
@@ -33,8 +34,14 @@ def test_rules_pass_promtool_check_and_tests(promtool):
 def test_every_alert_has_a_firing_test():
     rules = render_rules.render_prometheus_rule()["spec"]["groups"]
     alerts = {rule["alert"] for group in rules for rule in group["rules"] if "alert" in rule}
-    assert {"CertificateExpiresSoon", "CertificateExpiresCritical", "CertRotationFailures", "CertificateChainInvalid",
-            "MTLSPolicyViolation", "CertificateExporterSourceErrors"} <= alerts
+    assert {
+        "CertificateExpiresSoon",
+        "CertificateExpiresCritical",
+        "CertRotationFailures",
+        "CertificateChainInvalid",
+        "MTLSPolicyViolation",
+        "CertificateExporterSourceErrors",
+    } <= alerts
     tested = set()
     for path in (ROLE_TESTS / "rules").glob("*.test.yml"):
         for test in yaml.safe_load(path.read_text())["tests"]:
@@ -73,8 +80,10 @@ def _ensure_crd(api, crd_name: str) -> None:
     except client.ApiException as error:
         if error.status != 404:
             raise
-        pytest.fail(f"the local control plane does not serve {crd_name}; start it with tests/cluster/up.sh, "
-                    "which loads the upstream CRDs (tests/cluster/crd-sources.yaml)")
+        pytest.fail(
+            f"the local control plane does not serve {crd_name}; start it with tests/cluster/up.sh, "
+            "which loads the upstream CRDs (tests/cluster/crd-sources.yaml)"
+        )
     if not any(c.type == "Established" and c.status == "True" for c in (status.conditions or [])):
         pytest.fail(f"{crd_name} is not Established; rerun tests/cluster/up.sh")
 
@@ -98,9 +107,7 @@ def crd_namespace():
 def _dry_run_create(api, namespace, body):
     from kubernetes import client
 
-    return client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "monitoring.coreos.com", "v1", namespace, "prometheusrules", body, dry_run="All"
-    )
+    return client.CustomObjectsApi(api).create_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules", body, dry_run="All")
 
 
 def test_prometheus_rule_is_accepted_by_the_crd_schema(crd_namespace):

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+
 from cluster_helpers import api_client, kubeconfig_path, unique_name
 from conftest import UTC, b64, key_pem, pem
 from test_files_and_http import fetch, free_port, samples
@@ -46,9 +47,7 @@ def tls_secret(core, namespace, name, cert_pem: bytes, key_bytes: bytes, labels,
     data = {"tls.crt": b64(cert_pem), "tls.key": b64(key_bytes)}
     if ca_pem:
         data["ca.crt"] = b64(ca_pem)
-    return core.create_namespaced_secret(
-        namespace, {"metadata": {"name": name, "labels": labels}, "type": secret_type, "data": data}
-    )
+    return core.create_namespaced_secret(namespace, {"metadata": {"name": name, "labels": labels}, "type": secret_type, "data": data})
 
 
 class Scraper:
@@ -61,7 +60,7 @@ class Scraper:
         return samples(body)
 
     def values(self, name, **labels):
-        return [v for n, l, v in self.series() if n == name and all(l.get(k) == val for k, val in labels.items())]
+        return [v for n, found, v in self.series() if n == name and all(found.get(k) == val for k, val in labels.items())]
 
     def wait_for(self, description, predicate, timeout=30.0):
         deadline = time.time() + timeout
@@ -74,7 +73,7 @@ class Scraper:
 
 
 def pick(series, name, **labels):
-    return [v for n, l, v in series if n == name and all(l.get(k) == val for k, val in labels.items())]
+    return [v for n, found, v in series if n == name and all(found.get(k) == val for k, val in labels.items())]
 
 
 def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
@@ -106,9 +105,7 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
         },
     )
     for namespace in (ns_a, ns_b):
-        core.create_namespaced_config_map(
-            namespace, {"metadata": {"name": "istio-ca-root-cert"}, "data": {"root-cert.pem": root_ca.pem.decode()}}
-        )
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "istio-ca-root-cert"}, "data": {"root-cert.pem": root_ca.pem.decode()}})
     core.create_namespaced_config_map(
         ns_a,
         {
@@ -121,16 +118,27 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
 
     port = free_port()
     command = [
-        sys.executable, "-m", "mtls_exporter",
-        "--kubeconfig", cluster["kubeconfig"],
-        "--listen", f"127.0.0.1:{port}",
-        "--namespace", ns_a, "--namespace", ns_b,
-        "--label-selector", f"zerotrust.mtls/run={run}",
+        sys.executable,
+        "-m",
+        "mtls_exporter",
+        "--kubeconfig",
+        cluster["kubeconfig"],
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--namespace",
+        ns_a,
+        "--namespace",
+        ns_b,
+        "--label-selector",
+        f"zerotrust.mtls/run={run}",
         "--include-configmaps",
-        "--trust-bundle", str(trust),
-        "--rotation-configmap", f"{ns_a}/mtls-rotation-status",
+        "--trust-bundle",
+        str(trust),
+        "--rotation-configmap",
+        f"{ns_a}/mtls-rotation-status",
         # Two objects per page: the initial lists have to follow continue tokens.
-        "--page-size", "2",
+        "--page-size",
+        "2",
     ]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE, text=True)
     scraper = Scraper(port)
@@ -157,14 +165,16 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
         assert pick(series, "mtls_cert_chain_valid", secret_name="cacerts", secret_key="ca-cert.pem") == [1.0]
         # Garbage PEM: counted, nothing exported for it; garbage private key: not an error.
         assert pick(series, "x509_source_errors_total", reason="bad_pem") == [1.0]
-        assert sum(v for n, l, v in series if n == "x509_source_errors_total") == 1.0
+        assert sum(v for n, _labels, v in series if n == "x509_source_errors_total") == 1.0
         assert not pick(series, "x509_cert_not_after", secret_name="garbage-pem")
         assert pick(series, "x509_cert_expired", secret_namespace=ns_b, secret_name="garbage-key", secret_key="tls.crt") == [0.0]
         # The label selector went to the API server: the unlabelled Secret is absent.
         assert not pick(series, "x509_cert_not_after", secret_name="unlabelled")
         # Istio cacerts: certificate keys exported, ca-key.pem never.
-        assert {l["secret_key"] for n, l, v in series if n == "x509_cert_not_after" and l.get("secret_name") == "cacerts"} == {
-            "ca-cert.pem", "cert-chain.pem", "root-cert.pem"
+        assert {found["secret_key"] for n, found, _v in series if n == "x509_cert_not_after" and found.get("secret_name") == "cacerts"} == {
+            "ca-cert.pem",
+            "cert-chain.pem",
+            "root-cert.pem",
         }
         bundle = "configmap/istio-ca-root-cert/root-cert.pem"
         assert pick(series, "mtls_trust_bundle_consistent", bundle=bundle) == [1.0]
@@ -185,7 +195,8 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
         scraper.wait_for("trust bundle disagreement", lambda s: pick(s, "mtls_trust_bundle_consistent", bundle=bundle) == [0.0])
 
         core.patch_namespaced_config_map(
-            "mtls-rotation-status", ns_a,
+            "mtls-rotation-status",
+            ns_a,
             {"data": {"rotate_root_ca.last_failure": "1790000500", "rotate_root_ca.failures_total": "1"}},
         )
         scraper.wait_for(

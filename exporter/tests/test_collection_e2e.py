@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 
-from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
 from cryptography import x509
+
+from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
 from test_cluster_e2e import Scraper, pick
 from test_files_and_http import fetch, free_port
 
@@ -91,9 +92,22 @@ def test_certificates_written_by_the_collection(tmp_path):
     process = None
     try:
         written = subprocess.run(
-            [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(tmp_path / "write.yml"),
-             "-e", json.dumps(variables)],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+            [
+                str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                str(tmp_path / "write.yml"),
+                "-e",
+                json.dumps(variables),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert written.returncode == 0, written.stdout[-5000:] + written.stderr[-2000:]
 
@@ -102,9 +116,19 @@ def test_certificates_written_by_the_collection(tmp_path):
         intermediate = x509.load_pem_x509_certificate((pki / "intermediate.crt").read_bytes())
         port = free_port()
         command = [
-            sys.executable, "-m", "mtls_exporter", "--kubeconfig", kubeconfig, "--listen", f"127.0.0.1:{port}",
-            "--namespace", namespace, "--trust-bundle", str(pki / "root.crt"),
-            "--rotation-configmap", f"{namespace}/mtls-rotation-status",
+            sys.executable,
+            "-m",
+            "mtls_exporter",
+            "--kubeconfig",
+            kubeconfig,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--namespace",
+            namespace,
+            "--trust-bundle",
+            str(pki / "root.crt"),
+            "--rotation-configmap",
+            f"{namespace}/mtls-rotation-status",
         ]
         process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60

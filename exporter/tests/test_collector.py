@@ -6,10 +6,10 @@ import base64
 import datetime
 
 import pytest
-from conftest import UTC, b64, key_pem, pem, secret_json
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import UTC, b64, key_pem, pem, secret_json
 from mtls_exporter import certs, objects
 from mtls_exporter.collector import CertificateCollector, RotationState, TrustBundleSource
 from mtls_exporter.exposition import render_text
@@ -36,9 +36,7 @@ def find(series, name, **labels):
 
 def tls_secret(authority, namespace, name, common_name, rv="1", **issue_options):
     certificate, key = authority.issue(common_name, **issue_options)
-    return secret_json(
-        namespace, name, {"tls.crt": b64(pem(certificate)), "tls.key": b64(key_pem(key)), "ca.crt": b64(authority.pem)}, rv=rv
-    ), certificate
+    return secret_json(namespace, name, {"tls.crt": b64(pem(certificate)), "tls.key": b64(key_pem(key)), "ca.crt": b64(authority.pem)}, rv=rv), certificate
 
 
 def test_metric_names_and_labels_match_x509_certificate_exporter(root_ca):
@@ -50,7 +48,7 @@ def test_metric_names_and_labels_match_x509_certificate_exporter(root_ca):
     for name in ("x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired", "x509_cert_expires_in_seconds", "x509_cert_valid_since_seconds"):
         leaf = find(series, name, secret_key="tls.crt")
         assert len(leaf) == 1, name
-    (labels, value), = [s for s in series["x509_cert_not_after"] if s[0]["secret_key"] == "tls.crt"]
+    ((labels, value),) = [s for s in series["x509_cert_not_after"] if s[0]["secret_key"] == "tls.crt"]
     assert labels == {
         "secret_namespace": "payments",
         "secret_name": "api-tls",
@@ -80,11 +78,7 @@ def test_fast_text_matches_prometheus_client_rendering(root_ca, foreign_ca):
     registry.register(CertificateCollector(store, clock=lambda: frozen_now, expose_per_cert_error=True))
 
     def parsed(text):
-        return sorted(
-            (s.name, tuple(sorted(s.labels.items())), s.value)
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        )
+        return sorted((s.name, tuple(sorted(s.labels.items())), s.value) for family in text_string_to_metric_families(text) for s in family.samples)
 
     assert parsed(render_text(registry).decode()) == parsed(generate_latest(registry).decode())
 

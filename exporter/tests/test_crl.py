@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime
 
-from conftest import UTC, b64, pem, secret_json
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from test_collector import find, scrape
 
+from conftest import UTC, b64, pem, secret_json
 from mtls_exporter import certs
 from mtls_exporter.files import FilePoller
 from mtls_exporter.objects import KeySelection, strip_configmap, strip_secret
 from mtls_exporter.store import CertificateStore
+from test_collector import find, scrape
 
 SELECTION = KeySelection()
 
@@ -26,9 +26,7 @@ def crl_pem(authority, number, this_update, next_update, revoked=()):
         .add_extension(x509.CRLNumber(number), critical=False)
     )
     for serial in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this_update).build()
-        )
+        builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this_update).build())
     return builder.sign(authority.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
@@ -38,7 +36,8 @@ def test_crl_series_from_an_edge_bundle_secret(root_ca):
     fresh = crl_pem(intermediate, 7, now - datetime.timedelta(days=1), now + datetime.timedelta(days=13), revoked=[11, 12])
     stale = crl_pem(root_ca, 3, now - datetime.timedelta(days=20), now - datetime.timedelta(days=6))
     secret = secret_json(
-        "edge", "mtls-client-ca",
+        "edge",
+        "mtls-client-ca",
         {"ca.crt": b64(pem(intermediate.certificate, root_ca.certificate)), "ca.crl": b64(fresh + stale)},
         secret_type="Opaque",
     )
@@ -64,10 +63,8 @@ def test_crl_series_from_an_edge_bundle_secret(root_ca):
 def test_crl_in_istio_configmap_and_cacerts(root_ca):
     now = datetime.datetime.now(UTC).replace(microsecond=0)
     crl = crl_pem(root_ca, 1, now - datetime.timedelta(hours=1), now + datetime.timedelta(days=7))
-    configmap = {"metadata": {"namespace": "shop", "name": "istio-ca-crl", "uid": "u1", "resourceVersion": "1"},
-                 "data": {"ca-crl.pem": crl.decode()}}
-    cacerts = secret_json("istio-system", "cacerts", {"ca-crl.pem": b64(crl), "ca-cert.pem": b64(root_ca.pem)},
-                          secret_type="Opaque")
+    configmap = {"metadata": {"namespace": "shop", "name": "istio-ca-crl", "uid": "u1", "resourceVersion": "1"}, "data": {"ca-crl.pem": crl.decode()}}
+    cacerts = secret_json("istio-system", "cacerts", {"ca-crl.pem": b64(crl), "ca-cert.pem": b64(root_ca.pem)}, secret_type="Opaque")
     store = CertificateStore()
     store.upsert(strip_configmap(configmap, SELECTION), "configmaps")
     store.upsert(strip_secret(cacerts, SELECTION), "secrets")
@@ -77,8 +74,7 @@ def test_crl_in_istio_configmap_and_cacerts(root_ca):
 
 
 def test_broken_crl_is_a_source_error(root_ca):
-    secret = secret_json("edge", "bad", {"ca.crl": b64(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")},
-                         secret_type="Opaque")
+    secret = secret_json("edge", "bad", {"ca.crl": b64(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")}, secret_type="Opaque")
     store = CertificateStore()
     store.upsert(strip_secret(secret, SELECTION), "secrets")
     series = scrape(store)

@@ -8,14 +8,14 @@ import re
 import subprocess
 
 import yaml
+
 from cluster_helpers import REPO_ROOT
 from conftest import b64, pem, secret_json
-from test_collector import scrape
-
 from mtls_exporter import certs
 from mtls_exporter.collector import RotationState
 from mtls_exporter.objects import KeySelection, strip_configmap, strip_secret
 from mtls_exporter.store import CertificateStore
+from test_collector import scrape
 
 DASHBOARD = REPO_ROOT / "roles" / "cert_exporter" / "files" / "dashboard.json"
 ISTIO_METRICS = {"istio_requests_total", "istio_tcp_connections_opened_total"}
@@ -30,8 +30,13 @@ def exported_metric_names(root_ca) -> set[str]:
     store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     certificate, _unused = root_ca.issue("x.svc")
     store.upsert(strip_secret(secret_json("a", "x", {"tls.crt": b64(pem(certificate))}), KeySelection()), "w")
-    store.upsert(strip_configmap({"metadata": {"namespace": "a", "name": "istio-ca-root-cert", "uid": "u", "resourceVersion": "1"},
-                                  "data": {"root-cert.pem": root_ca.pem.decode()}}, KeySelection()), "w")
+    store.upsert(
+        strip_configmap(
+            {"metadata": {"namespace": "a", "name": "istio-ca-root-cert", "uid": "u", "resourceVersion": "1"}, "data": {"root-cert.pem": root_ca.pem.decode()}},
+            KeySelection(),
+        ),
+        "w",
+    )
     store.count_error("kubernetes", "secrets", "bad_pem")
     # A CRL, so the x509_crl_* families exist too.
     from test_crl import crl_pem

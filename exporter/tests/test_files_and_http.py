@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import key_pem, pem
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import key_pem, pem
 from mtls_exporter import certs
 from mtls_exporter.cli import DEFAULT_LISTEN, build_parser
 from mtls_exporter.files import FilePoller
@@ -116,8 +116,16 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
     (tmp_path / "trust.pem").write_bytes(root_ca.pem)
     port = free_port()
     command = [
-        sys.executable, "-m", "mtls_exporter", "--no-secrets", "--listen", f"127.0.0.1:{port}",
-        "--trust-bundle", str(tmp_path / "trust.pem"), "--file-poll-interval", "0.2",
+        sys.executable,
+        "-m",
+        "mtls_exporter",
+        "--no-secrets",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--trust-bundle",
+        str(tmp_path / "trust.pem"),
+        "--file-poll-interval",
+        "0.2",
     ]
     for name in ("good.pem", "foreign.pem", "garbage.pem"):
         command += ["--watch-file", str(tmp_path / name)]
@@ -163,6 +171,11 @@ def test_cli_serves_file_certificates_over_http(tmp_path, root_ca, foreign_ca):
 def test_cli_rejects_private_key_option():
     result = subprocess.run(
         [sys.executable, "-m", "mtls_exporter", "--opaque-secret-keys", "ca.crt,ca-key.pem", "--listen", "127.0.0.1:0"],
-        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=60, check=False)
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert "ca-key.pem" in result.stderr and "private keys" in result.stderr

@@ -12,9 +12,9 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import b64, key_pem, pem, secret_json
 from kubernetes import client
 
+from conftest import b64, key_pem, pem, secret_json
 from mtls_exporter.kube import ListWatch, WatchScope
 from mtls_exporter.objects import KeySelection
 from mtls_exporter.store import CertificateStore

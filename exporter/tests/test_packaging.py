@@ -22,17 +22,26 @@ def test_pip_install_into_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(source)],
-        capture_output=True, text=True, timeout=900, check=False)
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", str(source)], capture_output=True, text=True, timeout=900, check=False
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
 
     version = subprocess.run([str(venv / "bin" / "mtls-exporter"), "--version"], capture_output=True, text=True, check=True)
     assert re.fullmatch(r"mtls-exporter \d+\.\d+\.\d+\n", version.stdout)
-    help_text = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "mtls_exporter", "--help"], capture_output=True, text=True, check=True, cwd=tmp_path
-    ).stdout
-    for option in ("--kubeconfig", "--listen", "--trust-bundle", "--namespace", "--label-selector", "--secret-type",
-                   "--include-configmaps", "--configmap-keys", "--opaque-secret-keys", "--watch-file", "--rotation-configmap"):
+    help_text = subprocess.run([str(venv / "bin" / "python"), "-m", "mtls_exporter", "--help"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    for option in (
+        "--kubeconfig",
+        "--listen",
+        "--trust-bundle",
+        "--namespace",
+        "--label-selector",
+        "--secret-type",
+        "--include-configmaps",
+        "--configmap-keys",
+        "--opaque-secret-keys",
+        "--watch-file",
+        "--rotation-configmap",
+    ):
         assert option in help_text, option
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import yaml
+
 from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
 
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
@@ -54,7 +55,13 @@ def render(tmp_path, **extra_vars) -> dict[str, object]:
     variables = {"out_dir": str(out), **extra_vars}
     result = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(variables)],
-        cwd=tmp_path, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+        cwd=tmp_path,
+        env=ansible_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return json.loads((out / "rendered.json").read_text())
 
@@ -83,8 +90,14 @@ def test_default_rendering_least_privilege_and_listen_address(tmp_path):
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["zerotrust-mtls-certificates.json"])["uid"] == "zerotrust-mtls-certificates"
     alerts = {r["alert"] for g in objects["prometheusrule"]["spec"]["groups"] for r in g["rules"]}
-    assert {"CertificateExpiresSoon", "CertificateExpiresCritical", "CertRotationFailures", "CertificateChainInvalid",
-            "MTLSPolicyViolation", "CertificateExporterSourceErrors"} <= alerts
+    assert {
+        "CertificateExpiresSoon",
+        "CertificateExpiresCritical",
+        "CertRotationFailures",
+        "CertificateChainInvalid",
+        "MTLSPolicyViolation",
+        "CertificateExporterSourceErrors",
+    } <= alerts
 
 
 def test_namespaced_rendering_has_no_cluster_wide_rbac(tmp_path, root_ca):
@@ -98,7 +111,10 @@ def test_namespaced_rendering_has_no_cluster_wide_rbac(tmp_path, root_ca):
     )
     rbac = objects["rbac"]
     assert [(o["kind"], o["metadata"].get("namespace")) for o in rbac] == [
-        ("Role", "shop"), ("RoleBinding", "shop"), ("Role", "payments"), ("RoleBinding", "payments")
+        ("Role", "shop"),
+        ("RoleBinding", "shop"),
+        ("Role", "payments"),
+        ("RoleBinding", "payments"),
     ]
     assert all(r["resources"] == ["secrets"] for o in rbac if "rules" in o for r in o["rules"])
     args = objects["deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -118,9 +134,7 @@ def test_role_applies_to_local_cluster_idempotently(tmp_path):
     core.create_namespace({"metadata": {"name": namespace}})
     playbook = tmp_path / "apply.yml"
     playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n"
-        "  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-        "  roles: [cert_exporter]\n"
+        "- hosts: localhost\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n  roles: [cert_exporter]\n"
     )
     variables = {
         "cert_exporter_kubeconfig": path,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 
-from conftest import UTC, b64, pem, secret_json
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
+from conftest import UTC, b64, pem, secret_json
 from mtls_exporter import certs
 from mtls_exporter.collector import CertificateCollector
 from mtls_exporter.exposition import RenderedLabels, format_value, render_text
@@ -42,23 +42,31 @@ def _certificate(subject: x509.Name, issuer: x509.Name) -> x509.Certificate:
 
 NAMES = [
     x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plain.svc")]),
-    x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
-        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Bayern"),
-        x509.NameAttribute(NameOID.LOCALITY_NAME, "München"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "platform"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "second OU (first wins)"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "first CN"),
-        x509.NameAttribute(NameOID.SERIAL_NUMBER, "ignored"),
-        x509.NameAttribute(NameOID.COMMON_NAME, 'last CN "wins"\\'),
-    ]),
+    x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Bayern"),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, "München"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "platform"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "second OU (first wins)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "first CN"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "ignored"),
+            x509.NameAttribute(NameOID.COMMON_NAME, 'last CN "wins"\\'),
+        ]
+    ),
     # The fast path hands these to cryptography: BMPString, multi-valued RDN.
     x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bmp.svc", _type=x509.name._ASN1Type.BMPString)]),
-    x509.Name([x509.RelativeDistinguishedName([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "multi"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "valued.svc"),
-    ])]),
+    x509.Name(
+        [
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "multi"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "valued.svc"),
+                ]
+            )
+        ]
+    ),
     x509.Name([]),
 ]
 
@@ -127,8 +135,7 @@ def test_rendered_labels_read_back_exactly():
 
 
 def test_values_are_written_as_prometheus_client_writes_them():
-    for value in (0.0, 1.0, 1767225600.0, 7776000.123456, 999999.5, 1234567.0, -5.25, 1e16, 2.5e-7,
-                  float("inf"), float("-inf"), 86399.99999):
+    for value in (0.0, 1.0, 1767225600.0, 7776000.123456, 999999.5, 1234567.0, -5.25, 1e16, 2.5e-7, float("inf"), float("-inf"), 86399.99999):
         assert format_value(value) == (repr(value) if value.is_integer() and abs(value) < 1e15 else floatToGoString(value))
 
 
@@ -139,8 +146,8 @@ def test_text_rendering_is_byte_identical_to_generate_latest_values(root_ca):
         store.upsert(strip_secret(secret_json("ns", f"s{index}", {"tls.crt": b64(pem(leaf))}), KeySelection()), "secrets")
     registry = CollectorRegistry()
     registry.register(CertificateCollector(store, clock=lambda: 1_800_000_000.25))
-    ours = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in render_text(registry).decode().splitlines() if line and not line.startswith("#")}
-    theirs = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-              for line in generate_latest(registry).decode().splitlines() if line and not line.startswith("#")}
+    ours = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in render_text(registry).decode().splitlines() if line and not line.startswith("#")}
+    theirs = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in generate_latest(registry).decode().splitlines() if line and not line.startswith("#")
+    }
     assert ours == theirs

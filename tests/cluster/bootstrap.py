@@ -64,8 +64,7 @@ def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: s
     loopback = ipaddress.ip_network("127.0.0.0/8")
     for what, value in (("node IP", node_ip), ("pod CIDR", pod_cidr)):
         if not ipaddress.ip_network(value, strict=False).subnet_of(loopback):
-            raise SystemExit(f"bootstrap: the {what} {value} is not on loopback (127.0.0.0/8); "
-                             "set it to a 127.x address in tests/cluster/lib.sh.")
+            raise SystemExit(f"bootstrap: the {what} {value} is not on loopback (127.0.0.0/8); set it to a 127.x address in tests/cluster/lib.sh.")
     core = client.CoreV1Api(api)
     try:
         core.read_node(name)
@@ -102,21 +101,21 @@ def ensure_fake_node(api: client.ApiClient, name: str, node_ip: str, pod_cidr: s
     # loopback, so make sure it is there.
     addresses = {a.type: a.address for a in (core.read_node(name).status.addresses or [])}
     if addresses.get("InternalIP") != node_ip:
-        core.patch_node_status(name, {"status": {"addresses": [
-            {"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": name}]}})
+        core.patch_node_status(name, {"status": {"addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": name}]}})
 
 
 def ensure_restricted_token(api: client.ApiClient) -> str:
     core = client.CoreV1Api(api)
     # The controller manager's serviceaccount controller creates `default` in each
     # namespace; pods cannot be created before it exists, so wait here once.
-    wait_for("the default ServiceAccount (is kube-controller-manager running?)",
-             lambda: _exists(lambda: core.read_namespaced_service_account("default", RESTRICTED_NAMESPACE)))
+    wait_for(
+        "the default ServiceAccount (is kube-controller-manager running?)",
+        lambda: _exists(lambda: core.read_namespaced_service_account("default", RESTRICTED_NAMESPACE)),
+    )
     if not _exists(lambda: core.read_namespaced_service_account(RESTRICTED_ACCOUNT, RESTRICTED_NAMESPACE)):
         core.create_namespaced_service_account(
             RESTRICTED_NAMESPACE,
-            {"metadata": {"name": RESTRICTED_ACCOUNT,
-                          "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}}},
+            {"metadata": {"name": RESTRICTED_ACCOUNT, "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}}},
         )
     if not _exists(lambda: core.read_namespaced_secret(RESTRICTED_TOKEN_SECRET, RESTRICTED_NAMESPACE)):
         # A long-lived token Secret rather than a TokenRequest: the kubeconfig must keep
@@ -153,21 +152,22 @@ def write_kubeconfig(path: Path, port: str, ca_pem: bytes, admin_token: str, res
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{
-            "name": "mtls-local",
-            "cluster": {
-                "server": f"https://127.0.0.1:{port}",
-                "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-            },
-        }],
+        "clusters": [
+            {
+                "name": "mtls-local",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": [
             {"name": "mtls-admin", "user": {"token": admin_token}},
             {"name": RESTRICTED_ACCOUNT, "user": {"token": restricted_token}},
         ],
         "contexts": [
             {"name": "admin", "context": {"cluster": "mtls-local", "user": "mtls-admin"}},
-            {"name": "restricted",
-             "context": {"cluster": "mtls-local", "user": RESTRICTED_ACCOUNT, "namespace": RESTRICTED_NAMESPACE}},
+            {"name": "restricted", "context": {"cluster": "mtls-local", "user": RESTRICTED_ACCOUNT, "namespace": RESTRICTED_NAMESPACE}},
         ],
         "current-context": "admin",
     }
@@ -200,8 +200,7 @@ def load_crd_documents(crd_files: list[Path]) -> dict[str, tuple[str, list[dict]
     result = {}
     for path in crd_files:
         raw = path.read_bytes()
-        docs = [d for d in yaml.load_all(raw, Loader=loader)
-                if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+        docs = [d for d in yaml.load_all(raw, Loader=loader) if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
         result[crd_file_key(path)] = (hashlib.sha256(raw).hexdigest(), docs)
     return result
 
@@ -215,9 +214,9 @@ def established_crd_names(extensions: client.ApiextensionsV1Api) -> set[str]:
     response = extensions.list_custom_resource_definition(_preload_content=False)
     items = json.loads(response.data)["items"]
     return {
-        item["metadata"]["name"] for item in items
-        if any(c.get("type") == "Established" and c.get("status") == "True"
-               for c in (item.get("status") or {}).get("conditions") or [])
+        item["metadata"]["name"]
+        for item in items
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in (item.get("status") or {}).get("conditions") or [])
     }
 
 
@@ -228,10 +227,11 @@ def crd_versions(extensions: client.ApiextensionsV1Api) -> dict[str, str]:
     of schemas, ~0.1 s instead of ~0.5 s on this machine.
     """
     response = extensions.list_custom_resource_definition(
-        _preload_content=False,
-        _headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
-    return {item["metadata"]["name"]: f"{item['metadata']['uid']}/{item['metadata'].get('generation', 0)}"
-            for item in json.loads(response.data)["items"] or []}  # null when there is no CRD
+        _preload_content=False, _headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    )
+    return {
+        item["metadata"]["name"]: f"{item['metadata']['uid']}/{item['metadata'].get('generation', 0)}" for item in json.loads(response.data)["items"] or []
+    }  # null when there is no CRD
 
 
 def apply_crds(api: client.ApiClient, crd_files: list[Path], record_path: Path) -> int:
@@ -252,8 +252,7 @@ def apply_crds(api: client.ApiClient, crd_files: list[Path], record_path: Path) 
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         applied = record.get(crd_file_key(path)) or {}
         versions = applied.get("versions") or {}
-        if (applied.get("sha256") == digest and versions
-                and all(current_versions.get(name) == version for name, version in versions.items())):
+        if applied.get("sha256") == digest and versions and all(current_versions.get(name) == version for name, version in versions.items()):
             continue
         pending.append(path)
     if not pending:
@@ -266,8 +265,12 @@ def apply_crds(api: client.ApiClient, crd_files: list[Path], record_path: Path) 
             name = doc["metadata"]["name"]
             try:
                 extensions.patch_custom_resource_definition(
-                    name, doc, field_manager=FIELD_MANAGER, force=True,
-                    _content_type="application/apply-patch+yaml", _preload_content=False,
+                    name,
+                    doc,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type="application/apply-patch+yaml",
+                    _preload_content=False,
                 )
             except ApiException as error:
                 reason = _status_message(error)
@@ -305,7 +308,8 @@ def main() -> int:
     ensure_fake_node(api, os.environ["MTLS_NODE_NAME"], os.environ["MTLS_NODE_IP"], os.environ["MTLS_NODE_POD_CIDR"])
     restricted_token = ensure_restricted_token(api)
     write_kubeconfig(
-        cluster_dir / "kubeconfig", port,
+        cluster_dir / "kubeconfig",
+        port,
         (cluster_dir / "pki" / "ca.crt").read_bytes(),
         (cluster_dir / "pki" / "admin.token").read_text().strip(),
         restricted_token,
@@ -318,12 +322,13 @@ def main() -> int:
         crd_sets = crds.ensure_sets()
     except crds.CrdSourceError as error:
         raise BootstrapError(str(error)) from None
-    applied = apply_crds(api, [path for crd_set in crd_sets for path in crd_set.files],
-                         cluster_dir / "crds-applied.json")
+    applied = apply_crds(api, [path for crd_set in crd_sets for path in crd_set.files], cluster_dir / "crds-applied.json")
     if applied:
-        print(f"[cluster] applied {applied} CRDs of {len(crd_sets)} sets "
-              f"({', '.join(f'{s.name} {s.version}' for s in crd_sets)}) in {time.monotonic() - started:.1f} s",
-              file=sys.stderr)
+        print(
+            f"[cluster] applied {applied} CRDs of {len(crd_sets)} sets "
+            f"({', '.join(f'{s.name} {s.version}' for s in crd_sets)}) in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -334,10 +339,15 @@ if __name__ == "__main__":
         print(f"[cluster] ERROR: {error}.", file=sys.stderr)
         sys.exit(1)
     except ApiException as error:
-        print(f"[cluster] ERROR: the API server answered HTTP {error.status} ({_status_message(error)}); "
-              "read the logs under the cluster directory.", file=sys.stderr)
+        print(
+            f"[cluster] ERROR: the API server answered HTTP {error.status} ({_status_message(error)}); read the logs under the cluster directory.",
+            file=sys.stderr,
+        )
         sys.exit(1)
     except Exception as error:  # pylint: disable=broad-exception-caught  # one sentence, not a traceback
-        print(f"[cluster] ERROR: configuring the cluster failed unexpectedly ({type(error).__name__}: {error}); "
-              "read the logs under the cluster directory and report this if it repeats.", file=sys.stderr)
+        print(
+            f"[cluster] ERROR: configuring the cluster failed unexpectedly ({type(error).__name__}: {error}); "
+            "read the logs under the cluster directory and report this if it repeats.",
+            file=sys.stderr,
+        )
         sys.exit(1)

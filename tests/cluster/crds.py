@@ -82,8 +82,7 @@ def load_sources(path: Path = SOURCES_FILE) -> dict:
     for name, spec in sets.items():
         online = [key for key in ("go_module", "url_base") if spec.get(key)]
         if len(online) != 1 or not spec.get("version") or not spec.get("files"):
-            raise CrdSourceError(f"set {name} in {path} needs a version, files and exactly one of go_module "
-                                 "or url_base; fix that file")
+            raise CrdSourceError(f"set {name} in {path} needs a version, files and exactly one of go_module or url_base; fix that file")
         for entry in spec["files"]:
             if not re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256", ""))):
                 raise CrdSourceError(f"file {entry.get('path')} of set {name} in {path} has no valid sha256 pin")
@@ -94,8 +93,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def ensure_sets(sources: dict | None = None, env=None, go_command: str | None = None,
-                log=None) -> list[CrdSet]:
+def ensure_sets(sources: dict | None = None, env=None, go_command: str | None = None, log=None) -> list[CrdSet]:
     """Every set of `sources`, materialised and verified; raises CrdSourceError."""
     env = dict(os.environ if env is None else env)
     sources = load_sources() if sources is None else sources
@@ -142,8 +140,7 @@ def ensure_sets(sources: dict | None = None, env=None, go_command: str | None = 
             if not crd_set:
                 _check_needs(name, spec, contents, origin)
                 crd_set = _write_set(root, offline_set_dir, name, "offline", origin, contents)
-                log(f"CRD set {name}: the pinned {spec['version']} could not be fetched ({_short(reason)}); "
-                    f"using the {origin}")
+                log(f"CRD set {name}: the pinned {spec['version']} could not be fetched ({_short(reason)}); using the {origin}")
             result.append(crd_set)
             continue
         missing.append((name, spec, reason))
@@ -164,8 +161,9 @@ def _fetch_online(name: str, spec: dict, env: dict, go_command: str | None) -> t
             try:
                 data = path.read_bytes()
             except OSError:
-                raise CrdSourceError(f"the Go module {spec['go_module']}@{spec['version']} has no file "
-                                     f"{entry['path']}; correct that path in {SOURCES_FILE.name}") from None
+                raise CrdSourceError(
+                    f"the Go module {spec['go_module']}@{spec['version']} has no file {entry['path']}; correct that path in {SOURCES_FILE.name}"
+                ) from None
             _verify(name, entry, data, f"{spec['go_module']}@{spec['version']}/{entry['path']}")
             contents.append((path.name, data))
         return contents, origin
@@ -189,9 +187,9 @@ def _go_module_dir(spec: dict, env: dict, go_command: str | None) -> tuple[Path,
     go_env = dict(env, GOFLAGS="-mod=mod", GOWORK="off")
     with tempfile.TemporaryDirectory(prefix="mtls-crds-") as outside_any_module:
         try:
-            completed = subprocess.run([go, "mod", "download", "-json", module], cwd=outside_any_module,
-                                       env=go_env, capture_output=True, text=True, timeout=GO_TIMEOUT_S,
-                                       check=False)
+            completed = subprocess.run(
+                [go, "mod", "download", "-json", module], cwd=outside_any_module, env=go_env, capture_output=True, text=True, timeout=GO_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired:
             raise _Unreachable(f"go mod download {module} took longer than {GO_TIMEOUT_S} s") from None
         except OSError as error:
@@ -203,9 +201,11 @@ def _go_module_dir(spec: dict, env: dict, go_command: str | None) -> tuple[Path,
     if info.get("Error") or completed.returncode != 0 or not info.get("Dir"):
         raise _Unreachable(f"go mod download {module}: {info.get('Error') or completed.stderr.strip()}")
     if spec.get("go_sum") and info.get("Sum") != spec["go_sum"]:
-        raise CrdSourceError(f"the Go module {module} has hash {info.get('Sum')}, but {SOURCES_FILE.name} pins "
-                             f"{spec['go_sum']}; refusing it (the pin or the module cache is wrong: check the "
-                             "pin, or run 'go clean -modcache')")
+        raise CrdSourceError(
+            f"the Go module {module} has hash {info.get('Sum')}, but {SOURCES_FILE.name} pins "
+            f"{spec['go_sum']}; refusing it (the pin or the module cache is wrong: check the "
+            "pin, or run 'go clean -modcache')"
+        )
     return Path(info["Dir"]), f"Go module {module}"
 
 
@@ -253,26 +253,29 @@ def render_linkerd_crds_metadata(data: bytes, where: str) -> bytes:
         elif text.startswith("linkerd.io/control-plane-ns:"):
             out.append(f"{indent}linkerd.io/control-plane-ns: linkerd\n")
         else:
-            raise CrdSourceError(f"{where} has a template line that is not one of the three metadata lines "
-                                 f"crds.py renders ({text[:80]!r}); pin a version whose templates it knows")
+            raise CrdSourceError(
+                f"{where} has a template line that is not one of the three metadata lines "
+                f"crds.py renders ({text[:80]!r}); pin a version whose templates it knows"
+            )
     return "".join(out).encode("utf-8")
 
 
 def _verify(name: str, entry: dict, data: bytes, where: str) -> None:
     actual = sha256(data)
     if actual != entry["sha256"]:
-        raise CrdSourceError(f"refusing {where} of CRD set {name}: its sha256 is {actual} but "
-                             f"{SOURCES_FILE.name} pins {entry['sha256']}, so the upstream file changed or the "
-                             "download was altered; check the source and update the pin only if the new file is "
-                             "the one you want")
+        raise CrdSourceError(
+            f"refusing {where} of CRD set {name}: its sha256 is {actual} but "
+            f"{SOURCES_FILE.name} pins {entry['sha256']}, so the upstream file changed or the "
+            "download was altered; check the source and update the pin only if the new file is "
+            "the one you want"
+        )
 
 
 def _check_needs(name: str, spec: dict, contents: list[tuple[str, bytes]], origin: str) -> None:
     found = {match.decode() for _, data in contents for match in _CRD_NAME.findall(data)}
     lacking = [crd for crd in spec.get("needs") or [] if crd not in found]
     if lacking:
-        raise CrdSourceError(f"the {origin} for CRD set {name} lacks {', '.join(lacking)}, which the roles need; "
-                             "provide the complete upstream files")
+        raise CrdSourceError(f"the {origin} for CRD set {name} lacks {', '.join(lacking)}, which the roles need; provide the complete upstream files")
 
 
 def _offline_files(offline_dir: Path | None, spec: dict) -> list[Path]:
@@ -296,15 +299,13 @@ def _complete_set(name: str, version: str, directory: Path, pins: list[tuple[str
     return CrdSet(name, version, directory, manifest.get("origin", ""), files)
 
 
-def _write_set(root: Path, directory: Path, name: str, version: str, origin: str,
-               contents: list[tuple[str, bytes]]) -> CrdSet:
+def _write_set(root: Path, directory: Path, name: str, version: str, origin: str, contents: list[tuple[str, bytes]]) -> CrdSet:
     """Writes the set into a temporary directory and renames it into place."""
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
     try:
         for file_name, data in contents:
             (staging / file_name).write_bytes(data)
-        manifest = {"set": name, "version": version, "origin": origin,
-                    "files": [{"name": file_name, "sha256": sha256(data)} for file_name, data in contents]}
+        manifest = {"set": name, "version": version, "origin": origin, "files": [{"name": file_name, "sha256": sha256(data)} for file_name, data in contents]}
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
         os.chmod(staging, 0o755)
         if directory.exists():
@@ -322,8 +323,9 @@ def _write_set(root: Path, directory: Path, name: str, version: str, origin: str
 def _missing_sentence(missing: list, offline_dir: Path | None, env: dict) -> str:
     names = ", ".join(f"{name} {spec['version']}" for name, spec, _ in missing)
     offline_names = ", ".join(file_name for _, spec, _ in missing for file_name in spec.get("offline") or [])
-    absent = ", ".join(file_name for _, spec, _ in missing for file_name in spec.get("offline") or []
-                       if not offline_dir or not (offline_dir / file_name).is_file())
+    absent = ", ".join(
+        file_name for _, spec, _ in missing for file_name in spec.get("offline") or [] if not offline_dir or not (offline_dir / file_name).is_file()
+    )
     hosts = []
     if any(spec.get("go_module") for _, spec, _ in missing):
         hosts.append(f"the Go module proxy (GOPROXY={env.get('GOPROXY') or _go_proxy(env)}) with Go installed")
@@ -338,17 +340,17 @@ def _missing_sentence(missing: list, offline_dir: Path | None, env: dict) -> str
             tail = re.search(r'(?:"[^"]*"|https?://\S+): (.+)$', first)
             reasons[kind] = f"{kind}: {_short(tail.group(1) if tail else first)}"
     reasons = "; ".join(reasons.values())
-    where = (f"MTLS_CRDS_DIR={offline_dir} has no {absent}" if offline_dir
-             else "MTLS_CRDS_DIR is not set")
-    return (f"no source for the CRD sets {names} ({reasons}; {where}): set MTLS_CRDS_DIR to a directory "
-            f"with the upstream CRD files {offline_names} (see docs/local-cluster.md, \"Where the CRDs come "
-            f"from\"), or give this machine network access to {' and '.join(hosts)}")
+    where = f"MTLS_CRDS_DIR={offline_dir} has no {absent}" if offline_dir else "MTLS_CRDS_DIR is not set"
+    return (
+        f"no source for the CRD sets {names} ({reasons}; {where}): set MTLS_CRDS_DIR to a directory "
+        f'with the upstream CRD files {offline_names} (see docs/local-cluster.md, "Where the CRDs come '
+        f'from"), or give this machine network access to {" and ".join(hosts)}'
+    )
 
 
 def _go_proxy(env: dict) -> str:
     try:
-        return subprocess.run(["go", "env", "GOPROXY"], env=env, capture_output=True, text=True, timeout=30,
-                              check=False).stdout.strip() or "proxy.golang.org"
+        return subprocess.run(["go", "env", "GOPROXY"], env=env, capture_output=True, text=True, timeout=30, check=False).stdout.strip() or "proxy.golang.org"
     except (OSError, subprocess.TimeoutExpired):
         return "proxy.golang.org"
 

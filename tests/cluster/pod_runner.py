@@ -92,6 +92,7 @@ def log(message: str) -> None:
 
 # --------------------------------------------------------------------------- cluster
 
+
 def read_ports() -> dict[str, str]:
     ports = {}
     path = CLUSTER_DIR / "ports.env"
@@ -113,8 +114,7 @@ class Api:
         port = read_ports().get("MTLS_APISERVER_PORT")
         token_file = cluster_dir / "pki" / "admin.token"
         if not port or not token_file.is_file():
-            raise RunnerError(f"no local cluster in {cluster_dir} (no ports.env or pki/admin.token); "
-                              "start it with tests/cluster/up.sh first.")
+            raise RunnerError(f"no local cluster in {cluster_dir} (no ports.env or pki/admin.token); start it with tests/cluster/up.sh first.")
         self.port = port
         self.server = f"https://127.0.0.1:{port}"
         self.ca_file = cluster_dir / "pki" / "ca.crt"
@@ -140,12 +140,15 @@ class Api:
     def get(self, path: str):
         return self.request("GET", path)
 
-    def token_request(self, namespace: str, account: str, pod: dict, audiences: list[str] | None,
-                      seconds: int) -> tuple[str, float]:
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": seconds,
-                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
-                                            "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}}
+    def token_request(self, namespace: str, account: str, pod: dict, audiences: list[str] | None, seconds: int) -> tuple[str, float]:
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]},
+            },
+        }
         if audiences:
             body["spec"]["audiences"] = audiences
         answer = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body)
@@ -158,6 +161,7 @@ class Api:
 
 # --------------------------------------------------------------------------- consumers
 
+
 @dataclass
 class Context:
     """What a consumer's adapters may use: the pod, its IP, paths, the API port."""
@@ -165,7 +169,7 @@ class Context:
     pod: dict
     container: dict
     pod_ip: str
-    root: Path           # the container root (cwd); mount paths are symlinks in it
+    root: Path  # the container root (cwd); mount paths are symlinks in it
     pod_dir: Path
     kubeconfig: Path
     api_port: str
@@ -176,16 +180,16 @@ class Context:
 
 @dataclass
 class Consumer:
-    name: str                                  # build-consumers.sh NAME (or our own program)
-    images: tuple[str, ...]                    # image repository basenames
-    entrypoint: tuple[str, ...]                # the image's ENTRYPOINT after the binary
-    own_commands: tuple[str, ...] = ()         # command[0] values that mean "the image's program"
+    name: str  # build-consumers.sh NAME (or our own program)
+    images: tuple[str, ...]  # image repository basenames
+    entrypoint: tuple[str, ...]  # the image's ENTRYPOINT after the binary
+    own_commands: tuple[str, ...] = ()  # command[0] values that mean "the image's program"
     extra_args: Callable[[Context], list[str]] = lambda ctx: []
-    config_flags: tuple[str, ...] = ()         # flags naming a config file we translate
+    config_flags: tuple[str, ...] = ()  # flags naming a config file we translate
     rewrite_config: Callable[[str, Context], str] | None = None
     extra_env: Callable[[Context], dict[str, str]] = lambda ctx: {}
     program: Callable[[], list[str]] | None = None  # for programs that are not cached binaries
-    bin_names: tuple[str, ...] = ()            # build-consumers.sh names to try (default: name)
+    bin_names: tuple[str, ...] = ()  # build-consumers.sh names to try (default: name)
     # Programs that hard-code 0.0.0.0 listeners run in their own network namespace (only
     # `lo` in it); the API server and the pod's containerPorts are bridged through Unix
     # sockets in the pod directory (see netns_exec).
@@ -197,7 +201,7 @@ def _hcl_set_plugin_option(text: str, plugin_header: str, line: str) -> str:
     match = re.search(re.escape(plugin_header) + r"\s*\{\s*plugin_data\s*\{", text)
     if not match:
         return text
-    return text[:match.end()] + "\n      " + line + text[match.end():]
+    return text[: match.end()] + "\n      " + line + text[match.end() :]
 
 
 def _spire_server_config(text: str, ctx: Context) -> str:
@@ -240,9 +244,11 @@ CONSUMERS: tuple[Consumer, ...] = (
         entrypoint=(),
         own_commands=("/app/cmd/controller/controller", "controller"),
         # The controller's metrics and healthz default to 0.0.0.0; it has --kubeconfig.
-        extra_args=lambda ctx: [f"--kubeconfig={ctx.kubeconfig}",
-                                f"--metrics-listen-address={ctx.pod_ip}:9402",
-                                f"--internal-healthz-listen-address={ctx.pod_ip}:9403"],
+        extra_args=lambda ctx: [
+            f"--kubeconfig={ctx.kubeconfig}",
+            f"--metrics-listen-address={ctx.pod_ip}:9402",
+            f"--internal-healthz-listen-address={ctx.pod_ip}:9403",
+        ],
     ),
     Consumer(
         name="trust-manager",
@@ -259,10 +265,15 @@ CONSUMERS: tuple[Consumer, ...] = (
         images=("pilot",),
         entrypoint=(),
         own_commands=("/usr/local/bin/pilot-discovery", "pilot-discovery"),
-        extra_args=lambda ctx: [f"--kubeconfig={ctx.kubeconfig}",
-                                f"--httpAddr={ctx.pod_ip}:8080", f"--httpsAddr={ctx.pod_ip}:15017",
-                                f"--grpcAddr={ctx.pod_ip}:15010", f"--secureGRPCAddr={ctx.pod_ip}:15012",
-                                f"--monitoringAddr={ctx.pod_ip}:15014", f"--ctrlz_address={ctx.pod_ip}"],
+        extra_args=lambda ctx: [
+            f"--kubeconfig={ctx.kubeconfig}",
+            f"--httpAddr={ctx.pod_ip}:8080",
+            f"--httpsAddr={ctx.pod_ip}:15017",
+            f"--grpcAddr={ctx.pod_ip}:15010",
+            f"--secureGRPCAddr={ctx.pod_ip}:15012",
+            f"--monitoringAddr={ctx.pod_ip}:15014",
+            f"--ctrlz_address={ctx.pod_ip}",
+        ],
     ),
     Consumer(
         name="spire-server",
@@ -323,8 +334,7 @@ def consumer_binary(consumer: Consumer) -> tuple[str | None, str]:
     else:
         try:
             for name in consumer.bin_names or (consumer.name,):
-                result = subprocess.run([str(script), "--print-bin", name], capture_output=True,
-                                        text=True, timeout=30)
+                result = subprocess.run([str(script), "--print-bin", name], capture_output=True, text=True, timeout=30)
                 candidate = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
                 if result.returncode == 0 and candidate and os.access(candidate, os.X_OK):
                     path, reason = candidate, ""
@@ -370,14 +380,17 @@ _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 
 def expand(value: str, env: dict[str, str]) -> str:
     """kubelet's $(VAR) expansion: defined references are replaced, $$ escapes."""
+
     def replace(match):
         if match.group(0) == "$$":
             return "$"
         return env.get(match.group(1), match.group(0))
+
     return _VAR_REF.sub(replace, value)
 
 
 # --------------------------------------------------------------------------- volumes
+
 
 def atomic_write_dir(target: Path, payload: dict[str, tuple[bytes, int]]) -> bool:
     """kubelet's AtomicWriter: returns True when the payload changed and was switched in."""
@@ -420,8 +433,7 @@ def atomic_write_dir(target: Path, payload: dict[str, tuple[bytes, int]]) -> boo
     if current is not None and current.exists():
         shutil.rmtree(current, ignore_errors=True)
     for entry in target.iterdir():  # leftovers of an interrupted earlier switch
-        if entry.name.startswith("..") and entry.name not in ("..data", stamp) and entry.is_dir() \
-                and not entry.is_symlink():
+        if entry.name.startswith("..") and entry.name not in ("..data", stamp) and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
     return True
 
@@ -467,8 +479,7 @@ def field_value(pod: dict, path: str) -> str:
 
 
 _QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-            "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
+_FACTORS = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
 
 
 def _quantity(text: str) -> float:
@@ -551,8 +562,7 @@ class Projector:
             if "fieldRef" in item:
                 out[item["path"]] = (field_value(self.pod, item["fieldRef"]["fieldPath"]).encode(), item.get("mode", mode))
             else:
-                container = next((c for c in self.pod["spec"]["containers"]
-                                  if c["name"] == item["resourceFieldRef"].get("containerName")), {})
+                container = next((c for c in self.pod["spec"]["containers"] if c["name"] == item["resourceFieldRef"].get("containerName")), {})
                 out[item["path"]] = (resource_value(container, item["resourceFieldRef"]).encode(), item.get("mode", mode))
         return out
 
@@ -574,8 +584,7 @@ class Projector:
                 if "serviceAccountToken" in source:
                     spec = source["serviceAccountToken"]
                     audience = spec.get("audience")
-                    token = self._token(f"{volume['name']}/{spec['path']}", account,
-                                        [audience] if audience else None, int(spec.get("expirationSeconds", 3600)))
+                    token = self._token(f"{volume['name']}/{spec['path']}", account, [audience] if audience else None, int(spec.get("expirationSeconds", 3600)))
                     out[spec["path"]] = (token.encode(), 0o600 if mode == 0o644 else mode)
                 elif "configMap" in source:
                     out.update(self._keyed("configmaps", {**source["configMap"], "defaultMode": mode}, mode, "ConfigMap"))
@@ -656,14 +665,14 @@ class Projector:
                             if ref["key"] in data:
                                 env[item["name"]] = data[ref["key"]].decode(errors="replace")
                             elif not ref.get("optional"):
-                                raise RunnerError(f"env {item['name']}: {kind[:-1]} {self.namespace}/{ref['name']} "
-                                                  f"has no key {ref['key']}")
+                                raise RunnerError(f"env {item['name']}: {kind[:-1]} {self.namespace}/{ref['name']} has no key {ref['key']}")
             else:
                 env[item["name"]] = ""
         return env
 
 
 # --------------------------------------------------------------------------- netns bridge
+
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:
     def pump(src, dst):
@@ -681,6 +690,7 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
     threading.Thread(target=pump, args=(a, b), daemon=True).start()
     threading.Thread(target=pump, args=(b, a), daemon=True).start()
 
@@ -736,7 +746,7 @@ def netns_exec(api_port: int, sock_dir: str, ports: list[int], binds: list[str],
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
         for bind in binds:
             source, _, target = bind.partition(":")
-            target = "/run" + target[len("/var/run"):] if target.startswith("/var/run/") else target
+            target = "/run" + target[len("/var/run") :] if target.startswith("/var/run/") else target
             os.makedirs(target, exist_ok=True)
             subprocess.run(["mount", "--bind", "-o", "ro", source, target], check=True)
     Bridge(("tcp", ("127.0.0.1", api_port)), ("unix", f"{sock_dir}/api.sock"))
@@ -757,6 +767,7 @@ def netns_interfaces(pid: int) -> set[str]:
 
 
 # --------------------------------------------------------------------------- listeners
+
 
 def _proc_sockets(pid: int | None = None) -> list[tuple[str, str, int]]:
     """(proto, address, inode) of every listening TCP and bound UDP socket (of pid's netns)."""
@@ -779,7 +790,7 @@ def _proc_sockets(pid: int | None = None) -> list[tuple[str, str, int]]:
             if len(raw) == 4:
                 ip = str(ipaddress.IPv4Address(raw[::-1]))
             else:
-                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
                 ip = str(ipaddress.IPv6Address(b"".join(words)))
             out.append((proto, f"{ip}:{int(hex_port, 16)}", inode))
     return out
@@ -792,7 +803,7 @@ def session_pids(leader: int) -> list[int]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[3]) == leader:  # session id
                 pids.append(int(entry.name))
         except (OSError, ValueError, IndexError):
@@ -826,10 +837,11 @@ def is_loopback(address: str) -> bool:
 
 # --------------------------------------------------------------------------- processes
 
+
 def process_start_time(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[19]
+        return stat[stat.rindex(")") + 2 :].split()[19]
     except (OSError, ValueError, IndexError):
         return None
 
@@ -962,9 +974,16 @@ class Supervisor:
         entry = self.managed.get(key)
         if entry is None:
             pod_dir = CLUSTER_DIR / "pods" / f"{namespace}.{name}"
-            entry = Managed(key=key, consumer=consumer, namespace=namespace, pod_name=name,
-                            pod_uid=pod["metadata"]["uid"], container_name=container["name"], pod_dir=pod_dir,
-                            log_path=CLUSTER_DIR / "logs" / "pods" / f"{namespace}.{name}.{container['name']}.log")
+            entry = Managed(
+                key=key,
+                consumer=consumer,
+                namespace=namespace,
+                pod_name=name,
+                pod_uid=pod["metadata"]["uid"],
+                container_name=container["name"],
+                pod_dir=pod_dir,
+                log_path=CLUSTER_DIR / "logs" / "pods" / f"{namespace}.{name}.{container['name']}.log",
+            )
             self.managed[key] = entry
         entry.pod_ip = pod_ip_of(pod)
         pod_key = f"{namespace}/{name}"
@@ -994,17 +1013,22 @@ class Supervisor:
             entry.pid_file().unlink(missing_ok=True)
             entry.next_start = time.monotonic() + RESTART_BACKOFF_S[min(entry.restarts, len(RESTART_BACKOFF_S) - 1)]
             entry.restarts += 1
-            log(f"{key}: {entry.message}; restart {entry.restarts} in "
-                f"{entry.next_start - time.monotonic():.0f}s (log {entry.log_path})")
+            log(f"{key}: {entry.message}; restart {entry.restarts} in {entry.next_start - time.monotonic():.0f}s (log {entry.log_path})")
             return
         if time.monotonic() < entry.next_start:
             return
         self.start(entry, pod, container, projector, ctx)
 
     def context(self, entry: Managed, pod: dict, container: dict) -> Context:
-        return Context(pod=pod, container=container, pod_ip=entry.pod_ip,
-                       root=entry.pod_dir / "c" / container["name"], pod_dir=entry.pod_dir,
-                       kubeconfig=entry.pod_dir / f"{container['name']}.kubeconfig", api_port=self.api.port)
+        return Context(
+            pod=pod,
+            container=container,
+            pod_ip=entry.pod_ip,
+            root=entry.pod_dir / "c" / container["name"],
+            pod_dir=entry.pod_dir,
+            kubeconfig=entry.pod_dir / f"{container['name']}.kubeconfig",
+            api_port=self.api.port,
+        )
 
     def write_kubeconfig(self, entry: Managed, projector: Projector, pod: dict) -> None:
         account = pod["spec"].get("serviceAccountName") or "default"
@@ -1021,7 +1045,8 @@ class Supervisor:
             f"    certificate-authority: {self.api.ca_file}\n"
             f"users:\n- name: {entry.namespace}/{account}\n  user:\n    tokenFile: {token_file}\n"
             f"contexts:\n- name: local\n  context: {{cluster: local, user: {entry.namespace}/{account}, "
-            f"namespace: {entry.namespace}}}\ncurrent-context: local\n")
+            f"namespace: {entry.namespace}}}\ncurrent-context: local\n"
+        )
         if not kubeconfig.exists() or kubeconfig.read_text() != text:
             _write_file(kubeconfig, text.encode(), 0o600)
 
@@ -1058,8 +1083,7 @@ class Supervisor:
             binary, reason = consumer_binary(consumer)
             if not binary:
                 entry.state = "no-binary"
-                entry.message = (f"no {consumer.name} binary is built ({reason}); build it with "
-                                 f"tests/cluster/build-consumers.sh")
+                entry.message = f"no {consumer.name} binary is built ({reason}); build it with tests/cluster/build-consumers.sh"
                 return
             program = [binary]
         entry.binary = program[0]
@@ -1069,12 +1093,13 @@ class Supervisor:
         args = [expand(a, env) for a in container.get("args") or []]
         if command:
             if os.path.basename(command[0]) not in {os.path.basename(c) for c in consumer.own_commands}:
-                raise RunnerError(f"{entry.key}: command {command[0]} is not the image's program "
-                                  f"({', '.join(consumer.own_commands)}); the pod runner cannot run it")
+                raise RunnerError(
+                    f"{entry.key}: command {command[0]} is not the image's program ({', '.join(consumer.own_commands)}); the pod runner cannot run it"
+                )
             argv = program + command[1:] + args
         else:
             argv = program + list(consumer.entrypoint) + args
-        argv = argv[:len(program)] + [translate_arg(a, ctx) for a in argv[len(program):]]
+        argv = argv[: len(program)] + [translate_arg(a, ctx) for a in argv[len(program) :]]
         entry.config_copies = {}
         if consumer.config_flags:
             for index, arg in enumerate(argv):
@@ -1115,34 +1140,59 @@ class Supervisor:
             for bridge in entry.bridges:
                 bridge.close()
             entry.bridges = [Bridge(("unix", str(sock_dir / "api.sock")), ("tcp", ("127.0.0.1", int(self.api.port))))]
-            entry.bridges += [Bridge(("tcp", (entry.pod_ip, port)), ("unix", str(sock_dir / f"port-{port}.sock")))
-                              for port in ports]
-            binds = [f"{projector.volume_dir(m['name'])}:{m['mountPath']}" for m in container.get("volumeMounts") or []
-                     if m["mountPath"].startswith(("/var/run/secrets/", "/run/secrets/"))]
-            argv = ["unshare", "--net", "--mount", "--", sys.executable, str(Path(__file__).resolve()), "netns-exec",
-                    "--api-port", self.api.port, "--sock-dir", str(sock_dir), "--ports", ",".join(map(str, ports))] \
-                + [f"--bind={b}" for b in binds] + ["--"] + argv
+            entry.bridges += [Bridge(("tcp", (entry.pod_ip, port)), ("unix", str(sock_dir / f"port-{port}.sock"))) for port in ports]
+            binds = [
+                f"{projector.volume_dir(m['name'])}:{m['mountPath']}"
+                for m in container.get("volumeMounts") or []
+                if m["mountPath"].startswith(("/var/run/secrets/", "/run/secrets/"))
+            ]
+            argv = (
+                [
+                    "unshare",
+                    "--net",
+                    "--mount",
+                    "--",
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "netns-exec",
+                    "--api-port",
+                    self.api.port,
+                    "--sock-dir",
+                    str(sock_dir),
+                    "--ports",
+                    ",".join(map(str, ports)),
+                ]
+                + [f"--bind={b}" for b in binds]
+                + ["--"]
+                + argv
+            )
         entry.argv = argv
         # Without a readinessProbe kubelet calls a started container ready; the liveness
         # probe is the better signal that the program is up, so it stands in here.
         entry.probe = container.get("readinessProbe") or container.get("livenessProbe")
         entry.ports = {p["name"]: p["containerPort"] for p in container.get("ports") or [] if p.get("name")}
-        (entry.pod_dir / f"{entry.container_name}.cmd.json").write_text(json.dumps(
-            {"argv": argv, "cwd": str(ctx.root), "env": process_env}, indent=1))
+        (entry.pod_dir / f"{entry.container_name}.cmd.json").write_text(json.dumps({"argv": argv, "cwd": str(ctx.root), "env": process_env}, indent=1))
         entry.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(entry.log_path, "ab") as log_file:
-            log_file.write(f"\n==== {datetime.datetime.now(datetime.timezone.utc).isoformat()} pod runner starts: "
-                           f"{shlex.join(argv)} (cwd {ctx.root})\n".encode())
+            log_file.write(
+                f"\n==== {datetime.datetime.now(datetime.timezone.utc).isoformat()} pod runner starts: {shlex.join(argv)} (cwd {ctx.root})\n".encode()
+            )
             log_file.flush()
-            entry.process = subprocess.Popen(argv, cwd=ctx.root, env=process_env, stdin=subprocess.DEVNULL,
-                                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=_set_pdeathsig)
+            entry.process = subprocess.Popen(
+                argv,
+                cwd=ctx.root,
+                env=process_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig,
+            )
         entry.started = time.time()
         entry.state = "starting"
         entry.message = ""
         entry.pid_file().write_text(f"{entry.process.pid}\n{process_start_time(entry.process.pid)}\n")
-        log(f"{entry.key}: started {consumer.name} (pid {entry.process.pid}, pod IP {entry.pod_ip}, "
-            f"log {entry.log_path})")
+        log(f"{entry.key}: started {consumer.name} (pid {entry.process.pid}, pod IP {entry.pod_ip}, log {entry.log_path})")
 
     def check_listeners(self, entry: Managed) -> None:
         pids = session_pids(entry.process.pid)
@@ -1151,8 +1201,9 @@ class Supervisor:
             # In its own network namespace with only `lo`, 0.0.0.0 is loopback-only; the
             # host side is the bridge on the pod IP.
             entry.listeners = [f"netns-{a}" for a in listeners_of(inner, inner[0])] if inner else []
-            entry.listeners += [f"bridge-tcp:{b.listener.getsockname()[0]}:{b.listener.getsockname()[1]}"
-                                for b in entry.bridges if b.listener.family == socket.AF_INET]
+            entry.listeners += [
+                f"bridge-tcp:{b.listener.getsockname()[0]}:{b.listener.getsockname()[1]}" for b in entry.bridges if b.listener.family == socket.AF_INET
+            ]
             bad = [a for a in entry.listeners if a.startswith("bridge-") and not is_loopback(a[7:])]
             if not inner and time.time() - entry.started > 5:
                 bad = ["(the program is not in a network namespace that has only lo)"]
@@ -1243,12 +1294,26 @@ class Supervisor:
             "updated": time.time(),
             "generation": self.generation,
             "containers": [
-                {"key": m.key, "consumer": m.consumer.name, "namespace": m.namespace, "pod": m.pod_name,
-                 "container": m.container_name, "pid": m.process.pid if m.process else None, "state": m.state,
-                 "message": m.message, "restarts": m.restarts, "last_exit": m.last_exit, "started": m.started,
-                 "ready_since": m.ready_since, "pod_ip": m.pod_ip, "listeners": m.listeners,
-                 "log": str(m.log_path), "argv": m.argv, "pod_dir": str(m.pod_dir),
-                 "config_copies": m.config_copies}
+                {
+                    "key": m.key,
+                    "consumer": m.consumer.name,
+                    "namespace": m.namespace,
+                    "pod": m.pod_name,
+                    "container": m.container_name,
+                    "pid": m.process.pid if m.process else None,
+                    "state": m.state,
+                    "message": m.message,
+                    "restarts": m.restarts,
+                    "last_exit": m.last_exit,
+                    "started": m.started,
+                    "ready_since": m.ready_since,
+                    "pod_ip": m.pod_ip,
+                    "listeners": m.listeners,
+                    "log": str(m.log_path),
+                    "argv": m.argv,
+                    "pod_dir": str(m.pod_dir),
+                    "config_copies": m.config_copies,
+                }
                 for m in self.managed.values()
             ],
         }
@@ -1264,6 +1329,7 @@ def _write_file(path: Path, content: bytes, mode: int) -> None:
 
 
 # --------------------------------------------------------------------------- commands
+
 
 def state_path() -> Path:
     return CLUSTER_DIR / "run" / "pod-runner.json"
@@ -1299,8 +1365,7 @@ def selected(container: dict, only: set[str] | None) -> bool:
     """--only matches a consumer name, a namespace, or NAMESPACE/POD."""
     if not only:
         return True
-    return any(o in (container["consumer"], container["namespace"]) or container["key"].startswith(o.rstrip("/") + "/")
-               for o in only)
+    return any(o in (container["consumer"], container["namespace"]) or container["key"].startswith(o.rstrip("/") + "/") for o in only)
 
 
 def command_up(timeout_s: float, only: set[str] | None = None) -> int:
@@ -1311,9 +1376,14 @@ def command_up(timeout_s: float, only: set[str] | None = None) -> int:
         (CLUSTER_DIR / "run").mkdir(parents=True, exist_ok=True)
         (CLUSTER_DIR / "logs").mkdir(parents=True, exist_ok=True)
         supervisor_log = open(CLUSTER_DIR / "logs" / "pod-runner.log", "ab")
-        process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "supervise"],
-                                   stdin=subprocess.DEVNULL, stdout=supervisor_log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=str(CLUSTER_DIR))
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "supervise"],
+            stdin=subprocess.DEVNULL,
+            stdout=supervisor_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(CLUSTER_DIR),
+        )
         (CLUSTER_DIR / "run" / "pod-runner.pid").write_text(f"{process.pid}\n{process_start_time(process.pid)}\n")
         pid = process.pid
         log(f"started the supervisor (pid {pid}, log {CLUSTER_DIR / 'logs' / 'pod-runner.log'})")
@@ -1331,8 +1401,11 @@ def command_up(timeout_s: float, only: set[str] | None = None) -> int:
             elif state.get("generation", 0) >= first_generation + 1:
                 containers = [c for c in state.get("containers", []) if selected(c, only)]
                 missing = sorted(o for o in (only or ()) if not any(selected(c, {o}) for c in containers))
-                failed = [c for c in containers if c["state"] in ("crashed", "refused", "no-binary")
-                          or (c["restarts"] and c["started"] >= began - 1 and c["state"] != "ready")]
+                failed = [
+                    c
+                    for c in containers
+                    if c["state"] in ("crashed", "refused", "no-binary") or (c["restarts"] and c["started"] >= began - 1 and c["state"] != "ready")
+                ]
                 if failed:
                     for c in failed:
                         if c["state"] != "no-binary":
@@ -1340,22 +1413,26 @@ def command_up(timeout_s: float, only: set[str] | None = None) -> int:
                             print(log_tail(c["log"]), file=sys.stderr)
                     c = failed[0]
                     raise RunnerError(
-                        f"{c['consumer']} of pod {c['namespace']}/{c['pod']} did not start: {c['message'] or c['state']} "
-                        f"(its log tail is above).")
+                        f"{c['consumer']} of pod {c['namespace']}/{c['pod']} did not start: {c['message'] or c['state']} (its log tail is above)."
+                    )
                 if not missing and all(c["state"] == "ready" for c in containers):
                     print_table(state)
                     return 0
         if time.time() > deadline:
             state = read_state()
             if only and not any(selected(c, only) for c in state.get("containers", [])):
-                raise RunnerError(f"no running pod's image maps to {', '.join(sorted(only))} within {timeout_s:.0f}s "
-                                  "(is its Deployment/StatefulSet/DaemonSet applied, and did kwok mark the pod Running?).")
+                raise RunnerError(
+                    f"no running pod's image maps to {', '.join(sorted(only))} within {timeout_s:.0f}s "
+                    "(is its Deployment/StatefulSet/DaemonSet applied, and did kwok mark the pod Running?)."
+                )
             waiting = [c for c in state.get("containers", []) if c["state"] != "ready" and selected(c, only)]
             for c in waiting:
                 print(f"---- {c['key']} ({c['consumer']}): last lines of {c['log']}", file=sys.stderr)
                 print(log_tail(c["log"]), file=sys.stderr)
-            names = ", ".join(f"{c['consumer']} ({c['namespace']}/{c['pod']}: {c['state']} {c['message']})".strip()
-                              for c in waiting) or "the supervisor's first reconcile"
+            names = (
+                ", ".join(f"{c['consumer']} ({c['namespace']}/{c['pod']}: {c['state']} {c['message']})".strip() for c in waiting)
+                or "the supervisor's first reconcile"
+            )
             raise RunnerError(f"not ready within {timeout_s:.0f}s: {names}; the log tails are above.")
         time.sleep(0.3)
 
@@ -1364,8 +1441,7 @@ def print_table(state: dict) -> None:
     rows = state.get("containers", [])
     print(f"{'POD/CONTAINER':58} {'CONSUMER':24} {'PID':>7} {'STATE':9} {'RESTARTS':>8} LISTENERS")
     for c in rows:
-        print(f"{c['key']:58} {c['consumer']:24} {str(c['pid'] or '-'):>7} {c['state']:9} {c['restarts']:>8} "
-              f"{' '.join(c['listeners'])}")
+        print(f"{c['key']:58} {c['consumer']:24} {str(c['pid'] or '-'):>7} {c['state']:9} {c['restarts']:>8} {' '.join(c['listeners'])}")
     if not rows:
         print("(no running pod's image maps to a local program)")
 
@@ -1415,9 +1491,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start (or reuse) the supervisor; wait until every consumer is ready")
     up.add_argument("--timeout", type=float, default=float(os.environ.get("MTLS_POD_RUNNER_TIMEOUT", 120)))
-    up.add_argument("--only", action="append", metavar="CONSUMER",
-                    help="wait for (and judge) only these: a consumer name, a namespace or NAMESPACE/POD (repeatable); "
-                         "the others keep running")
+    up.add_argument(
+        "--only",
+        action="append",
+        metavar="CONSUMER",
+        help="wait for (and judge) only these: a consumer name, a namespace or NAMESPACE/POD (repeatable); the others keep running",
+    )
     sub.add_parser("down", help="stop the supervisor and every consumer it started")
     status = sub.add_parser("status", help="the consumers and their state (exit 0 when all are ready)")
     status.add_argument("--json", action="store_true")
@@ -1431,8 +1510,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "netns-exec":
         program = args.program[1:] if args.program[:1] == ["--"] else args.program
-        return netns_exec(args.api_port, args.sock_dir, [int(p) for p in args.ports.split(",") if p], args.bind,
-                          program)
+        return netns_exec(args.api_port, args.sock_dir, [int(p) for p in args.ports.split(",") if p], args.bind, program)
     try:
         if args.command == "up":
             return command_up(args.timeout, set(args.only or []) or None)

@@ -25,75 +25,83 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE_PLAYBOOK = os.path.join(REPO, '.venv', 'bin', 'ansible-playbook')
+ANSIBLE_PLAYBOOK = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
 
 
 def _demo_passphrases():
     # The published demo passphrases of inventories/local (not secrets), read from the
     # inventory rather than repeated here, so that no copy of them ships in a built
     # collection: the root and intermediate keys of the test PKI are encrypted with them.
-    with open(os.path.join(REPO, 'inventories', 'local', 'group_vars', 'all', 'pki.yml')) as handle:
+    with open(os.path.join(REPO, "inventories", "local", "group_vars", "all", "pki.yml")) as handle:
         values = yaml.safe_load(handle)
-    return (values['mtls_root_key_passphrase'].encode('utf-8'),
-            values['mtls_intermediate_key_passphrase'].encode('utf-8'))
+    return (values["mtls_root_key_passphrase"].encode("utf-8"), values["mtls_intermediate_key_passphrase"].encode("utf-8"))
 
 
 DEMO_PASSPHRASE, DEMO_INTERMEDIATE_PASSPHRASE = _demo_passphrases()
 # The default mtls_pki_dir of inventories/local (what `make run` converges): the per-user
 # data directory, outside the checkout.
-LOCAL_PKI_DIR = os.path.join(os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share'),
-                             'zerotrust-mtls', 'pki')
-NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
+LOCAL_PKI_DIR = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "zerotrust-mtls", "pki")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def kube_extra_vars():
     """Use the local control plane when it runs; otherwise run the file-only parts."""
-    kubeconfig = os.environ.get('MTLS_KUBECONFIG', '')
-    extra = ['-e', 'mtls_kubeconfig=%s' % kubeconfig]
-    if os.environ.get('MTLS_ROTATION_NAMESPACE'):
+    kubeconfig = os.environ.get("MTLS_KUBECONFIG", "")
+    extra = ["-e", "mtls_kubeconfig=%s" % kubeconfig]
+    if os.environ.get("MTLS_ROTATION_NAMESPACE"):
         # Records and state ConfigMaps of a test go to its own namespace on the shared cluster.
-        extra += ['-e', 'mtls_rotation_namespace=%s' % os.environ['MTLS_ROTATION_NAMESPACE']]
+        extra += ["-e", "mtls_rotation_namespace=%s" % os.environ["MTLS_ROTATION_NAMESPACE"]]
     return extra
 
 
 def playbook_command(playbook, pki_dir, *extra):
     # These proofs rotate a PKI of their own under the default inventory, whose host is also
     # the shared cluster's estate: the rotations must not run the estate's roles with it.
-    return [ANSIBLE_PLAYBOOK, os.path.join(REPO, 'playbooks', playbook),
-            '-e', 'mtls_pki_dir=%s' % pki_dir, '-e', 'mtls_rotation_converge_roles=false'] + kube_extra_vars() + list(extra)
+    return (
+        [ANSIBLE_PLAYBOOK, os.path.join(REPO, "playbooks", playbook), "-e", "mtls_pki_dir=%s" % pki_dir, "-e", "mtls_rotation_converge_roles=false"]
+        + kube_extra_vars()
+        + list(extra)
+    )
 
 
 def playbook_env():
     env = dict(os.environ)
-    env.update(ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_PIPELINING='1',
-               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_PIPELINING="1", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return env
 
 
 def run_playbook(playbook, pki_dir, *extra, timeout=300, log=None):
     """Run a playbook to completion; returns its output; raises with the tail on failure."""
-    result = subprocess.run(playbook_command(playbook, pki_dir, *extra), cwd=REPO, env=playbook_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    output = result.stdout.decode('utf-8', 'replace')
+    result = subprocess.run(
+        playbook_command(playbook, pki_dir, *extra),
+        cwd=REPO,
+        env=playbook_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout.decode("utf-8", "replace")
     if log is not None:
-        with open(log, 'a') as handle:
+        with open(log, "a") as handle:
             handle.write(output)
     if result.returncode != 0:
-        raise AssertionError('%s failed (rc %d):\n%s' % (playbook, result.returncode, output[-4000:]))
+        raise AssertionError("%s failed (rc %d):\n%s" % (playbook, result.returncode, output[-4000:]))
     return output
 
 
 def bootstrap(pki_dir):
     """A fresh PKI as an operator builds it: bootstrap, then the regular renewal job
     (which adds fullchain files and the trust bundle file)."""
-    run_playbook('bootstrap_pki.yml', pki_dir)
-    run_playbook('rotate_client_certs.yml', pki_dir)
+    run_playbook("bootstrap_pki.yml", pki_dir)
+    run_playbook("rotate_client_certs.yml", pki_dir)
 
 
 # --------------------------------------------------------------------------- PKI checks
 
+
 def _read(path):
-    with open(path, 'rb') as handle:
+    with open(path, "rb") as handle:
         return handle.read()
 
 
@@ -101,13 +109,13 @@ def load_key(path):
     """The private key of ``path`` (CA keys are encrypted with the demo passphrases)."""
     pem = _read(path)
     if not pem.strip():
-        raise AssertionError('%s is empty (truncated)' % path)
+        raise AssertionError("%s is empty (truncated)" % path)
     for passphrase in (None, DEMO_PASSPHRASE, DEMO_INTERMEDIATE_PASSPHRASE):
         try:
             return serialization.load_pem_private_key(pem, password=passphrase)
         except (TypeError, ValueError):
             continue
-    raise AssertionError('%s does not parse as a PEM private key (truncated or corrupt)' % path)
+    raise AssertionError("%s does not parse as a PEM private key (truncated or corrupt)" % path)
 
 
 def load_certs(path):
@@ -115,20 +123,19 @@ def load_certs(path):
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError as exc:
-        raise AssertionError('%s does not parse as PEM certificates: %s' % (path, exc))
+        raise AssertionError("%s does not parse as PEM certificates: %s" % (path, exc)) from None
     if not certs:
-        raise AssertionError('%s holds no certificate' % path)
+        raise AssertionError("%s holds no certificate" % path)
     return certs
 
 
 def public_fingerprint(public_key):
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo).hex()
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo).hex()
 
 
 def cert_for_key(key_path):
     """The certificate file that goes with a key file (ca.key -> ca.crt, x.key -> x.crt)."""
-    return key_path[:-len('.key')] + '.crt'
+    return key_path[: -len(".key")] + ".crt"
 
 
 def check_pki(pki_dir, mismatches=None):
@@ -142,43 +149,41 @@ def check_pki(pki_dir, mismatches=None):
     """
     problems = []
     ca_keys = set()
-    for path in sorted(glob.glob(os.path.join(pki_dir, '**', '*'), recursive=True)):
+    for path in sorted(glob.glob(os.path.join(pki_dir, "**", "*"), recursive=True)):
         name = os.path.basename(path)
-        if not os.path.isfile(path) or name.startswith('.') or name.endswith('.json') or '.json.' in name:
+        if not os.path.isfile(path) or name.startswith(".") or name.endswith(".json") or ".json." in name:
             continue
         try:
-            if name.endswith('~'):
-                if '.key.' in name:
+            if name.endswith("~"):
+                if ".key." in name:
                     key = load_key(path)
                     ca_keys.add(public_fingerprint(key.public_key()))
                 continue
-            if name.endswith(('.crt', '.pem')):
+            if name.endswith((".crt", ".pem")):
                 load_certs(path)
-            elif name.endswith('.key'):
+            elif name.endswith(".key"):
                 key = load_key(path)
                 cert_path = cert_for_key(path)
                 if not os.path.exists(cert_path):
-                    problems.append('%s has no certificate beside it' % path)
+                    problems.append("%s has no certificate beside it" % path)
                     continue
                 cert = load_certs(cert_path)[0]
                 if public_fingerprint(cert.public_key()) != public_fingerprint(key.public_key()):
                     # Callers that expect a repair on rerun collect these instead of failing.
-                    (mismatches if mismatches is not None else problems).append(
-                        '%s does not match %s' % (path, cert_path))
+                    (mismatches if mismatches is not None else problems).append("%s does not match %s" % (path, cert_path))
                 if os.stat(path).st_mode & 0o077:
-                    problems.append('%s is readable by others (mode %o)' % (path, os.stat(path).st_mode & 0o777))
-                if _has_basic_constraints(cert) and \
-                        cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                    problems.append("%s is readable by others (mode %o)" % (path, os.stat(path).st_mode & 0o777))
+                if _has_basic_constraints(cert) and cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
                     ca_keys.add(public_fingerprint(key.public_key()))
         except AssertionError as exc:
             problems.append(str(exc))
     if problems:
-        raise AssertionError('PKI check failed:\n  ' + '\n  '.join(problems))
+        raise AssertionError("PKI check failed:\n  " + "\n  ".join(problems))
     return ca_keys
 
 
 def stale_temp_files(pki_dir):
-    return [p for p in glob.glob(os.path.join(pki_dir, '**', '.*'), recursive=True) if p.endswith('.tmp')]
+    return [p for p in glob.glob(os.path.join(pki_dir, "**", ".*"), recursive=True) if p.endswith(".tmp")]
 
 
 def _has_basic_constraints(cert):
@@ -191,6 +196,7 @@ def _has_basic_constraints(cert):
 
 # --------------------------------------------------------------------------- nginx
 
+
 def kill_group(process):
     """SIGKILL a process started with start_new_session=True and everything it started."""
     try:
@@ -202,24 +208,24 @@ def kill_group(process):
 
 def free_port():
     with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
+        sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def start_nginx(prefix, conf, port):
     """Start nginx in the foreground of its own process; return once it listens on 127.0.0.1:port."""
-    process = subprocess.Popen([NGINX, '-p', prefix, '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([NGINX, "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
-            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return process
         except OSError:
             if process.poll() is not None:
-                raise AssertionError('nginx did not start: %s' % process.stderr.read().decode())
+                raise AssertionError("nginx did not start: %s" % process.stderr.read().decode()) from None
             time.sleep(0.05)
     process.kill()
-    raise AssertionError('nginx did not listen on 127.0.0.1:%d within 10 s' % port)
+    raise AssertionError("nginx did not listen on 127.0.0.1:%d within 10 s" % port)
 
 
 class Nginx(object):
@@ -228,13 +234,15 @@ class Nginx(object):
 
     def __init__(self, pki_dir, workdir):
         self.pki_dir = pki_dir
-        self.prefix = os.path.join(workdir, 'nginx')
-        os.makedirs(os.path.join(self.prefix, 'logs'), exist_ok=True)
+        self.prefix = os.path.join(workdir, "nginx")
+        os.makedirs(os.path.join(self.prefix, "logs"), exist_ok=True)
         self.port = free_port()
-        self.conf = os.path.join(self.prefix, 'nginx.conf')
-        self.watched = [os.path.join(pki_dir, 'server', 'localhost.fullchain.crt'),
-                        os.path.join(pki_dir, 'server', 'localhost.key'),
-                        os.path.join(pki_dir, 'trust', 'bundle.pem')]
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        self.watched = [
+            os.path.join(pki_dir, "server", "localhost.fullchain.crt"),
+            os.path.join(pki_dir, "server", "localhost.key"),
+            os.path.join(pki_dir, "trust", "bundle.pem"),
+        ]
         self.reloads = 0
         self.refused_configs = 0
         self.process = None
@@ -242,8 +250,9 @@ class Nginx(object):
         self._watcher = None
 
     def _write_conf(self):
-        with open(self.conf, 'w') as handle:
-            handle.write('''
+        with open(self.conf, "w") as handle:
+            handle.write(
+                """
 daemon off;
 worker_processes 1;
 pid %(prefix)s/nginx.pid;
@@ -268,7 +277,9 @@ http {
         location / { return 200 "verified $ssl_client_s_dn\\n"; }
     }
 }
-''' % dict(prefix=self.prefix, port=self.port, cert=self.watched[0], key=self.watched[1], bundle=self.watched[2]))
+"""
+                % dict(prefix=self.prefix, port=self.port, cert=self.watched[0], key=self.watched[1], bundle=self.watched[2])
+            )
 
     def _signature(self):
         stamp = []
@@ -295,13 +306,11 @@ http {
                 continue
             # Reload only a configuration nginx accepts (a key and certificate that match);
             # until then the running workers keep serving the previous files.
-            test = subprocess.run([NGINX, '-t', '-q', '-p', self.prefix, '-c', self.conf],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            test = subprocess.run([NGINX, "-t", "-q", "-p", self.prefix, "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             if test.returncode != 0:
                 self.refused_configs += 1
                 continue
-            subprocess.run([NGINX, '-s', 'reload', '-p', self.prefix, '-c', self.conf],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            subprocess.run([NGINX, "-s", "reload", "-p", self.prefix, "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             self.reloads += 1
             seen = now
 
@@ -320,15 +329,16 @@ http {
 
 # --------------------------------------------------------------------------- client
 
+
 class MtlsClient(object):
     """Does one full mTLS handshake (new connection, no session reuse) plus a request
     after another, reloading its certificate, key and trust bundle when they change."""
 
     def __init__(self, pki_dir, port, max_seconds, max_handshakes):
         self.port = port
-        self.cert = os.path.join(pki_dir, 'client', 'demo-client.fullchain.crt')
-        self.key = os.path.join(pki_dir, 'client', 'demo-client.key')
-        self.bundle = os.path.join(pki_dir, 'trust', 'bundle.pem')
+        self.cert = os.path.join(pki_dir, "client", "demo-client.fullchain.crt")
+        self.key = os.path.join(pki_dir, "client", "demo-client.key")
+        self.bundle = os.path.join(pki_dir, "trust", "bundle.pem")
         self.max_seconds = max_seconds
         self.max_handshakes = max_handshakes
         self.successes = 0
@@ -374,14 +384,14 @@ class MtlsClient(object):
                 self.server_issuers.add(self.handshake())
                 self.successes += 1
             except (OSError, ssl.SSLError, AssertionError) as exc:
-                self.failures.append('%s: %s' % (time.strftime('%H:%M:%S'), exc))
+                self.failures.append("%s: %s" % (time.strftime("%H:%M:%S"), exc))
             # Paced so the playbook keeps most of the two cores this runs on.
             time.sleep(0.02)
 
     def start(self):
         self._maybe_reload()
         if self._context is None:
-            raise AssertionError('the client cannot load %s / %s / %s' % (self.cert, self.key, self.bundle))
+            raise AssertionError("the client cannot load %s / %s / %s" % (self.cert, self.key, self.bundle))
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
@@ -394,18 +404,18 @@ class MtlsClient(object):
 def https_get(context, port):
     """One full mTLS handshake (a new connection) and GET / to 127.0.0.1:port; fails unless
     the answer is 200. Returns the issuer of the server certificate."""
-    with socket.create_connection(('127.0.0.1', port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname='localhost') as tls:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
             issuer = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).issuer.rfc4514_string()
-            tls.sendall(b'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
-            answer = b''
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = b""
             while True:
                 chunk = tls.recv(4096)
                 if not chunk:
                     break
                 answer += chunk
-    if not answer.startswith(b'HTTP/1.1 200'):
-        raise AssertionError('nginx answered %r' % answer[:80])
+    if not answer.startswith(b"HTTP/1.1 200"):
+        raise AssertionError("nginx answered %r" % answer[:80])
     return issuer
 
 
@@ -418,7 +428,7 @@ def context_trusting(bundle_pem_path, cert=None, key=None):
 
 
 def workdir():
-    return tempfile.mkdtemp(prefix='mtls-rotation-')
+    return tempfile.mkdtemp(prefix="mtls-rotation-")
 
 
 def key_needles(pki_dir):
@@ -426,26 +436,26 @@ def key_needles(pki_dir):
     of every key file (as in the PEM), and a slice of the base64 of the whole file (as
     ansible.builtin.slurp would print it), skipping the header every key shares."""
     needles = {}
-    for path in glob.glob(os.path.join(pki_dir, '**', '*.key'), recursive=True):
+    for path in glob.glob(os.path.join(pki_dir, "**", "*.key"), recursive=True):
         raw = _read(path)
-        for line in raw.decode('ascii', 'replace').splitlines():
-            if line and not line.startswith('-----') and re.match(r'^[A-Za-z0-9+/=]{16,}$', line):
+        for line in raw.decode("ascii", "replace").splitlines():
+            if line and not line.startswith("-----") and re.match(r"^[A-Za-z0-9+/=]{16,}$", line):
                 needles[line] = path
-        whole = base64.b64encode(raw).decode('ascii')
-        needles[whole[60:100]] = path + ' (base64 of the file)'
-        if b'ENCRYPTED' in raw:
+        whole = base64.b64encode(raw).decode("ascii")
+        needles[whole[60:100]] = path + " (base64 of the file)"
+        if b"ENCRYPTED" in raw:
             # Delivery decrypts CA keys in memory: the plain form must not show either,
             # neither as PEM lines nor base64-encoded as in a Secret's data.
-            plain = load_key(path).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption())
-            for line in plain.decode('ascii').splitlines():
-                if not line.startswith('-----') and len(line) >= 16:
-                    needles[line] = path + ' (decrypted)'
-            needles[base64.b64encode(plain).decode('ascii')[60:100]] = path + ' (decrypted, base64)'
+            plain = load_key(path).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            for line in plain.decode("ascii").splitlines():
+                if not line.startswith("-----") and len(line) >= 16:
+                    needles[line] = path + " (decrypted)"
+            needles[base64.b64encode(plain).decode("ascii")[60:100]] = path + " (decrypted, base64)"
     return needles
 
 
 # --------------------------------------------------------------------------- cluster helpers
+
 
 def secret_data(core, namespace, name):
     """{key: bytes} of a Secret, read with a kubernetes CoreV1Api."""
@@ -457,30 +467,47 @@ def server_pair(workdir):
     """A server certificate for 127.0.0.1 / localhost from a throw-away CA outside the PKI
     under test: (certificate path, key path, CA path). The CA is what the clients trust."""
     import datetime
+
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'test edge server CA')])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test edge server CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'localhost')]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost')]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = [os.path.join(workdir, name) for name in ('edge-server.crt', 'edge-server.key', 'edge-server-ca.crt')]
-    for path, content in zip(paths, (cert.public_bytes(serialization.Encoding.PEM),
-                                     key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()),
-                                     ca.public_bytes(serialization.Encoding.PEM))):
-        with open(path, 'wb') as handle:
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = [os.path.join(workdir, name) for name in ("edge-server.crt", "edge-server.key", "edge-server-ca.crt")]
+    for path, content in zip(
+        paths,
+        (
+            cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            ca.public_bytes(serialization.Encoding.PEM),
+        ),
+    ):
+        with open(path, "wb") as handle:
             handle.write(content)
     os.chmod(paths[1], 0o600)
     return tuple(paths)
@@ -489,17 +516,25 @@ def server_pair(workdir):
 def leaf_from(ca_cert, ca_key, dns_name):
     """(certificate PEM, key PEM) of a server/client leaf for ``dns_name`` signed by the CA."""
     import datetime
+
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
+
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )

@@ -46,18 +46,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 import harness
 
-KUBECONFIG = os.environ.get('MTLS_KUBECONFIG')
+KUBECONFIG = os.environ.get("MTLS_KUBECONFIG")
 
-pytestmark = pytest.mark.skipif(not KUBECONFIG, reason='MTLS_KUBECONFIG is not set: the local control plane '
-                                                       '(tests/cluster/up.sh) is not running')
+pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="MTLS_KUBECONFIG is not set: the local control plane (tests/cluster/up.sh) is not running")
 
-REVOKED_CLIENT = 'gamma'
-CERT_MANAGER_CERTIFICATE = 'api'
+REVOKED_CLIENT = "gamma"
+CERT_MANAGER_CERTIFICATE = "api"
 POLL_SECONDS = 0.2
-CLUSTER_UP = os.path.join(harness.REPO, 'tests', 'cluster', 'up.sh')
-CLUSTER_DOWN = os.path.join(harness.REPO, 'tests', 'cluster', 'down.sh')
-PORT_VARIABLES = ('MTLS_ETCD_CLIENT_PORT', 'MTLS_ETCD_PEER_PORT', 'MTLS_APISERVER_PORT',
-                  'MTLS_CONTROLLER_MANAGER_PORT', 'MTLS_SCHEDULER_PORT', 'MTLS_KWOK_PORT')
+CLUSTER_UP = os.path.join(harness.REPO, "tests", "cluster", "up.sh")
+CLUSTER_DOWN = os.path.join(harness.REPO, "tests", "cluster", "down.sh")
+PORT_VARIABLES = (
+    "MTLS_ETCD_CLIENT_PORT",
+    "MTLS_ETCD_PEER_PORT",
+    "MTLS_APISERVER_PORT",
+    "MTLS_CONTROLLER_MANAGER_PORT",
+    "MTLS_SCHEDULER_PORT",
+    "MTLS_KWOK_PORT",
+)
 
 
 def _fingerprint(cert):
@@ -65,9 +70,9 @@ def _fingerprint(cert):
 
 
 def _write(path, content):
-    with open(path + '.tmp', 'wb') as handle:
+    with open(path + ".tmp", "wb") as handle:
         handle.write(content)
-    os.replace(path + '.tmp', path)
+    os.replace(path + ".tmp", path)
 
 
 class SecretPoller(object):
@@ -82,6 +87,7 @@ class SecretPoller(object):
 
     def poll(self):
         from kubernetes.client.rest import ApiException
+
         try:
             secret = self.core.read_namespaced_secret(self.name, self.namespace)
         except ApiException as exc:
@@ -114,48 +120,53 @@ class SecretNginx(object):
     CRLs from ``crl_key`` when given (ssl_crl), the server pair from the Secret's tls.crt /
     tls.key, or from ``server_files`` for an edge whose Secret holds only the CA."""
 
-    def __init__(self, workdir, name, ca_key='ca.crt', crl_key=None, server_files=None):
-        self.prefix = os.path.join(workdir, 'nginx-' + name)
-        os.makedirs(os.path.join(self.prefix, 'logs'), exist_ok=True)
+    def __init__(self, workdir, name, ca_key="ca.crt", crl_key=None, server_files=None):
+        self.prefix = os.path.join(workdir, "nginx-" + name)
+        os.makedirs(os.path.join(self.prefix, "logs"), exist_ok=True)
         self.port = harness.free_port()
-        self.conf = os.path.join(self.prefix, 'nginx.conf')
+        self.conf = os.path.join(self.prefix, "nginx.conf")
         self.ca_key, self.crl_key = ca_key, crl_key
-        self.files = {'ca': os.path.join(self.prefix, 'ca.pem'), 'crl': os.path.join(self.prefix, 'crl.pem'),
-                      'cert': os.path.join(self.prefix, 'tls.crt'), 'key': os.path.join(self.prefix, 'tls.key')}
+        self.files = {
+            "ca": os.path.join(self.prefix, "ca.pem"),
+            "crl": os.path.join(self.prefix, "crl.pem"),
+            "cert": os.path.join(self.prefix, "tls.crt"),
+            "key": os.path.join(self.prefix, "tls.key"),
+        }
         if server_files:
-            self.files['cert'], self.files['key'] = server_files
+            self.files["cert"], self.files["key"] = server_files
         self.from_secret = not server_files
         self.history = []  # (certificates in the client CA, CRLs) of each version installed
         self.process = None
 
     def install(self, data):
-        _write(self.files['ca'], data.get(self.ca_key, b''))
+        _write(self.files["ca"], data.get(self.ca_key, b""))
         if self.crl_key:
-            _write(self.files['crl'], data.get(self.crl_key, b''))
+            _write(self.files["crl"], data.get(self.crl_key, b""))
         if self.from_secret:
-            _write(self.files['key'], data['tls.key'])
-            _write(self.files['cert'], data['tls.crt'])
-        self.history.append((data.get(self.ca_key, b'').count(b'BEGIN CERTIFICATE'),
-                             data.get(self.crl_key or '', b'').count(b'BEGIN X509 CRL')))
+            _write(self.files["key"], data["tls.key"])
+            _write(self.files["cert"], data["tls.crt"])
+        self.history.append((data.get(self.ca_key, b"").count(b"BEGIN CERTIFICATE"), data.get(self.crl_key or "", b"").count(b"BEGIN X509 CRL")))
         if self.process is not None:
             # Test the configuration first: a reload nginx refuses would go unnoticed.
-            for action in (['-t', '-q'], ['-s', 'reload']):
-                subprocess.run([harness.NGINX] + action + ['-p', self.prefix, '-c', self.conf],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for action in (["-t", "-q"], ["-s", "reload"]):
+                subprocess.run(
+                    [harness.NGINX] + action + ["-p", self.prefix, "-c", self.conf], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
 
     def start(self):
-        crl_line = 'ssl_crl %s;' % self.files['crl'] if self.crl_key else ''
-        with open(self.conf, 'w') as handle:
+        crl_line = "ssl_crl %s;" % self.files["crl"] if self.crl_key else ""
+        with open(self.conf, "w") as handle:
             handle.write(
-                'daemon off; worker_processes 1; pid %(p)s/nginx.pid; error_log %(p)s/logs/error.log info;\n'
-                'events { worker_connections 256; }\n'
-                'http { access_log off; client_body_temp_path %(p)s/b; proxy_temp_path %(p)s/x;\n'
-                '  fastcgi_temp_path %(p)s/f; uwsgi_temp_path %(p)s/u; scgi_temp_path %(p)s/s;\n'
-                '  server { listen 127.0.0.1:%(port)d ssl; server_name localhost;\n'
-                '    ssl_certificate %(cert)s; ssl_certificate_key %(key)s;\n'
-                '    ssl_client_certificate %(ca)s; %(crl_line)s ssl_verify_client on; ssl_verify_depth 3;\n'
+                "daemon off; worker_processes 1; pid %(p)s/nginx.pid; error_log %(p)s/logs/error.log info;\n"
+                "events { worker_connections 256; }\n"
+                "http { access_log off; client_body_temp_path %(p)s/b; proxy_temp_path %(p)s/x;\n"
+                "  fastcgi_temp_path %(p)s/f; uwsgi_temp_path %(p)s/u; scgi_temp_path %(p)s/s;\n"
+                "  server { listen 127.0.0.1:%(port)d ssl; server_name localhost;\n"
+                "    ssl_certificate %(cert)s; ssl_certificate_key %(key)s;\n"
+                "    ssl_client_certificate %(ca)s; %(crl_line)s ssl_verify_client on; ssl_verify_depth 3;\n"
                 '    keepalive_timeout 0; location / { return 200 "verified $ssl_client_s_dn\\n"; } } }\n'
-                % dict(p=self.prefix, port=self.port, crl_line=crl_line, **self.files))
+                % dict(p=self.prefix, port=self.port, crl_line=crl_line, **self.files)
+            )
         self.process = harness.start_nginx(self.prefix, self.conf, self.port)
 
     def stop(self):
@@ -171,7 +182,7 @@ class SecretClient(object):
 
     def __init__(self, name, workdir, targets, fixed=None):
         self.name = name
-        self.dir = os.path.join(workdir, 'client-' + name)
+        self.dir = os.path.join(workdir, "client-" + name)
         os.makedirs(self.dir, exist_ok=True)
         self.targets = targets
         self.contexts = None
@@ -184,15 +195,14 @@ class SecretClient(object):
             self.install(fixed)
 
     def install(self, data):
-        if 'tls.crt' not in data:
+        if "tls.crt" not in data:
             return
-        paths = [os.path.join(self.dir, name) for name in ('tls.crt', 'tls.key', 'ca.crt')]
-        for path, key in zip(paths, ('tls.crt', 'tls.key', 'ca.crt')):
-            _write(path, data.get(key, b''))
-        contexts = dict((label, harness.context_trusting(server_ca or paths[2], paths[0], paths[1]))
-                        for label, _port, server_ca in self.targets)
-        chain = x509.load_pem_x509_certificates(data['tls.crt'])
-        self.contexts, self.issuer = contexts, (_fingerprint(chain[1]) if len(chain) > 1 else 'no chain')
+        paths = [os.path.join(self.dir, name) for name in ("tls.crt", "tls.key", "ca.crt")]
+        for path, key in zip(paths, ("tls.crt", "tls.key", "ca.crt")):
+            _write(path, data.get(key, b""))
+        contexts = dict((label, harness.context_trusting(server_ca or paths[2], paths[0], paths[1])) for label, _port, server_ca in self.targets)
+        chain = x509.load_pem_x509_certificates(data["tls.crt"])
+        self.contexts, self.issuer = contexts, (_fingerprint(chain[1]) if len(chain) > 1 else "no chain")
 
     def _loop(self):
         while not self._stop.is_set():
@@ -202,7 +212,7 @@ class SecretClient(object):
                     harness.https_get(self.contexts[label], port)
                     self.successes[label][issuer] = self.successes[label].get(issuer, 0) + 1
                 except (OSError, ssl.SSLError, AssertionError) as exc:
-                    self.failures[label].append('%s %s' % (time.strftime('%H:%M:%S'), exc))
+                    self.failures[label].append("%s %s" % (time.strftime("%H:%M:%S"), exc))
             time.sleep(0.05)
 
     def start(self):
@@ -225,7 +235,7 @@ class CertManagerStandIn(object):
     under test."""
 
     def __init__(self, core, namespace, name, ca_dir):
-        self.core, self.namespace, self.name, self.ca_dir = core, namespace, name + '-tls', ca_dir
+        self.core, self.namespace, self.name, self.ca_dir = core, namespace, name + "-tls", ca_dir
         # Set once the rotation says it waits for the re-issue: only then does it happen, so
         # the rotation can only complete by waiting.
         self.armed = threading.Event()
@@ -235,30 +245,33 @@ class CertManagerStandIn(object):
 
     def _current(self):
         from cryptography.hazmat.primitives import serialization
-        with open(os.path.join(self.ca_dir, 'ca.crt'), 'rb') as handle:
+
+        with open(os.path.join(self.ca_dir, "ca.crt"), "rb") as handle:
             ca_pem = handle.read()
-        with open(os.path.join(self.ca_dir, 'ca.key'), 'rb') as handle:
+        with open(os.path.join(self.ca_dir, "ca.key"), "rb") as handle:
             key = serialization.load_pem_private_key(handle.read(), harness.DEMO_INTERMEDIATE_PASSPHRASE)
         return ca_pem, key
 
     def issue_if_needed(self):
         from kubernetes.client.rest import ApiException
+
         ca_pem, ca_key = self._current()
         ca = x509.load_pem_x509_certificate(ca_pem)
         try:
-            chain = x509.load_pem_x509_certificates(harness.secret_data(self.core, self.namespace, self.name)['tls.crt'])
-            if chain[0].issuer == ca.subject and len(chain) > 1 and chain[1].public_bytes(
-                    serialization.Encoding.PEM) == ca_pem:
+            chain = x509.load_pem_x509_certificates(harness.secret_data(self.core, self.namespace, self.name)["tls.crt"])
+            if chain[0].issuer == ca.subject and len(chain) > 1 and chain[1].public_bytes(serialization.Encoding.PEM) == ca_pem:
                 return
         except ApiException as exc:
             if exc.status != 404:
                 raise
         if self.issued and not self.armed.is_set():
             return
-        cert_pem, key_pem = harness.leaf_from(ca, ca_key, 'api.local.test')
-        body = {'metadata': {'name': self.name}, 'type': 'kubernetes.io/tls',
-                'data': dict((k, base64.b64encode(v).decode()) for k, v in
-                             (('tls.crt', cert_pem + ca_pem), ('tls.key', key_pem), ('ca.crt', ca_pem)))}
+        cert_pem, key_pem = harness.leaf_from(ca, ca_key, "api.local.test")
+        body = {
+            "metadata": {"name": self.name},
+            "type": "kubernetes.io/tls",
+            "data": dict((k, base64.b64encode(v).decode()) for k, v in (("tls.crt", cert_pem + ca_pem), ("tls.key", key_pem), ("ca.crt", ca_pem))),
+        }
         try:
             self.core.replace_namespaced_secret(self.name, self.namespace, body)
         except ApiException as exc:
@@ -285,144 +298,174 @@ class CertManagerStandIn(object):
 def _cluster(name, ns, kubeconfig, edge):
     """The inventory host of one cluster: Istio cacerts, an ingress gateway credential,
     a client (and in A an ingress-nginx edge and the client that gets revoked)."""
-    python = os.path.join(harness.REPO, '.venv', 'bin', 'python')
-    clients = [{'name': 'client-' + name, 'namespace': ns + '-apps'}]
-    host = {'ansible_connection': 'local', 'ansible_python_interpreter': python, 'mtls_kubeconfig': kubeconfig,
-            'mtls_cluster_name': ns + '-' + name, 'mtls_environment': 'staging',
-            'mtls_istio_enabled': True, 'istio_mtls_root_namespace': ns + '-istio',
-            'mtls_ingress_enabled': True,
-            'ingress_mtls_istio_gateways': [{'name': 'gw', 'namespace': ns + '-istio', 'hosts': ['localhost'],
-                                             'credential_name': 'gw-mtls'}],
-            'mtls_client_certs_enabled': True}
+    python = os.path.join(harness.REPO, ".venv", "bin", "python")
+    clients = [{"name": "client-" + name, "namespace": ns + "-apps"}]
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": python,
+        "mtls_kubeconfig": kubeconfig,
+        "mtls_cluster_name": ns + "-" + name,
+        "mtls_environment": "staging",
+        "mtls_istio_enabled": True,
+        "istio_mtls_root_namespace": ns + "-istio",
+        "mtls_ingress_enabled": True,
+        "ingress_mtls_istio_gateways": [{"name": "gw", "namespace": ns + "-istio", "hosts": ["localhost"], "credential_name": "gw-mtls"}],
+        "mtls_client_certs_enabled": True,
+    }
     if not edge:
         # cert-manager's objects on B (its own API server: the ClusterIssuer is cluster-wide);
         # the test issues the Certificate's Secret as the controller does (no controller runs here).
-        host.update(mtls_cert_manager_enabled=True, cert_manager_install_method='none',
-                    cert_manager_certificates=[{'name': CERT_MANAGER_CERTIFICATE, 'namespace': ns + '-apps',
-                                                'dns_names': ['api.local.test']}],
-                    mtls_rotation_consumer_timeout=90)
+        host.update(
+            mtls_cert_manager_enabled=True,
+            cert_manager_install_method="none",
+            cert_manager_certificates=[{"name": CERT_MANAGER_CERTIFICATE, "namespace": ns + "-apps", "dns_names": ["api.local.test"]}],
+            mtls_rotation_consumer_timeout=90,
+        )
     if edge:
-        clients.append({'name': REVOKED_CLIENT, 'namespace': ns + '-apps'})
-        host['ingress_mtls_nginx_ingresses'] = [{
-            'name': 'edge', 'namespace': ns + '-edge', 'verify_client': 'on',
-            'spec': {'ingressClassName': 'nginx', 'rules': [{'host': 'edge.local.test', 'http': {'paths': [{
-                'path': '/', 'pathType': 'Prefix',
-                'backend': {'service': {'name': 'edge', 'port': {'number': 8080}}}}]}}]}}]
-    host['client_certs_clients'] = clients
+        clients.append({"name": REVOKED_CLIENT, "namespace": ns + "-apps"})
+        host["ingress_mtls_nginx_ingresses"] = [
+            {
+                "name": "edge",
+                "namespace": ns + "-edge",
+                "verify_client": "on",
+                "spec": {
+                    "ingressClassName": "nginx",
+                    "rules": [
+                        {
+                            "host": "edge.local.test",
+                            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "edge", "port": {"number": 8080}}}}]},
+                        }
+                    ],
+                },
+            }
+        ]
+    host["client_certs_clients"] = clients
     return host
 
 
 def _inventory(path, ns, pki_dir, kubeconfigs):
-    local = {'ansible_connection': 'local',
-             'ansible_python_interpreter': os.path.join(harness.REPO, '.venv', 'bin', 'python')}
-    inventory = {'all': {
-        'vars': {'mtls_pki_dir': pki_dir, 'mtls_kubeconfig': kubeconfigs['a'], 'mtls_trust_domain': 'it.local',
-                 'mtls_root_key_passphrase': harness.DEMO_PASSPHRASE.decode(),
-                 'mtls_intermediate_key_passphrase': harness.DEMO_INTERMEDIATE_PASSPHRASE.decode(),
-                 'mtls_rotation_namespace': ns + '-sys'},
-        'children': {'pki': {'hosts': {'localhost': local}},
-                     'clusters': {'hosts': dict(('estate-' + name, _cluster(name, ns, kubeconfig, name == 'a'))
-                                                for name, kubeconfig in sorted(kubeconfigs.items()))}}}}
-    with open(path, 'w') as handle:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": os.path.join(harness.REPO, ".venv", "bin", "python")}
+    inventory = {
+        "all": {
+            "vars": {
+                "mtls_pki_dir": pki_dir,
+                "mtls_kubeconfig": kubeconfigs["a"],
+                "mtls_trust_domain": "it.local",
+                "mtls_root_key_passphrase": harness.DEMO_PASSPHRASE.decode(),
+                "mtls_intermediate_key_passphrase": harness.DEMO_INTERMEDIATE_PASSPHRASE.decode(),
+                "mtls_rotation_namespace": ns + "-sys",
+            },
+            "children": {
+                "pki": {"hosts": {"localhost": local}},
+                "clusters": {
+                    "hosts": dict(("estate-" + name, _cluster(name, ns, kubeconfig, name == "a")) for name, kubeconfig in sorted(kubeconfigs.items()))
+                },
+            },
+        }
+    }
+    with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle)
 
 
 def _playbook(inventory, playbook, log, *extra, on_line=None):
     """Runs a playbook to its end; ``on_line`` sees each line of its output as it comes."""
-    command = [harness.ANSIBLE_PLAYBOOK, '-i', inventory, os.path.join(harness.REPO, 'playbooks', playbook),
-               '-e', 'mtls_site_hosts=clusters']
-    process = subprocess.Popen(command + list(extra), cwd=harness.REPO, env=harness.playbook_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [harness.ANSIBLE_PLAYBOOK, "-i", inventory, os.path.join(harness.REPO, "playbooks", playbook), "-e", "mtls_site_hosts=clusters"]
+    process = subprocess.Popen(command + list(extra), cwd=harness.REPO, env=harness.playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = []
     for raw in process.stdout:
-        lines.append(raw.decode('utf-8', 'replace'))
+        lines.append(raw.decode("utf-8", "replace"))
         if on_line:
             on_line(lines[-1])
     returncode = process.wait(900)
-    output = ''.join(lines)
-    with open(log, 'a') as handle:
+    output = "".join(lines)
+    with open(log, "a") as handle:
         handle.write(output)
     if returncode != 0:
-        raise AssertionError('%s failed (rc %d), log %s:\n%s' % (playbook, returncode, log, output[-3000:]))
+        raise AssertionError("%s failed (rc %d), log %s:\n%s" % (playbook, returncode, log, output[-3000:]))
     return output
 
 
 def _recap_changed(output, host):
-    match = re.search(r'^%s\s*:\s*ok=\d+\s+changed=(\d+)' % re.escape(host), output, re.M)
-    assert match, 'no recap line for %s' % host
+    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), output, re.M)
+    assert match, "no recap line for %s" % host
     return int(match.group(1))
 
 
 @pytest.fixture
 def cluster_b(tmp_path):
     """A second local control plane on free loopback ports (tests/cluster/up.sh, its own state dir)."""
-    env = dict(os.environ, MTLS_CLUSTER_DIR=str(tmp_path / 'cluster-b'))
+    env = dict(os.environ, MTLS_CLUSTER_DIR=str(tmp_path / "cluster-b"))
     env.update((name, str(harness.free_port())) for name in PORT_VARIABLES)
-    started = subprocess.run([CLUSTER_UP], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             timeout=300, check=False)
+    started = subprocess.run([CLUSTER_UP], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, check=False)
     try:
-        assert started.returncode == 0, 'cluster B did not start:\n%s' % started.stdout.decode()[-3000:]
-        yield str(tmp_path / 'cluster-b' / 'kubeconfig')
+        assert started.returncode == 0, "cluster B did not start:\n%s" % started.stdout.decode()[-3000:]
+        yield str(tmp_path / "cluster-b" / "kubeconfig")
     finally:
-        subprocess.run([CLUSTER_DOWN, '--purge'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=120, check=False)
+        subprocess.run([CLUSTER_DOWN, "--purge"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
 
 
 @pytest.fixture
 def estate(tmp_path, cluster_b):
     from kubernetes import client, config
-    kubeconfigs = {'a': KUBECONFIG, 'b': cluster_b}
+
+    kubeconfigs = {"a": KUBECONFIG, "b": cluster_b}
     cores = dict((name, client.CoreV1Api(config.new_client_from_config(path))) for name, path in kubeconfigs.items())
-    ns = 'est-%s' % uuid.uuid4().hex[:6]
-    names = {'a': [ns + suffix for suffix in ('-sys', '-istio', '-edge', '-apps')],
-             'b': [ns + suffix for suffix in ('-sys', '-istio', '-apps')] + ['cert-manager']}
+    ns = "est-%s" % uuid.uuid4().hex[:6]
+    names = {
+        "a": [ns + suffix for suffix in ("-sys", "-istio", "-edge", "-apps")],
+        "b": [ns + suffix for suffix in ("-sys", "-istio", "-apps")] + ["cert-manager"],
+    }
     for cluster, namespaces in names.items():
         for name in namespaces:
-            cores[cluster].create_namespace({'metadata': {'name': name}})
-    inventory = str(tmp_path / 'inventory.yml')
-    _inventory(inventory, ns, str(tmp_path / 'pki'), kubeconfigs)
+            cores[cluster].create_namespace({"metadata": {"name": name}})
+    inventory = str(tmp_path / "inventory.yml")
+    _inventory(inventory, ns, str(tmp_path / "pki"), kubeconfigs)
     try:
         yield cores, ns, inventory
     finally:
-        for name in names['a']:
-            cores['a'].delete_namespace(name)
+        for name in names["a"]:
+            cores["a"].delete_namespace(name)
 
 
 def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, estate):
     cores, ns, inventory = estate
-    log = str(tmp_path / 'playbooks.log')
-    _playbook(inventory, 'site.yml', log)
-    apps = ns + '-apps'
-    revoked_data = harness.secret_data(cores['a'], apps, REVOKED_CLIENT + '-mtls')
-    _playbook(inventory, 'revoke.yml', log, '-e', '{"mtls_revoke": ["%s"]}' % REVOKED_CLIENT)
+    log = str(tmp_path / "playbooks.log")
+    _playbook(inventory, "site.yml", log)
+    apps = ns + "-apps"
+    revoked_data = harness.secret_data(cores["a"], apps, REVOKED_CLIENT + "-mtls")
+    _playbook(inventory, "revoke.yml", log, "-e", '{"mtls_revoke": ["%s"]}' % REVOKED_CLIENT)
     # The next converge issues the revoked client a new certificate: its old one stays revoked.
-    _playbook(inventory, 'site.yml', log)
+    _playbook(inventory, "site.yml", log)
 
     # cert-manager "issues" the Certificate of B from B's intermediate, and re-issues it when
     # that changes; the rotation must wait for the re-issue before it retires the old root.
-    stand_in = CertManagerStandIn(cores['b'], apps, CERT_MANAGER_CERTIFICATE,
-                                  os.path.join(str(tmp_path / 'pki'), 'clusters', ns + '-b'))
+    stand_in = CertManagerStandIn(cores["b"], apps, CERT_MANAGER_CERTIFICATE, os.path.join(str(tmp_path / "pki"), "clusters", ns + "-b"))
     stand_in.issue_if_needed()
     server_cert, server_key, server_ca = harness.server_pair(str(tmp_path))
-    servers = {'edge-a': SecretNginx(str(tmp_path), 'edge-a', crl_key='ca.crl', server_files=(server_cert, server_key)),
-               'gw-a': SecretNginx(str(tmp_path), 'gw-a'), 'gw-b': SecretNginx(str(tmp_path), 'gw-b')}
-    pollers = [SecretPoller(cores['a'], ns + '-edge', 'mtls-client-ca', servers['edge-a'].install),
-               SecretPoller(cores['a'], ns + '-istio', 'gw-mtls', servers['gw-a'].install),
-               SecretPoller(cores['b'], ns + '-istio', 'gw-mtls', servers['gw-b'].install)]
+    servers = {
+        "edge-a": SecretNginx(str(tmp_path), "edge-a", crl_key="ca.crl", server_files=(server_cert, server_key)),
+        "gw-a": SecretNginx(str(tmp_path), "gw-a"),
+        "gw-b": SecretNginx(str(tmp_path), "gw-b"),
+    }
+    pollers = [
+        SecretPoller(cores["a"], ns + "-edge", "mtls-client-ca", servers["edge-a"].install),
+        SecretPoller(cores["a"], ns + "-istio", "gw-mtls", servers["gw-a"].install),
+        SecretPoller(cores["b"], ns + "-istio", "gw-mtls", servers["gw-b"].install),
+    ]
     for poller in pollers:
         poller.poll()
-    assert servers['edge-a'].history[-1] == (2, 2), 'the edge Secret holds %d certificates and %d CRLs' % (
-        servers['edge-a'].history[-1])
+    assert servers["edge-a"].history[-1] == (2, 2), "the edge Secret holds %d certificates and %d CRLs" % (servers["edge-a"].history[-1])
     for server in servers.values():
         server.start()
-    gateways = [('gw-a', servers['gw-a'].port, None), ('gw-b', servers['gw-b'].port, None)]
-    clients = {'a': SecretClient('a', str(tmp_path), [('edge-a', servers['edge-a'].port, server_ca)] + gateways),
-               'b': SecretClient('b', str(tmp_path), gateways)}
-    pollers += [SecretPoller(cores[name], apps, 'client-%s-mtls' % name, clients[name].install) for name in clients]
+    gateways = [("gw-a", servers["gw-a"].port, None), ("gw-b", servers["gw-b"].port, None)]
+    clients = {
+        "a": SecretClient("a", str(tmp_path), [("edge-a", servers["edge-a"].port, server_ca)] + gateways),
+        "b": SecretClient("b", str(tmp_path), gateways),
+    }
+    pollers += [SecretPoller(cores[name], apps, "client-%s-mtls" % name, clients[name].install) for name in clients]
     for poller in pollers[3:]:
         poller.poll()
-    revoked = SecretClient('revoked', str(tmp_path), [('edge-a', servers['edge-a'].port, server_ca)],
-                           fixed=revoked_data)
+    revoked = SecretClient("revoked", str(tmp_path), [("edge-a", servers["edge-a"].port, server_ca)], fixed=revoked_data)
     started = time.time()
     try:
         for poller in pollers:
@@ -431,8 +474,9 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
             party.start()
         stand_in.run()
         time.sleep(1)
-        rotation = _playbook(inventory, 'rotate_root_ca.yml', log, on_line=lambda line: stand_in.armed.set()
-                             if 'RETRYING: [estate-b]: Wait until cert-manager' in line else None)
+        rotation = _playbook(
+            inventory, "rotate_root_ca.yml", log, on_line=lambda line: stand_in.armed.set() if "RETRYING: [estate-b]: Wait until cert-manager" in line else None
+        )
         time.sleep(2)
     finally:
         stand_in.stop()
@@ -444,40 +488,47 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
             server.stop()
     seconds = time.time() - started
 
-    per_pair = dict(('%s->%s' % (name, label), sum(counts.values()))
-                    for name, party in clients.items() for label, counts in party.successes.items())
-    failed = dict(('%s->%s' % (name, label), len(errors))
-                  for name, party in clients.items() for label, errors in party.failures.items())
-    print('\nestate rotation: 2 clusters, %.0f s; successful handshakes per pair %s, failed %s; revoked certificate '
-          'accepted %d times, refused %d; edge A versions (certificates, CRLs) %s; gateway A / B versions %d / %d'
-          % (seconds, per_pair, failed, revoked.total(), len(revoked.failures['edge-a']), servers['edge-a'].history,
-             len(servers['gw-a'].history), len(servers['gw-b'].history)))
-    assert re.search(r'phases done 5/5', rotation), 'the rotation did not complete in one run'
+    per_pair = dict(("%s->%s" % (name, label), sum(counts.values())) for name, party in clients.items() for label, counts in party.successes.items())
+    failed = dict(("%s->%s" % (name, label), len(errors)) for name, party in clients.items() for label, errors in party.failures.items())
+    print(
+        "\nestate rotation: 2 clusters, %.0f s; successful handshakes per pair %s, failed %s; revoked certificate "
+        "accepted %d times, refused %d; edge A versions (certificates, CRLs) %s; gateway A / B versions %d / %d"
+        % (
+            seconds,
+            per_pair,
+            failed,
+            revoked.total(),
+            len(revoked.failures["edge-a"]),
+            servers["edge-a"].history,
+            len(servers["gw-a"].history),
+            len(servers["gw-b"].history),
+        )
+    )
+    assert re.search(r"phases done 5/5", rotation), "the rotation did not complete in one run"
     # It waited for cert-manager: the Secret was re-issued from the new intermediate before
     # the old root was retired, and the rotation saw it on the live Secret.
     assert len(stand_in.issued) == 2 and stand_in.issued[0][0] != stand_in.issued[1][0], stand_in.issued
-    assert re.search(r'FAILED - RETRYING: \[estate-b\]: Wait until cert-manager holds certificates', rotation), \
-        'the rotation did not wait for the re-issue (the stand-in re-issues only once the rotation waits)'
-    issued = x509.load_pem_x509_certificates(harness.secret_data(cores['b'], apps, 'api-tls')['tls.crt'])
-    issued[1].verify_directly_issued_by(x509.load_pem_x509_certificate(
-        open(os.path.join(str(tmp_path / 'pki'), 'root', 'ca.crt'), 'rb').read()))
+    assert re.search(r"FAILED - RETRYING: \[estate-b\]: Wait until cert-manager holds certificates", rotation), (
+        "the rotation did not wait for the re-issue (the stand-in re-issues only once the rotation waits)"
+    )
+    issued = x509.load_pem_x509_certificates(harness.secret_data(cores["b"], apps, "api-tls")["tls.crt"])
+    issued[1].verify_directly_issued_by(x509.load_pem_x509_certificate(open(os.path.join(str(tmp_path / "pki"), "root", "ca.crt"), "rb").read()))
     for name, party in clients.items():
         for label, errors in party.failures.items():
-            assert not errors, '%s -> %s: %d handshakes failed, first %s' % (name, label, len(errors), errors[:3])
+            assert not errors, "%s -> %s: %d handshakes failed, first %s" % (name, label, len(errors), errors[:3])
         for label, counts in party.successes.items():
-            assert len(counts) == 2, ('client %s -> %s succeeded with %d intermediates, not its old and new one: %s'
-                                      % (name, label, len(counts), counts))
-    assert revoked.total() == 0, 'the revoked certificate was accepted %d times' % revoked.total()
-    assert revoked.failures['edge-a']
-    sizes = [certs for certs, _crls in servers['edge-a'].history]
+            assert len(counts) == 2, "client %s -> %s succeeded with %d intermediates, not its old and new one: %s" % (name, label, len(counts), counts)
+    assert revoked.total() == 0, "the revoked certificate was accepted %d times" % revoked.total()
+    assert revoked.failures["edge-a"]
+    sizes = [certs for certs, _crls in servers["edge-a"].history]
     assert [size for index, size in enumerate(sizes) if index == 0 or sizes[index - 1] != size] == [2, 4, 2], sizes
-    assert servers['edge-a'].history[-1] == (2, 2), servers['edge-a'].history
+    assert servers["edge-a"].history[-1] == (2, 2), servers["edge-a"].history
     assert not any(poller.errors for poller in pollers), [poller.errors[:2] for poller in pollers]
 
-    with open(os.path.join(str(tmp_path / 'pki'), 'root', 'ca.crt'), 'rb') as handle:
+    with open(os.path.join(str(tmp_path / "pki"), "root", "ca.crt"), "rb") as handle:
         active_root = _fingerprint(x509.load_pem_x509_certificate(handle.read()))
-    for name, core in cores.items():
-        cacerts = harness.secret_data(core, ns + '-istio', 'cacerts')
-        assert [_fingerprint(r) for r in x509.load_pem_x509_certificates(cacerts['root-cert.pem'])] == [active_root]
-    after = _playbook(inventory, 'site.yml', log)
-    assert [_recap_changed(after, 'estate-' + name) for name in sorted(cores)] == [0, 0]
+    for core in cores.values():
+        cacerts = harness.secret_data(core, ns + "-istio", "cacerts")
+        assert [_fingerprint(r) for r in x509.load_pem_x509_certificates(cacerts["root-cert.pem"])] == [active_root]
+    after = _playbook(inventory, "site.yml", log)
+    assert [_recap_changed(after, "estate-" + name) for name in sorted(cores)] == [0, 0]

@@ -30,9 +30,7 @@ _NAME_OIDS = (
 
 _DER = serialization.Encoding.DER
 
-_CERT_BLOCK = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
-)
+_CERT_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL)
 _CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----\r?\n.*?-----END X509 CRL-----", re.DOTALL)
 
 # Reason codes of x509_source_errors_total, the same strings x509-certificate-exporter
@@ -153,7 +151,7 @@ def _der_header(der: bytes, pos: int) -> tuple[int, int, int]:
         count = length & 0x7F
         if not 0 < count <= 4:
             raise _NotPlain()
-        length = int.from_bytes(der[pos:pos + count], "big")
+        length = int.from_bytes(der[pos : pos + count], "big")
         pos += count
     return tag, pos, pos + length
 
@@ -212,6 +210,8 @@ def _der_names(der: bytes) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         return subject, issuer
     except (_NotPlain, IndexError, UnicodeDecodeError):
         return None
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedCRL:
     """What the exporter keeps of one CRL: issuer, number and dates (public facts only)."""
@@ -390,9 +390,7 @@ def chains_to_anchor(
         for parent in pool.get(current.issuer, ()):
             if parent.fingerprint in visited or not parent.not_before <= now <= parent.not_after:
                 continue
-            if _directly_issued_by(current, parent) and walk(
-                parent, depth + 1, visited | {parent.fingerprint}
-            ):
+            if _directly_issued_by(current, parent) and walk(parent, depth + 1, visited | {parent.fingerprint}):
                 return True
         return False
 

@@ -50,44 +50,57 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--kubeconfig", help="kubeconfig file; default: in-cluster config, then ~/.kube/config")
     kube.add_argument("--context", help="kubeconfig context")
     kube.add_argument(
-        "--namespace", action="append", dest="namespaces", metavar="NS",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
         help="namespace to watch (repeatable or comma-separated); default: all namespaces",
     )
     kube.add_argument("--label-selector", help="label selector sent to the API server for Secrets (e.g. 'app.kubernetes.io/managed-by=zerotrust.mtls')")
     kube.add_argument(
-        "--secret-type", action="append", dest="secret_types", metavar="TYPE",
-        help="Secret type to watch (repeatable); each type is one watch with the field selector type=TYPE. "
-        f"Default: {', '.join(DEFAULT_SECRET_TYPES)}",
+        "--secret-type",
+        action="append",
+        dest="secret_types",
+        metavar="TYPE",
+        help=f"Secret type to watch (repeatable); each type is one watch with the field selector type=TYPE. Default: {', '.join(DEFAULT_SECRET_TYPES)}",
     )
     kube.add_argument("--no-secrets", action="store_true", help="do not watch Secrets at all")
     kube.add_argument(
-        "--opaque-secret-keys", action="append", metavar="KEYS",
+        "--opaque-secret-keys",
+        action="append",
+        metavar="KEYS",
         help=f"keys of Opaque Secrets that hold certificates (repeatable or comma-separated); default: {','.join(DEFAULT_OPAQUE_SECRET_KEYS)}",
     )
     kube.add_argument("--include-configmaps", action="store_true", help="also watch ConfigMaps (trust bundles, istio-ca-root-cert)")
     kube.add_argument(
-        "--configmap-keys", action="append", metavar="KEYS",
+        "--configmap-keys",
+        action="append",
+        metavar="KEYS",
         help=f"ConfigMap keys that hold certificates; default: {','.join(DEFAULT_CONFIGMAP_KEYS)}",
     )
     kube.add_argument("--configmap-label-selector", help="label selector sent to the API server for ConfigMaps")
     kube.add_argument("--page-size", type=int, default=500, help="objects per list page (limit/continue); default 500")
     kube.add_argument(
-        "--rotation-configmap", metavar="NAMESPACE/NAME",
+        "--rotation-configmap",
+        metavar="NAMESPACE/NAME",
         help="ConfigMap where the rotation playbooks record their runs (see docs/exporter.md)",
     )
     trust = parser.add_argument_group("Trust")
     trust.add_argument("--trust-bundle", metavar="FILE", help="PEM bundle of trust anchors; enables mtls_cert_chain_valid")
     trust.add_argument(
-        "--trust-bundle-source", action="append", metavar="KIND/NAME/KEY",
-        help="objects that must hold the same bundle in every namespace (repeatable); default: "
-        + ", ".join(s.label for s in DEFAULT_TRUST_BUNDLE_SOURCES),
+        "--trust-bundle-source",
+        action="append",
+        metavar="KIND/NAME/KEY",
+        help="objects that must hold the same bundle in every namespace (repeatable); default: " + ", ".join(s.label for s in DEFAULT_TRUST_BUNDLE_SOURCES),
     )
     files = parser.add_argument_group("Files")
     files.add_argument("--watch-file", action="append", default=[], metavar="PATH", help="PEM file to watch (repeatable)")
     files.add_argument("--file-poll-interval", type=float, default=15.0, help="seconds between file checks; default 15")
     output = parser.add_argument_group("Output")
     output.add_argument(
-        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
         help=f"address to serve /metrics on; default {DEFAULT_LISTEN} (the cert_exporter role uses 0.0.0.0:9793)",
     )
     output.add_argument("--no-expose-relative-metrics", action="store_true", help="omit x509_cert_expires_in_seconds and x509_cert_valid_since_seconds")
@@ -157,9 +170,7 @@ class Exporter:
 
             api = load_api_client(self.args.kubeconfig, self.args.context)
             for scope in scopes:
-                self.watchers.append(
-                    ListWatch(api, scope, self.store, self.selection, page_size=self.args.page_size, stop=self.stop)
-                )
+                self.watchers.append(ListWatch(api, scope, self.store, self.selection, page_size=self.args.page_size, stop=self.stop))
             if self.rotation is not None:
                 namespace, _unused, name = self.args.rotation_configmap.partition("/")
                 if not namespace or not name:
@@ -176,9 +187,7 @@ class Exporter:
                     )
                 )
         if self.args.watch_file or self.args.trust_bundle:
-            self.file_poller = FilePoller(
-                self.store, self.args.watch_file, self.args.trust_bundle, self.args.file_poll_interval, self.stop
-            )
+            self.file_poller = FilePoller(self.store, self.args.watch_file, self.args.trust_bundle, self.args.file_poll_interval, self.stop)
             self.file_poller.poll_once()
             self.file_poller.start()
         self.server = serve(MetricsApp(self.registry, self.ready), self.args.listen)

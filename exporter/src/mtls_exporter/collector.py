@@ -154,19 +154,14 @@ class CertificateCollector:
         than all of them. Label texts come ready-made from the store (TextGauge)."""
         labels, certificates = index.cert_labels, index.certificates
         families = [
-            ("x509_cert_not_after", "Unix timestamp of the certificate's NotAfter.",
-             lambda: [c.not_after for c in certificates]),
-            ("x509_cert_not_before", "Unix timestamp of the certificate's NotBefore.",
-             lambda: [c.not_before for c in certificates]),
-            ("x509_cert_expired", "1 if the certificate is expired, 0 otherwise.",
-             lambda: [1.0 if now > c.not_after else 0.0 for c in certificates]),
+            ("x509_cert_not_after", "Unix timestamp of the certificate's NotAfter.", lambda: [c.not_after for c in certificates]),
+            ("x509_cert_not_before", "Unix timestamp of the certificate's NotBefore.", lambda: [c.not_before for c in certificates]),
+            ("x509_cert_expired", "1 if the certificate is expired, 0 otherwise.", lambda: [1.0 if now > c.not_after else 0.0 for c in certificates]),
         ]
         if self.expose_relative:
             families += [
-                ("x509_cert_expires_in_seconds", "Seconds until the certificate's NotAfter.",
-                 lambda: [c.not_after - now for c in certificates]),
-                ("x509_cert_valid_since_seconds", "Seconds since the certificate's NotBefore.",
-                 lambda: [now - c.not_before for c in certificates]),
+                ("x509_cert_expires_in_seconds", "Seconds until the certificate's NotAfter.", lambda: [c.not_after - now for c in certificates]),
+                ("x509_cert_valid_since_seconds", "Seconds since the certificate's NotBefore.", lambda: [now - c.not_before for c in certificates]),
             ]
         for name, documentation, values in families:
             yield TextGauge(name, documentation, labels, values())
@@ -179,8 +174,7 @@ class CertificateCollector:
                 else:
                     error_labels.extend(key.labels)
                     error_values.extend(0.0 for _unused in key.labels)
-            yield TextGauge("x509_cert_error", "1 if the corresponding bundle item failed to parse, 0 otherwise.",
-                            error_labels, error_values)
+            yield TextGauge("x509_cert_error", "1 if the corresponding bundle item failed to parse, 0 otherwise.", error_labels, error_values)
         if self.store.trust_anchors is not None:
             chain_labels, chain_values = [], []
             for key in index.keys:
@@ -190,7 +184,8 @@ class CertificateCollector:
             yield TextGauge(
                 "mtls_cert_chain_valid",
                 "1 if the certificate chains (through certificates of the same object) to the --trust-bundle, 0 otherwise.",
-                chain_labels, chain_values,
+                chain_labels,
+                chain_values,
             )
 
     def _crl_metrics(self, index: "_StoreIndex", now: float):
@@ -199,16 +194,21 @@ class CertificateCollector:
         families = [
             ("x509_crl_next_update", "Unix timestamp of the CRL's nextUpdate.", lambda c: c.next_update),
             ("x509_crl_this_update", "Unix timestamp of the CRL's thisUpdate.", lambda c: c.this_update),
-            ("x509_crl_number", "Value of the CRL's cRLNumber extension.",
-             lambda c: float(c.crl_number) if c.crl_number else None),
-            ("x509_crl_stale", "1 if the current time is past the CRL's nextUpdate, 0 otherwise.",
-             lambda c: None if c.next_update is None else (1.0 if now > c.next_update else 0.0)),
+            ("x509_crl_number", "Value of the CRL's cRLNumber extension.", lambda c: float(c.crl_number) if c.crl_number else None),
+            (
+                "x509_crl_stale",
+                "1 if the current time is past the CRL's nextUpdate, 0 otherwise.",
+                lambda c: None if c.next_update is None else (1.0 if now > c.next_update else 0.0),
+            ),
             ("mtls_crl_revoked_certificates", "Number of certificates the CRL revokes.", lambda c: float(c.revoked_count)),
         ]
         if self.expose_relative:
             families += [
-                ("x509_crl_stale_in_seconds", "Seconds until the CRL's nextUpdate (negative once stale).",
-                 lambda c: None if c.next_update is None else c.next_update - now),
+                (
+                    "x509_crl_stale_in_seconds",
+                    "Seconds until the CRL's nextUpdate (negative once stale).",
+                    lambda c: None if c.next_update is None else c.next_update - now,
+                ),
                 ("x509_crl_fresh_since_seconds", "Seconds since the CRL's thisUpdate.", lambda c: now - c.this_update),
             ]
         for name, documentation, value_of in families:
@@ -220,15 +220,11 @@ class CertificateCollector:
             yield family
 
     def _source_metrics(self):
-        errors = CounterMetricFamily(
-            "x509_source_errors", "Errors emitted by sources, by reason code.", labels=["source_kind", "source_name", "reason"]
-        )
+        errors = CounterMetricFamily("x509_source_errors", "Errors emitted by sources, by reason code.", labels=["source_kind", "source_name", "reason"])
         for (kind, name, reason), count in sorted(self.store.errors_snapshot().items()):
             errors.add_metric([kind, name, reason], count)
         yield errors
-        up = GaugeMetricFamily(
-            "x509_source_up", "1 if the source has produced its first sync, 0 otherwise.", labels=["source_kind", "source_name"]
-        )
+        up = GaugeMetricFamily("x509_source_up", "1 if the source has produced its first sync, 0 otherwise.", labels=["source_kind", "source_name"])
         for (kind, name), is_up in sorted(self.store.source_up.items()):
             up.add_metric([kind, name], 1.0 if is_up else 0.0)
         yield up
@@ -243,9 +239,7 @@ class CertificateCollector:
             return
         instances: dict[TrustBundleSource, list[tuple[str, str, frozenset[str]]]] = {s: [] for s in self.trust_bundle_sources}
         for source, namespace, key in index.trust_bundle_keys:
-            instances[source].append(
-                (namespace, bundle_fingerprint(key.certificates), frozenset(c.fingerprint for c in key.certificates))
-            )
+            instances[source].append((namespace, bundle_fingerprint(key.certificates), frozenset(c.fingerprint for c in key.certificates)))
         consistent = GaugeMetricFamily(
             "mtls_trust_bundle_consistent",
             "1 if every namespace's copy of the trust bundle holds the same certificates, 0 otherwise.",
@@ -290,9 +284,7 @@ class CertificateCollector:
         success = GaugeMetricFamily(
             "mtls_rotation_last_success_timestamp_seconds", "Unix time of the last successful run of the rotation.", labels=["rotation"]
         )
-        failure = GaugeMetricFamily(
-            "mtls_rotation_last_failure_timestamp_seconds", "Unix time of the last failed run of the rotation.", labels=["rotation"]
-        )
+        failure = GaugeMetricFamily("mtls_rotation_last_failure_timestamp_seconds", "Unix time of the last failed run of the rotation.", labels=["rotation"])
         failures = CounterMetricFamily("mtls_rotation_failures", "Failed runs of the rotation, as recorded by the playbooks.", labels=["rotation"])
         for rotation in sorted(runs):
             fields = runs[rotation]

@@ -99,7 +99,7 @@ def format_value(value: float) -> str:
     text = repr(value)
     dot = text.find(".")
     if value > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
         return f"{mantissa}e+{dot - 1:02d}"
     return text
 
@@ -141,11 +141,13 @@ class TextGauge(Metric):
         name, labels, values = self.name, self._labels, self._values
         for start in range(0, len(values), chunk_lines):
             # format_value's integral case inline: timestamps and 0/1 skip a call.
-            yield "".join([
-                f"{name}{label_set.text} "
-                f"{repr(value) if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15 else format_value(value)}\n"
-                for label_set, value in zip(labels[start:start + chunk_lines], values[start:start + chunk_lines])
-            ])
+            yield "".join(
+                [
+                    f"{name}{label_set.text} "
+                    f"{repr(value) if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15 else format_value(value)}\n"
+                    for label_set, value in zip(labels[start : start + chunk_lines], values[start : start + chunk_lines])
+                ]
+            )
 
 
 _CHUNK_LINES = 2048

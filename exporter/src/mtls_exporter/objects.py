@@ -62,10 +62,7 @@ class KeySelection:
         wanted += list(self.configmap_keys)
         refused = sorted({k for k in wanted if looks_like_private_key(k)})
         if refused:
-            raise ValueError(
-                f"refusing to read key(s) {', '.join(refused)}: they hold private keys, "
-                "which the exporter never reads"
-            )
+            raise ValueError(f"refusing to read key(s) {', '.join(refused)}: they hold private keys, which the exporter never reads")
 
     def keys_for_secret_type(self, secret_type: str) -> tuple[str, ...]:
         return self.secret_keys_by_type.get(secret_type, ())

@@ -39,11 +39,7 @@ LOCATION_LABELS = (
     "serial_number",
     "crl_number",
 )
-CERT_LABELS = (
-    LOCATION_LABELS
-    + tuple(f"issuer_{f}" for f in certs.NAME_FIELDS)
-    + tuple(f"subject_{f}" for f in certs.NAME_FIELDS)
-)
+CERT_LABELS = LOCATION_LABELS + tuple(f"issuer_{f}" for f in certs.NAME_FIELDS) + tuple(f"subject_{f}" for f in certs.NAME_FIELDS)
 
 SOURCE_KIND_KUBERNETES = "kubernetes"
 SOURCE_KIND_FILE = "file"
@@ -114,9 +110,7 @@ def _add_discriminators(labels: list[dict[str, str]], certificates, source: str)
     seen = Counter(tuple(sorted(label_set.items())) for label_set in labels)
     for index, label_set in enumerate(labels):
         if seen[tuple(sorted(label_set.items()))] > 1:
-            digest = hashlib.sha256(
-                bytes.fromhex(certificates[index].fingerprint) + source.encode() + index.to_bytes(4, "big")
-            ).hexdigest()
+            digest = hashlib.sha256(bytes.fromhex(certificates[index].fingerprint) + source.encode() + index.to_bytes(4, "big")).hexdigest()
             label_set["discriminator"] = digest[:8]
 
 
@@ -130,9 +124,7 @@ def _crl_labels(location: dict[str, str], crl: ParsedCRL) -> dict[str, str]:
     return labels
 
 
-def build_key_certificates(
-    kind: str, namespace: str, name: str, key: str, value: bytes | None, keep_der: bool = True
-) -> KeyCertificates:
+def build_key_certificates(kind: str, namespace: str, name: str, key: str, value: bytes | None, keep_der: bool = True) -> KeyCertificates:
     location = _location_labels(kind, namespace, name, key)
     if value is None:
         return KeyCertificates(key, (), (), certs.REASON_DECODE_FAILED, RenderedLabels(location))
@@ -150,8 +142,7 @@ def build_key_certificates(
         return KeyCertificates(key, (), (), error.reason, RenderedLabels(location), crls=crls, crl_labels=crl_labels)
     labels = [_certificate_labels(location, c) for c in parsed]
     _add_discriminators(labels, parsed, f"{kind}/{namespace}/{name}/{key}")
-    return KeyCertificates(key, parsed, tuple(RenderedLabels(label_set) for label_set in labels), None, None,
-                           crls=crls, crl_labels=crl_labels)
+    return KeyCertificates(key, parsed, tuple(RenderedLabels(label_set) for label_set in labels), None, None, crls=crls, crl_labels=crl_labels)
 
 
 class CertificateStore:
@@ -222,11 +213,7 @@ class CertificateStore:
         with self._lock:
             current = self._objects.get(ref)
             self._owner[ref] = owner
-            if (
-                current is not None
-                and current.uid == stripped.uid
-                and current.resource_version == stripped.resource_version
-            ):
+            if current is not None and current.uid == stripped.uid and current.resource_version == stripped.resource_version:
                 return False
         source_object = self._parse(stripped, self.keep_der)
         self._compute_chains(source_object, self._trust_anchors)
@@ -240,13 +227,8 @@ class CertificateStore:
 
     @staticmethod
     def _parse(stripped: StrippedObject, keep_der: bool = True) -> SourceObject:
-        keys = tuple(
-            build_key_certificates(stripped.kind, stripped.namespace, stripped.name, key, value, keep_der)
-            for key, value in stripped.values.items()
-        )
-        return SourceObject(
-            stripped.kind, stripped.namespace, stripped.name, stripped.uid, stripped.resource_version, keys
-        )
+        keys = tuple(build_key_certificates(stripped.kind, stripped.namespace, stripped.name, key, value, keep_der) for key, value in stripped.values.items())
+        return SourceObject(stripped.kind, stripped.namespace, stripped.name, stripped.uid, stripped.resource_version, keys)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:

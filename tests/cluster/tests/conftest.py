@@ -18,8 +18,7 @@ def kubeconfig_path() -> str:
     path = Path(os.environ.get("MTLS_KUBECONFIG") or CHECKOUT / ".cluster" / "kubeconfig")
     if not path.is_file():
         # A failure, not a skip: these tests exist to prove the cluster works.
-        pytest.fail(f"no kubeconfig at {path}; start the local cluster with tests/cluster/up.sh "
-                    "(or set MTLS_KUBECONFIG) and rerun", pytrace=False)
+        pytest.fail(f"no kubeconfig at {path}; start the local cluster with tests/cluster/up.sh (or set MTLS_KUBECONFIG) and rerun", pytrace=False)
     return str(path)
 
 

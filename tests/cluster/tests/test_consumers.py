@@ -61,6 +61,7 @@ CERT_MANAGER_VERSION = consumer_versions().get("CERT_MANAGER_VERSION", "v1.20.3"
 
 # --------------------------------------------------------------------------- helpers
 
+
 def timing(step: str, seconds: float, **extra) -> None:
     (CLUSTER_DIR / "logs").mkdir(parents=True, exist_ok=True)
     with open(CLUSTER_DIR / "logs" / "consumers-timings.jsonl", "a") as handle:
@@ -68,12 +69,10 @@ def timing(step: str, seconds: float, **extra) -> None:
 
 
 def run(argv: list[str], timeout: float = 300, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(CHECKOUT / "ansible.cfg"),
-           "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(CHECKOUT / "ansible.cfg"), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=CHECKOUT, env=env, **kwargs)
     if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(argv[:4])} ... failed with status {result.returncode}:\n"
-                    f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
+        pytest.fail(f"{' '.join(argv[:4])} ... failed with status {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
     return result
 
 
@@ -105,8 +104,7 @@ def apply_documents(api: client.ApiClient, documents: list[dict]) -> None:
     for document in documents:
         resource = dynamic.resources.get(api_version=document["apiVersion"], kind=document["kind"])
         namespace = document["metadata"].get("namespace") if resource.namespaced else None
-        resource.server_side_apply(body=document, name=document["metadata"]["name"], namespace=namespace,
-                                   field_manager=FIELD_MANAGER, force_conflicts=True)
+        resource.server_side_apply(body=document, name=document["metadata"]["name"], namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True)
 
 
 def delete_config_maps(core: client.CoreV1Api, name: str, namespaces) -> None:
@@ -130,14 +128,12 @@ def require_consumer(name: str) -> str:
     if override:  # the pod runner's development override (see pod_runner.py)
         return override
     if not BUILD_CONSUMERS.exists():
-        pytest.fail(f"{name} cannot run: tests/cluster/build-consumers.sh does not exist, so no consumer binary "
-                    "is built.", pytrace=False)
+        pytest.fail(f"{name} cannot run: tests/cluster/build-consumers.sh does not exist, so no consumer binary is built.", pytrace=False)
     result = run([str(BUILD_CONSUMERS), "--print-bin", name], timeout=60, check=False)
     path = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     if result.returncode != 0 or not path or not os.access(path, os.X_OK):
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.fail(f"{name} is not built ({reason}); build it with tests/cluster/build-consumers.sh, then rerun.",
-                    pytrace=False)
+        pytest.fail(f"{name} is not built ({reason}); build it with tests/cluster/build-consumers.sh, then rerun.", pytrace=False)
     return path
 
 
@@ -147,8 +143,9 @@ def runner_up(consumer: str, timeout: float = 150, namespace: str | None = None)
     if result.returncode != 0:
         pytest.fail(f"the pod runner could not start {consumer}:\n{result.stderr[-4000:]}", pytrace=False)
     state = json.loads(pod_runner("status", "--json").stdout)
-    entries = [c for c in state.get("containers", []) if c["consumer"] == consumer and c["state"] == "ready"
-               and (namespace is None or c["namespace"] == namespace)]
+    entries = [
+        c for c in state.get("containers", []) if c["consumer"] == consumer and c["state"] == "ready" and (namespace is None or c["namespace"] == namespace)
+    ]
     assert entries, f"{consumer} is not ready after pod_runner.py up: {state}"
     timing(f"{consumer}: pod runner up (ready)", time.monotonic() - started)
     return entries[0]
@@ -181,8 +178,7 @@ def verify_chain(tmp: Path, roots_pem: str, chain_pem: str, uri: str | None = No
     if len(certs) > 1:
         argv += ["-untrusted", str(tmp / "untrusted.pem")]
     result = subprocess.run(argv + [str(tmp / "leaf.pem")], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), \
-        f"openssl verify -x509_strict refused the chain: {result.stdout}{result.stderr}"
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), f"openssl verify -x509_strict refused the chain: {result.stdout}{result.stderr}"
     argv = [x509verify_binary(), "-roots", str(tmp / "roots.pem"), "-cert", str(tmp / "chain.pem")]
     if uri:
         argv += ["-uri", uri]
@@ -209,10 +205,12 @@ def metric_values(text: str, name: str) -> list[tuple[dict, float]]:
 
 # --------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def pki_dir() -> Path:
-    result = run([str(VENV_BIN / "ansible"), "-i", "inventories/local", "localhost", "-m", "ansible.builtin.debug",
-                  "-a", "var=mtls_pki_dir", "-o"], timeout=120)
+    result = run(
+        [str(VENV_BIN / "ansible"), "-i", "inventories/local", "localhost", "-m", "ansible.builtin.debug", "-a", "var=mtls_pki_dir", "-o"], timeout=120
+    )
     match = re.search(r'"mtls_pki_dir":\s*"([^"]+)"', result.stdout)
     assert match, f"cannot read mtls_pki_dir from the local inventory: {result.stdout}"
     return Path(match.group(1))
@@ -222,8 +220,7 @@ def pki_dir() -> Path:
 def site(kubeconfig_path, pki_dir) -> dict:
     """One run of playbooks/site.yml with the local inventory: what the roles write."""
     started = time.monotonic()
-    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/site.yml",
-         "-e", f"mtls_kubeconfig={kubeconfig_path}"], timeout=900)
+    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/site.yml", "-e", f"mtls_kubeconfig={kubeconfig_path}"], timeout=900)
     timing("site.yml", time.monotonic() - started)
     root = (pki_dir / "root" / "ca.crt").read_text()
     return {"root_pem": root, "intermediate_pem": (pki_dir / "clusters" / "local" / "ca.crt").read_text()}
@@ -250,14 +247,33 @@ def custom(admin_api) -> client.CustomObjectsApi:
 
 # --------------------------------------------------------------------------- cert-manager
 
+
 def helm_binary(tmp: Path) -> str:
     helm = CACHE_DIR / "bin" / f"helm-{HELM_VERSION}" / "helm"
     if not helm.exists():
         started = time.monotonic()
         build = tmp / "helm-build"
-        result = subprocess.run(["flock", "/tmp/zt-go-build.lock", "nice", "-n", "10", "go", "install", "-p", "2",
-                                 "-trimpath", "-ldflags", "-s -w", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
-                                env={**os.environ, "GOBIN": str(build)}, capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(
+            [
+                "flock",
+                "/tmp/zt-go-build.lock",
+                "nice",
+                "-n",
+                "10",
+                "go",
+                "install",
+                "-p",
+                "2",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}",
+            ],
+            env={**os.environ, "GOBIN": str(build)},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if result.returncode != 0:
             pytest.fail(f"go install helm {HELM_VERSION} failed: {result.stderr[-2000:]}", pytrace=False)
         helm.parent.mkdir(parents=True, exist_ok=True)
@@ -272,17 +288,16 @@ def helm_binary(tmp: Path) -> str:
 DROPPED_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Job"}
 
 
-def render_module_chart(tmp: Path, module: str, version: str, chart_dir: str, release: str, namespace: str,
-                        chart_version: str, values: list[str]) -> list[dict]:
+def render_module_chart(
+    tmp: Path, module: str, version: str, chart_dir: str, release: str, namespace: str, chart_version: str, values: list[str]
+) -> list[dict]:
     """A chart that ships inside a consumer's Go module (from the Go module proxy), rendered
     by helm. The chart's version fields are set to the release (the projects' release tools
     do that); DROPPED_KINDS are left out; everything else is applied as rendered."""
     helm = helm_binary(tmp)
-    result = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"],
-                            capture_output=True, text=True, timeout=900, cwd=tmp)
+    result = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True, timeout=900, cwd=tmp)
     if result.returncode != 0:
-        pytest.fail(f"go mod download {module}@{version} failed: {result.stdout[-1000:]}{result.stderr[-1000:]}",
-                    pytrace=False)
+        pytest.fail(f"go mod download {module}@{version} failed: {result.stdout[-1000:]}{result.stderr[-1000:]}", pytrace=False)
     module_dir = Path(json.loads(result.stdout)["Dir"])
     chart = tmp / f"{release}-chart"
     shutil.copytree(module_dir / chart_dir, chart)
@@ -307,12 +322,18 @@ def cert_manager(request, admin_api, runner, tmp_path_factory):
     require_consumer("cert-manager-controller")  # before site.yml: a missing binary fails at once
     request.getfixturevalue("site")
     started = time.monotonic()
-    documents = render_module_chart(tmp_path_factory.mktemp("cert-manager"), "github.com/cert-manager/cert-manager",
-                                    CERT_MANAGER_VERSION, "deploy/charts/cert-manager", "cert-manager", "cert-manager",
-                                    CERT_MANAGER_VERSION, ["crds.enabled=false", "startupapicheck.enabled=false"])
+    documents = render_module_chart(
+        tmp_path_factory.mktemp("cert-manager"),
+        "github.com/cert-manager/cert-manager",
+        CERT_MANAGER_VERSION,
+        "deploy/charts/cert-manager",
+        "cert-manager",
+        "cert-manager",
+        CERT_MANAGER_VERSION,
+        ["crds.enabled=false", "startupapicheck.enabled=false"],
+    )
     controller = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "cert-manager"]
-    assert controller and controller[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
-        f"cert-manager-controller:{CERT_MANAGER_VERSION}")
+    assert controller and controller[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f"cert-manager-controller:{CERT_MANAGER_VERSION}")
     apply_documents(admin_api, documents)
     timing("cert-manager: chart rendered and applied", time.monotonic() - started)
     return runner_up("cert-manager-controller")
@@ -323,8 +344,12 @@ def recreate_cluster_issuer(custom, name: str) -> None:
     so its Ready condition must come from the controller that runs now (not from an
     earlier run against this cluster)."""
     current = custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", name)
-    body = {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
-            "metadata": {"name": name, "labels": current["metadata"].get("labels") or {}}, "spec": current["spec"]}
+    body = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": name, "labels": current["metadata"].get("labels") or {}},
+        "spec": current["spec"],
+    }
     custom.delete_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", name)
 
     def gone():
@@ -333,6 +358,7 @@ def recreate_cluster_issuer(custom, name: str) -> None:
             return False
         except ApiException as error:
             return error.status == 404
+
     wait_for(f"ClusterIssuer {name} to be deleted", gone, timeout_s=30)
     custom.create_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", body)
 
@@ -340,9 +366,11 @@ def recreate_cluster_issuer(custom, name: str) -> None:
 def test_cert_manager_issues_from_the_roles_cluster_issuer(cert_manager, site, custom, core, tmp_path):
     recreate_cluster_issuer(custom, "mtls-ca")
     started = time.monotonic()
-    issuer = wait_for("ClusterIssuer mtls-ca to become Ready", lambda: (
-        lambda obj: obj if condition(obj) == "True" else None)(
-        custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", "mtls-ca")), timeout_s=60)
+    issuer = wait_for(
+        "ClusterIssuer mtls-ca to become Ready",
+        lambda: (lambda obj: obj if condition(obj) == "True" else None)(custom.get_cluster_custom_object("cert-manager.io", "v1", "clusterissuers", "mtls-ca")),
+        timeout_s=60,
+    )
     issuer_ready_s = time.monotonic() - started
     assert issuer["spec"]["ca"]["secretName"] == "mtls-intermediate-ca"
     inventory = yaml.safe_load((CHECKOUT / "inventories/local/group_vars/all/cluster.yml").read_text())
@@ -359,33 +387,44 @@ def test_cert_manager_issues_from_the_roles_cluster_issuer(cert_manager, site, c
             if error.status != 404:
                 raise
             old_uid = None
-        wait_for(f"a new Secret {namespace}/{secret_name} from cert-manager", lambda: (
-            lambda obj: obj.metadata.uid != old_uid and obj.data and "tls.crt" in obj.data)(
-            core.read_namespaced_secret(secret_name, namespace)), timeout_s=60)
-        wait_for(f"Certificate {namespace}/{name} to become Ready", lambda: condition(
-            custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates", name)) == "True",
-            timeout_s=60)
+        wait_for(
+            f"a new Secret {namespace}/{secret_name} from cert-manager",
+            lambda: (lambda obj: obj.metadata.uid != old_uid and obj.data and "tls.crt" in obj.data)(core.read_namespaced_secret(secret_name, namespace)),
+            timeout_s=60,
+        )
+        wait_for(
+            f"Certificate {namespace}/{name} to become Ready",
+            lambda: condition(custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates", name)) == "True",
+            timeout_s=60,
+        )
         secret = core.read_namespaced_secret(secret_name, namespace)
         chain = base64.b64decode(secret.data["tls.crt"]).decode()
         leaf = verify_chain(tmp_path / name, site["root_pem"], chain, uri=(spec.get("uris") or [None])[0])
         assert leaf["dns_names"] == spec["dns_names"]
         assert leaf["lifetime_seconds"] == 720 * 3600, leaf  # duration: 720h from the inventory
-        assert fingerprint(base64.b64decode(secret.data["ca.crt"]).decode()) == fingerprint(site["root_pem"]), \
-            "the issued Secret's ca.crt is not our root"
-    timing("cert-manager: issuer Ready, certificates issued and verified", time.monotonic() - started,
-           issuer_ready_s=round(issuer_ready_s, 2))
+        assert fingerprint(base64.b64decode(secret.data["ca.crt"]).decode()) == fingerprint(site["root_pem"]), "the issued Secret's ca.crt is not our root"
+    timing("cert-manager: issuer Ready, certificates issued and verified", time.monotonic() - started, issuer_ready_s=round(issuer_ready_s, 2))
 
 
 def test_cert_manager_serves_certificate_expiry_metrics(cert_manager, core):
-    text = wait_for("certmanager_certificate_expiration_timestamp_seconds for payments-api", lambda: (
-        lambda body: body if 'name="payments-api"' in body else None)(
-        http_get(f"http://{cert_manager['pod_ip']}:9402/metrics")), timeout_s=60)
-    values = [v for labels, v in metric_values(text, "certmanager_certificate_expiration_timestamp_seconds")
-              if labels.get("name") == "payments-api" and labels.get("namespace") == "zt-payments"]
+    text = wait_for(
+        "certmanager_certificate_expiration_timestamp_seconds for payments-api",
+        lambda: (lambda body: body if 'name="payments-api"' in body else None)(http_get(f"http://{cert_manager['pod_ip']}:9402/metrics")),
+        timeout_s=60,
+    )
+    values = [
+        v
+        for labels, v in metric_values(text, "certmanager_certificate_expiration_timestamp_seconds")
+        if labels.get("name") == "payments-api" and labels.get("namespace") == "zt-payments"
+    ]
     assert len(values) == 1
     secret = core.read_namespaced_secret("payments-api-tls", "zt-payments")
-    not_after = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=base64.b64decode(secret.data["tls.crt"]),
-                               capture_output=True).stdout.decode().strip().split("=", 1)[1]
+    not_after = (
+        subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=base64.b64decode(secret.data["tls.crt"]), capture_output=True)
+        .stdout.decode()
+        .strip()
+        .split("=", 1)[1]
+    )
     expected = time.mktime(time.strptime(not_after, "%b %d %H:%M:%S %Y %Z")) - time.timezone
     assert abs(values[0] - expected) < 2, (values[0], expected)
 
@@ -407,9 +446,13 @@ def go_tool(src: Path, name: str) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{name}.{os.getpid()}")
         started = time.monotonic()
-        result = subprocess.run(["flock", "/tmp/zt-go-build.lock", "nice", "-n", "10", "go", "build", "-p", "2",
-                                 "-trimpath", "-o", str(tmp), "."], cwd=src, capture_output=True, text=True,
-                                timeout=1800)
+        result = subprocess.run(
+            ["flock", "/tmp/zt-go-build.lock", "nice", "-n", "10", "go", "build", "-p", "2", "-trimpath", "-o", str(tmp), "."],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if result.returncode != 0:
             pytest.fail(f"building {src.relative_to(CHECKOUT)} failed: {result.stderr[-2000:]}", pytrace=False)
         os.replace(tmp, target)
@@ -422,9 +465,16 @@ def istiod(request, admin_api, runner, tmp_path_factory):
     require_consumer("istiod")
     request.getfixturevalue("site")
     started = time.monotonic()
-    documents = render_module_chart(tmp_path_factory.mktemp("istiod"), ISTIO_MODULE, ISTIO_VERSION,
-                                    "manifests/charts/istio-control/istio-discovery", "istiod", "istio-system",
-                                    "1.0.0", ["global.hub=docker.io/istio", f"global.tag={ISTIO_VERSION}"])
+    documents = render_module_chart(
+        tmp_path_factory.mktemp("istiod"),
+        ISTIO_MODULE,
+        ISTIO_VERSION,
+        "manifests/charts/istio-control/istio-discovery",
+        "istiod",
+        "istio-system",
+        "1.0.0",
+        ["global.hub=docker.io/istio", f"global.tag={ISTIO_VERSION}"],
+    )
     assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod" for d in documents)
     apply_documents(admin_api, documents)
     timing("istiod: chart rendered and applied", time.monotonic() - started)
@@ -443,8 +493,7 @@ def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, cor
     namespaces: list[str] = []
 
     def published():
-        namespaces[:] = [ns.metadata.name for ns in core.list_namespace().items
-                         if ns.status.phase == "Active" and ns.metadata.name not in skipped]
+        namespaces[:] = [ns.metadata.name for ns in core.list_namespace().items if ns.status.phase == "Active" and ns.metadata.name not in skipped]
         missing = []
         for namespace in namespaces:
             try:
@@ -466,23 +515,38 @@ def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, cor
     timing("istiod: istio-ca-root-cert in every namespace", time.monotonic() - started, namespaces=len(namespaces))
 
 
-def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace: str, account: str,
-                         out: Path) -> dict:
+def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace: str, account: str, out: Path) -> dict:
     """A certificate from istiod's CA for namespace/account, requested with a real token."""
     try:
         core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
     except ApiException as error:
         if error.status != 409:
             raise
-    token = core.create_namespaced_service_account_token(account, namespace, {
-        "spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
+    token = core.create_namespaced_service_account_token(account, namespace, {"spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
     out.mkdir(parents=True, exist_ok=True)
     (out / "token").write_text(token)
     (out / "trust.pem").write_text(root_pem)
     spiffe = f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{account}"
-    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
-                             "-root", str(out / "trust.pem"), "-token", str(out / "token"), "-spiffe", spiffe,
-                             "-out", str(out), "-ttl", "1h"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
+            "-addr",
+            f"{istiod['pod_ip']}:15012",
+            "-root",
+            str(out / "trust.pem"),
+            "-token",
+            str(out / "token"),
+            "-spiffe",
+            spiffe,
+            "-out",
+            str(out),
+            "-ttl",
+            "1h",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, f"istiod refused the CSR of {spiffe}: {result.stderr}"
     return {"spiffe": spiffe, "dir": out}
 
@@ -490,44 +554,67 @@ def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace
 def test_istiod_signs_workload_csrs_that_complete_mutual_tls(istiod, site, core, admin_api, tmp_path):
     started = time.monotonic()
     server = workload_certificate(istiod, core, admin_api, site["root_pem"], "zt-payments", "api", tmp_path / "api")
-    client_ = workload_certificate(istiod, core, admin_api, site["root_pem"], "zt-shop", "frontend",
-                                   tmp_path / "frontend")
+    client_ = workload_certificate(istiod, core, admin_api, site["root_pem"], "zt-shop", "frontend", tmp_path / "frontend")
     csr_s = time.monotonic() - started
     for workload in (server, client_):
         chain = (workload["dir"] / "cert-chain.pem").read_text()
         leaf = verify_chain(workload["dir"] / "verify", site["root_pem"], chain, uri=workload["spiffe"])
         assert leaf["uris"] == [workload["spiffe"]]
         assert leaf["chain"][-1].startswith("CN=zerotrust.mtls local root CA"), leaf["chain"]
-        assert fingerprint(split_pem(chain)[1]) == fingerprint(site["intermediate_pem"]), \
-            "istiod did not sign with the role's intermediate (cacerts)"
+        assert fingerprint(split_pem(chain)[1]) == fingerprint(site["intermediate_pem"]), "istiod did not sign with the role's intermediate (cacerts)"
     # istiod takes the identity from the token, not from the CSR: a CSR for frontend's ID
     # sent with api's token comes back as api (and never as frontend).
-    other = core.create_namespaced_service_account_token("api", "zt-payments", {
-        "spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
+    other = core.create_namespaced_service_account_token("api", "zt-payments", {"spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
     (tmp_path / "other-token").write_text(other)
-    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
-                             "-root", str(server["dir"] / "trust.pem"), "-token", str(tmp_path / "other-token"),
-                             "-spiffe", client_["spiffe"], "-out", str(tmp_path / "mismatch")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
+            "-addr",
+            f"{istiod['pod_ip']}:15012",
+            "-root",
+            str(server["dir"] / "trust.pem"),
+            "-token",
+            str(tmp_path / "other-token"),
+            "-spiffe",
+            client_["spiffe"],
+            "-out",
+            str(tmp_path / "mismatch"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if result.returncode == 0:
-        leaf = verify_chain(tmp_path / "mismatch-verify", site["root_pem"],
-                            (tmp_path / "mismatch" / "cert-chain.pem").read_text())
+        leaf = verify_chain(tmp_path / "mismatch-verify", site["root_pem"], (tmp_path / "mismatch" / "cert-chain.pem").read_text())
         assert leaf["uris"] == [server["spiffe"]], f"istiod signed an identity the token does not prove: {leaf}"
     # A token for another audience is refused.
-    wrong = core.create_namespaced_service_account_token("frontend", "zt-shop", {
-        "spec": {"audiences": ["not-istio-ca"], "expirationSeconds": 600}}).status.token
+    wrong = core.create_namespaced_service_account_token(
+        "frontend", "zt-shop", {"spec": {"audiences": ["not-istio-ca"], "expirationSeconds": 600}}
+    ).status.token
     (tmp_path / "wrong-audience").write_text(wrong)
-    result = subprocess.run([go_tool(CSR_CLIENT_SRC, "istio-csr-client"), "-addr", f"{istiod['pod_ip']}:15012",
-                             "-root", str(server["dir"] / "trust.pem"), "-token", str(tmp_path / "wrong-audience"),
-                             "-spiffe", client_["spiffe"], "-out", str(tmp_path / "refused")],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and "Unauthenticated" in result.stderr, \
-        f"istiod accepted a token for another audience: {result.stdout}{result.stderr}"
+    result = subprocess.run(
+        [
+            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
+            "-addr",
+            f"{istiod['pod_ip']}:15012",
+            "-root",
+            str(server["dir"] / "trust.pem"),
+            "-token",
+            str(tmp_path / "wrong-audience"),
+            "-spiffe",
+            client_["spiffe"],
+            "-out",
+            str(tmp_path / "refused"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "Unauthenticated" in result.stderr, f"istiod accepted a token for another audience: {result.stdout}{result.stderr}"
 
     seen = mutual_tls(server["dir"], client_["dir"], site["root_pem"], tmp_path)
     assert seen["server_saw"] == client_["spiffe"] and seen["client_saw"] == server["spiffe"], seen
-    timing("istiod: two workload CSRs signed, verified, mutual TLS", time.monotonic() - started,
-           csr_s=round(csr_s, 2))
+    timing("istiod: two workload CSRs signed, verified, mutual TLS", time.monotonic() - started, csr_s=round(csr_s, 2))
 
 
 def spiffe_of(peer: dict) -> str | None:
@@ -577,9 +664,15 @@ CRL_PROBES = ("zt-crl-probe-1", "zt-crl-probe-2")
 CRL_RECORD_CONFIGMAP = "zt-consumer-crl-record"  # revoke.yml's run record, kept off the estate's
 # What istiod logs when it cannot use ca-crl.pem (pilot/pkg/bootstrap/istio_ca.go and
 # security/pkg/pki/util/keycertbundle.go of the pinned istio module).
-ISTIOD_CRL_ERRORS = ("failed to read CRL file", "failed reading crl file", "Failed to update new Plug-in CA certs",
-                     "missing CRL signed by", "failed to parse CRL", "unable to determine signing file format",
-                     "failed to create an istiod CA")
+ISTIOD_CRL_ERRORS = (
+    "failed to read CRL file",
+    "failed reading crl file",
+    "Failed to update new Plug-in CA certs",
+    "missing CRL signed by",
+    "failed to parse CRL",
+    "unable to determine signing file format",
+    "failed to create an istiod CA",
+)
 CRL_PROBE_PLAYBOOK = """
 - name: Throw-away client certificates under the copied intermediate, to be revoked
   hosts: localhost
@@ -603,8 +696,9 @@ CRL_PROBE_PLAYBOOK = """
 
 
 def istiod_entries() -> list[dict]:
-    return [c for c in json.loads(pod_runner("status", "--json").stdout).get("containers", [])
-            if c["consumer"] == "istiod" and c["namespace"] == "istio-system"]
+    return [
+        c for c in json.loads(pod_runner("status", "--json").stdout).get("containers", []) if c["consumer"] == "istiod" and c["namespace"] == "istio-system"
+    ]
 
 
 def restart_istiod(core, istiod: dict) -> dict:
@@ -613,9 +707,14 @@ def restart_istiod(core, istiod: dict) -> dict:
     updates the fixture's entry in place (its pod IP and log change)."""
     old = istiod["pod"]
     core.delete_namespaced_pod(old, "istio-system")
-    entries = wait_for(f"a new istiod pod ready and {old} gone", lambda: (
-        lambda found: found if found and all(c["pod"] != old for c in found)
-        and all(c["state"] == "ready" for c in found) else None)(istiod_entries()), timeout_s=150, interval_s=1)
+    entries = wait_for(
+        f"a new istiod pod ready and {old} gone",
+        lambda: (lambda found: found if found and all(c["pod"] != old for c in found) and all(c["state"] == "ready" for c in found) else None)(
+            istiod_entries()
+        ),
+        timeout_s=150,
+        interval_s=1,
+    )
     istiod.update(entries[0])
     return istiod
 
@@ -646,8 +745,7 @@ def crl_of(bundle: str, issuer_pem: str) -> dict:
     for pem in CRL_PEM.findall(bundle):
         crl = x509.load_pem_x509_crl(pem.encode())
         if crl.issuer == issuer.subject:
-            assert crl.is_signature_valid(issuer.public_key()), f"the CRL of {issuer.subject.rfc4514_string()} " \
-                                                                "does not verify against its CA"
+            assert crl.is_signature_valid(issuer.public_key()), f"the CRL of {issuer.subject.rfc4514_string()} does not verify against its CA"
             number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
             return {"number": number, "serials": {entry.serial_number for entry in crl}}
     pytest.fail(f"no CRL of {issuer.subject.rfc4514_string()} in the bundle:\n{bundle}", pytrace=False)
@@ -658,15 +756,18 @@ def run_revoke(kubeconfig: str, pki: Path, names: list[str], tmp: Path) -> None:
     ingress_mtls are left out (mtls_ingress_enabled false: their CRL is proven by the nginx
     handshakes) and the run is recorded in a ConfigMap of its own; the probes are in no
     inventory list, so no client Secret is removed."""
-    extra = {"mtls_pki_dir": str(pki), "mtls_kubeconfig": kubeconfig, "mtls_revoke": names,
-             "mtls_ingress_enabled": False, "mtls_rotation_record_configmap": CRL_RECORD_CONFIGMAP}
+    extra = {
+        "mtls_pki_dir": str(pki),
+        "mtls_kubeconfig": kubeconfig,
+        "mtls_revoke": names,
+        "mtls_ingress_enabled": False,
+        "mtls_rotation_record_configmap": CRL_RECORD_CONFIGMAP,
+    }
     (tmp / "revoke-vars.json").write_text(json.dumps(extra))
-    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/revoke.yml",
-         "-e", f"@{tmp / 'revoke-vars.json'}"], timeout=300)
+    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/revoke.yml", "-e", f"@{tmp / 'revoke-vars.json'}"], timeout=300)
 
 
-def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
-        istiod, site, core, admin_api, kubeconfig_path, pki_dir, tmp_path):
+def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(istiod, site, core, admin_api, kubeconfig_path, pki_dir, tmp_path):
     """istiod (PILOT_ENABLE_CA_CRL, on by default) loads the ca-crl.pem that playbooks/revoke.yml
     delivers in cacerts, at start-up and through its file watch, and publishes it unchanged.
 
@@ -688,15 +789,26 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
         src = pki_dir / sub
         if not src.exists():
             continue
-        shutil.copytree(src, pki / sub, symlinks=True,
-                        ignore=lambda d, names, src=src: [n for n in names if Path(d) == src and not n.startswith("..")
-                                                          and (Path(d) / n).is_dir()])
+        shutil.copytree(
+            src,
+            pki / sub,
+            symlinks=True,
+            ignore=lambda d, names, src=src: [n for n in names if Path(d) == src and not n.startswith("..") and (Path(d) / n).is_dir()],
+        )
     ca_dir = pki / "clusters" / "local"
     (tmp_path / "probes.yml").write_text(CRL_PROBE_PLAYBOOK)
-    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", str(tmp_path / "probes.yml"),
-         "-e", json.dumps({"ca_dir": str(ca_dir), "probes": list(CRL_PROBES)})], timeout=120)
-    serials = {name: x509.load_pem_x509_certificate((ca_dir / "clients" / f"{name}.crt").read_bytes()).serial_number
-               for name in CRL_PROBES}
+    run(
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            "inventories/local",
+            str(tmp_path / "probes.yml"),
+            "-e",
+            json.dumps({"ca_dir": str(ca_dir), "probes": list(CRL_PROBES)}),
+        ],
+        timeout=120,
+    )
+    serials = {name: x509.load_pem_x509_certificate((ca_dir / "clients" / f"{name}.crt").read_bytes()).serial_number for name in CRL_PROBES}
     intermediate_pem, root_pem = site["intermediate_pem"], site["root_pem"]
     assert (ca_dir / "ca.crt").read_text() == intermediate_pem
 
@@ -723,13 +835,11 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
         # The ConfigMaps must come from the istiod that runs now: remove two, they come back.
         delete_config_maps(core, "istio-ca-crl", ("zt-payments", "zt-shop"))
         for namespace in ("zt-payments", "zt-shop"):
-            wait_for(f"istio-ca-crl in {namespace} with the delivered CRL", lambda: published_crl(
-                core, namespace) == first, timeout_s=60)
+            wait_for(f"istio-ca-crl in {namespace} with the delivered CRL", lambda: published_crl(core, namespace) == first, timeout_s=60)
         published = published_crl(core, "zt-payments")
         assert crl_of(published, intermediate_pem) == first_view
         log = current_log(entry)
-        assert "Use root cert from etc/cacerts/root-cert.pem" in log and "Detected CRL file" in log, \
-            "istiod did not start from cacerts with its ca-crl.pem"
+        assert "Use root cert from etc/cacerts/root-cert.pem" in log and "Detected CRL file" in log, "istiod did not start from cacerts with its ca-crl.pem"
         assert not crl_errors(log), f"istiod logged CRL errors: {crl_errors(log)}"
 
         # 2. A second revocation reaches the running istiod through its watch of ./etc/cacerts.
@@ -739,37 +849,43 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
         second_view = crl_of(second, intermediate_pem)
         assert second_view["number"] > first_view["number"], (first_view, second_view)
         assert second_view["serials"] == set(serials.values()), second_view
-        wait_for("istio-ca-crl in zt-payments with the second CRL", lambda: published_crl(
-            core, "zt-payments") == second, timeout_s=60)
+        wait_for("istio-ca-crl in zt-payments with the second CRL", lambda: published_crl(core, "zt-payments") == second, timeout_s=60)
         watch_s = time.monotonic() - changed_at
         assert crl_of(published_crl(core, "zt-shop"), intermediate_pem) == second_view
         now = next(c for c in istiod_entries() if c["key"] == entry["key"])
         assert now["pid"] == entry["pid"] and now["restarts"] == 0, "istiod was restarted, not updated"
         log = current_log(entry)
-        assert "Updating CRL data" in log and "updated its CRL accordingly" in log, \
-            "istiod did not reload ca-crl.pem after the second delivery"
+        assert "Updating CRL data" in log and "updated its CRL accordingly" in log, "istiod did not reload ca-crl.pem after the second delivery"
         assert not crl_errors(log), f"istiod logged CRL errors: {crl_errors(log)}"
-        timing("istiod: CRL from revoke.yml loaded at start-up and reloaded on change", time.monotonic() - started,
-               revoke_s=round(revoked_s, 2), restart_s=round(restart_s, 2), watch_s=round(watch_s, 2),
-               crl_numbers=[first_view["number"], second_view["number"]])
+        timing(
+            "istiod: CRL from revoke.yml loaded at start-up and reloaded on change",
+            time.monotonic() - started,
+            revoke_s=round(revoked_s, 2),
+            restart_s=round(restart_s, 2),
+            watch_s=round(watch_s, 2),
+            crl_numbers=[first_view["number"], second_view["number"]],
+        )
     finally:
         # Put cacerts back as the istio_mtls role wrote it (its own field manager, so the CRL
         # key it does not own goes away), drop the run record, and restart istiod: it keeps a
         # CRL it has loaded until it restarts.
-        body = {"apiVersion": "v1", "kind": "Secret", "type": original.type, "data": original.data,
-                "metadata": {"name": "cacerts", "namespace": "istio-system",
-                             "labels": original.metadata.labels or {}}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": original.type,
+            "data": original.data,
+            "metadata": {"name": "cacerts", "namespace": "istio-system", "labels": original.metadata.labels or {}},
+        }
         if original.metadata.annotations:
             body["metadata"]["annotations"] = original.metadata.annotations
         DynamicClient(admin_api).resources.get(api_version="v1", kind="Secret").server_side_apply(
-            body=body, name="cacerts", namespace="istio-system", field_manager="zerotrust.mtls", force_conflicts=True)
+            body=body, name="cacerts", namespace="istio-system", field_manager="zerotrust.mtls", force_conflicts=True
+        )
         delete_config_maps(core, CRL_RECORD_CONFIGMAP, ["mtls-system"])
         assert core.read_namespaced_secret("cacerts", "istio-system").data == original.data
         restart_istiod(core, istiod)
         restored = base64.b64decode(original.data["ca-crl.pem"]).decode() if "ca-crl.pem" in original.data else ""
-        wait_for("istio-ca-crl in zt-payments as before the test", lambda: published_crl(
-            core, "zt-payments") == restored, timeout_s=60)
-
+        wait_for("istio-ca-crl in zt-payments as before the test", lambda: published_crl(core, "zt-payments") == restored, timeout_s=60)
 
 
 # --------------------------------------------------------------------------- trust-manager
@@ -786,11 +902,16 @@ def trust_manager(request, admin_api, runner, tmp_path_factory):
     # needed for it), and the default CA package is off (its init container image has
     # no local program). The trust namespace is the chart's default, cert-manager, where
     # the cert_manager role writes the Bundle's source ConfigMap.
-    documents = render_module_chart(tmp_path_factory.mktemp("trust-manager"), "github.com/cert-manager/trust-manager",
-                                    TRUST_MANAGER_VERSION, "deploy/charts/trust-manager", "trust-manager",
-                                    "cert-manager", TRUST_MANAGER_VERSION,
-                                    ["crds.enabled=false", "app.webhook.tls.helmCert.enabled=true",
-                                     "defaultPackage.enabled=false"])
+    documents = render_module_chart(
+        tmp_path_factory.mktemp("trust-manager"),
+        "github.com/cert-manager/trust-manager",
+        TRUST_MANAGER_VERSION,
+        "deploy/charts/trust-manager",
+        "trust-manager",
+        "cert-manager",
+        TRUST_MANAGER_VERSION,
+        ["crds.enabled=false", "app.webhook.tls.helmCert.enabled=true", "defaultPackage.enabled=false"],
+    )
     apply_documents(admin_api, documents)
     timing("trust-manager: chart rendered and applied", time.monotonic() - started)
     return runner_up("trust-manager")
@@ -801,11 +922,12 @@ def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust
     inventory = yaml.safe_load((CHECKOUT / "inventories/local/group_vars/all/cluster.yml").read_text())
     labels = inventory["cert_manager_trust_bundle_namespace_labels"]
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
-    wait_for("Bundle mtls-trust-bundle to be Synced", lambda: condition(
-        custom.get_cluster_custom_object("trust.cert-manager.io", "v1alpha1", "bundles", "mtls-trust-bundle"),
-        "Synced") == "True", timeout_s=60)
-    targets = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items
-               if ns.status.phase == "Active"]
+    wait_for(
+        "Bundle mtls-trust-bundle to be Synced",
+        lambda: condition(custom.get_cluster_custom_object("trust.cert-manager.io", "v1alpha1", "bundles", "mtls-trust-bundle"), "Synced") == "True",
+        timeout_s=60,
+    )
+    targets = [ns.metadata.name for ns in core.list_namespace(label_selector=selector).items if ns.status.phase == "Active"]
     assert {"zt-payments", "zt-shop"} <= set(targets), targets
     delete_config_maps(core, "mtls-trust-bundle", targets)  # trust-manager must write them again
     root = fingerprint(site["root_pem"])
@@ -833,17 +955,20 @@ def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust
 
 # --------------------------------------------------------------------------- SPIRE
 
+
 @pytest.fixture(scope="module")
 def spire_server(request, runner):
     binary = require_consumer("spire-server")
     request.getfixturevalue("site")  # the spire role templates the StatefulSet, server.conf and upstream Secret
     result = pod_runner("up", "--only", "spire-server", "--timeout", "120", timeout=200)
     if result.returncode != 0 and "path length constraint" in result.stderr:
-        pytest.fail("the SPIRE server refuses the spire role's upstream Secret: the ca role's cluster intermediate "
-                    "has pathlen:0, but SPIRE's disk UpstreamAuthority mints its own CA below it (root -> "
-                    "intermediate -> SPIRE CA -> SVID needs pathlen >= 1 on the intermediate and >= 2 on the root); "
-                    "the server log says: " + re.findall(r"error=\"([^\"]+path length[^\"]*)\"", result.stderr)[-1],
-                    pytrace=False)
+        pytest.fail(
+            "the SPIRE server refuses the spire role's upstream Secret: the ca role's cluster intermediate "
+            "has pathlen:0, but SPIRE's disk UpstreamAuthority mints its own CA below it (root -> "
+            "intermediate -> SPIRE CA -> SVID needs pathlen >= 1 on the intermediate and >= 2 on the root); "
+            "the server log says: " + re.findall(r"error=\"([^\"]+path length[^\"]*)\"", result.stderr)[-1],
+            pytrace=False,
+        )
     entry = runner_up("spire-server", timeout=120)
     entry["binary"] = binary
     entry["socket"] = str(Path(entry["pod_dir"]) / "c" / "spire-server" / "tmp" / "spire-server" / "private" / "api.sock")
@@ -863,17 +988,24 @@ def test_spire_server_mints_svids_under_our_root_with_the_inventorys_ttls(spire_
     spiffe = f"spiffe://{TRUST_DOMAIN}/ns/zt-payments/sa/api"
     out = tmp_path / "svid"
     out.mkdir()
-    result = subprocess.run([spire_server["binary"], "x509", "mint", "-socketPath", spire_server["socket"],
-                             "-spiffeID", spiffe, "-write", str(out)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [spire_server["binary"], "x509", "mint", "-socketPath", spire_server["socket"], "-spiffeID", spiffe, "-write", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, f"spire-server x509 mint failed: {result.stdout}{result.stderr}"
     chain = (out / "svid.pem").read_text()
     leaf = verify_chain(tmp_path / "verify", site["root_pem"], chain, uri=spiffe)
     # SPIRE backdates NotBefore by 10 s (clock skew), so the lifetime is the TTL plus that.
     assert x509_ttl <= leaf["lifetime_seconds"] <= x509_ttl + 10, leaf
     assert fingerprint(site["root_pem"]) in {fingerprint(p) for p in split_pem((out / "bundle.pem").read_text())}
-    result = subprocess.run([spire_server["binary"], "jwt", "mint", "-socketPath", spire_server["socket"],
-                             "-spiffeID", spiffe, "-audience", "zt-consumer-test"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [spire_server["binary"], "jwt", "mint", "-socketPath", spire_server["socket"], "-spiffeID", spiffe, "-audience", "zt-consumer-test"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, f"spire-server jwt mint failed: {result.stdout}{result.stderr}"
     claims = jwt_claims(result.stdout.strip().split()[-1])
     assert claims["sub"] == spiffe and claims["aud"] in (["zt-consumer-test"], "zt-consumer-test"), claims
@@ -883,9 +1015,11 @@ def test_spire_server_mints_svids_under_our_root_with_the_inventorys_ttls(spire_
 
 def test_spire_k8sbundle_notifier_writes_our_root(spire_server, site, core):
     root = fingerprint(site["root_pem"])
-    wait_for("the spire-bundle ConfigMap with our root", lambda: root in {
-        fingerprint(p) for p in split_pem((core.read_namespaced_config_map("spire-bundle", "spire").data or {})
-                                          .get("bundle.crt", ""))}, timeout_s=60)
+    wait_for(
+        "the spire-bundle ConfigMap with our root",
+        lambda: root in {fingerprint(p) for p in split_pem((core.read_namespaced_config_map("spire-bundle", "spire").data or {}).get("bundle.crt", ""))},
+        timeout_s=60,
+    )
     state = json.loads(pod_runner("status", "--json").stdout)
     server = next(c for c in state["containers"] if c["consumer"] == "spire-server")
     assert server["state"] == "ready" and server["restarts"] == 0, f"the SPIRE server did not stay healthy: {server}"
@@ -922,8 +1056,19 @@ EXPORTER_PLAYBOOK = """
 def run_exporter_role(kubeconfig: str, tmp: Path, trust_pem: str) -> None:
     (tmp / "exporter.yml").write_text(EXPORTER_PLAYBOOK)
     (tmp / "trust.pem").write_text(trust_pem)
-    run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/local", str(tmp / "exporter.yml"),
-         "-e", f"kc={kubeconfig}", "-e", f"trust_file={tmp / 'trust.pem'}"], timeout=300)
+    run(
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            "inventories/local",
+            str(tmp / "exporter.yml"),
+            "-e",
+            f"kc={kubeconfig}",
+            "-e",
+            f"trust_file={tmp / 'trust.pem'}",
+        ],
+        timeout=300,
+    )
 
 
 def anchors(pod_ip: str) -> tuple[str, int] | None:
@@ -946,13 +1091,17 @@ def exporter(request, kubeconfig_path, runner, tmp_path_factory):
 
 
 def test_exporter_serves_metrics_within_the_roles_rbac(exporter, site, core):
-    entry = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
-                 if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter")
-    text = wait_for("the exporter's metrics for the watched namespaces", lambda: (
-        lambda body: body if 'secret_name="cacerts"' in body else None)(
-        http_get(f"http://{entry['pod_ip']}:9793/metrics")), timeout_s=60)
-    namespaces = {labels.get("secret_namespace") or labels.get("configmap_namespace")
-                  for labels, _ in metric_values(text, "x509_cert_not_after")} - {None}  # None: the trust file
+    entry = next(
+        c for c in json.loads(pod_runner("status", "--json").stdout)["containers"] if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter"
+    )
+    text = wait_for(
+        "the exporter's metrics for the watched namespaces",
+        lambda: (lambda body: body if 'secret_name="cacerts"' in body else None)(http_get(f"http://{entry['pod_ip']}:9793/metrics")),
+        timeout_s=60,
+    )
+    namespaces = {labels.get("secret_namespace") or labels.get("configmap_namespace") for labels, _ in metric_values(text, "x509_cert_not_after")} - {
+        None
+    }  # None: the trust file
     assert {"istio-system"} <= namespaces <= {"zt-payments", "istio-system"}, namespaces
     # The program runs with the role's service account: the pod runner's kubeconfig for
     # this pod carries a TokenRequest token of EXPORTER_NAMESPACE/EXPORTER_NAME.
@@ -964,8 +1113,7 @@ def test_exporter_serves_metrics_within_the_roles_rbac(exporter, site, core):
     context = ssl.create_default_context(cafile=str(CLUSTER_DIR / "pki" / "ca.crt"))
 
     def status_of(path: str) -> int:
-        request = urllib.request.Request(f"https://127.0.0.1:{port}{path}",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:
                 return response.status
@@ -974,26 +1122,30 @@ def test_exporter_serves_metrics_within_the_roles_rbac(exporter, site, core):
 
     assert status_of("/api/v1/namespaces/zt-payments/secrets") == 200
     assert status_of("/api/v1/namespaces/istio-system/configmaps") == 200
-    assert status_of("/api/v1/namespaces/zt-shop/secrets") == 403      # not a watched namespace
-    assert status_of("/api/v1/secrets") == 403                           # nothing cluster-wide
-    assert status_of("/api/v1/namespaces/zt-payments/pods") == 403       # Secrets and ConfigMaps only
+    assert status_of("/api/v1/namespaces/zt-shop/secrets") == 403  # not a watched namespace
+    assert status_of("/api/v1/secrets") == 403  # nothing cluster-wide
+    assert status_of("/api/v1/namespaces/zt-payments/pods") == 403  # Secrets and ConfigMaps only
 
 
 def test_a_role_change_reaches_the_running_exporter(exporter, site, kubeconfig_path):
     """The role rewrites its trust-bundle ConfigMap; the pod runner's ..data swap brings it
     to the running exporter (--trust-bundle, a mounted file), without a restart."""
-    entry = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
-                 if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter")
-    before = wait_for("the exporter's trust anchor from the role", lambda: (
-        lambda value: value if value and value[1] == 1 else None)(anchors(entry["pod_ip"])), timeout_s=60)
+    entry = next(
+        c for c in json.loads(pod_runner("status", "--json").stdout)["containers"] if c["namespace"] == EXPORTER_NAMESPACE and c["consumer"] == "mtls-exporter"
+    )
+    before = wait_for(
+        "the exporter's trust anchor from the role", lambda: (lambda value: value if value and value[1] == 1 else None)(anchors(entry["pod_ip"])), timeout_s=60
+    )
     started = time.monotonic()
     run_exporter_role(kubeconfig_path, exporter["tmp"], site["root_pem"] + site["intermediate_pem"])
-    after_change = wait_for("the exporter to see the role's new trust bundle (2 certificates)", lambda: (
-        lambda value: value if value and value[1] == 2 else None)(anchors(entry["pod_ip"])), timeout_s=60)
+    after_change = wait_for(
+        "the exporter to see the role's new trust bundle (2 certificates)",
+        lambda: (lambda value: value if value and value[1] == 2 else None)(anchors(entry["pod_ip"])),
+        timeout_s=60,
+    )
     assert after_change[0] != before[0]
     timing("exporter: role change reached the running program", time.monotonic() - started)
-    after = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"]
-                 if c["key"] == entry["key"])
+    after = next(c for c in json.loads(pod_runner("status", "--json").stdout)["containers"] if c["key"] == entry["key"])
     assert after["pid"] == entry["pid"] and after["restarts"] == 0, "the exporter was restarted, not updated"
     volume = Path(entry["pod_dir"]) / "volumes" / "trust-bundle"
     assert (volume / "..data").is_symlink() and os.readlink(volume / "ca.crt") == "..data/ca.crt"

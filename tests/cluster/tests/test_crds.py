@@ -110,21 +110,28 @@ def env(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     values = dict(os.environ)
     values.pop("MTLS_CRDS_DIR", None)
-    values.update({
-        "MTLS_CACHE_DIR": str(tmp_path / "cache"),
-        "MTLS_CRDS_URL_MIRROR": f"http://127.0.0.1:{closed_loopback_port()}",
-        "GOPROXY": f"http://127.0.0.1:{closed_loopback_port()}",
-        "GOMODCACHE": str(tmp_path / "gomodcache"),  # empty: nothing can come from an earlier download
-        "GOTOOLCHAIN": "local",
-        "GOSUMDB": "off",
-    })
+    values.update(
+        {
+            "MTLS_CACHE_DIR": str(tmp_path / "cache"),
+            "MTLS_CRDS_URL_MIRROR": f"http://127.0.0.1:{closed_loopback_port()}",
+            "GOPROXY": f"http://127.0.0.1:{closed_loopback_port()}",
+            "GOMODCACHE": str(tmp_path / "gomodcache"),  # empty: nothing can come from an earlier download
+            "GOTOOLCHAIN": "local",
+            "GOSUMDB": "off",
+        }
+    )
     return values
 
 
 def url_set(files: dict[str, bytes], offline: list[str] | None = None, **extra) -> dict:
-    return {"version": "v1.0.0", "url_base": "https://upstream.example.invalid/crds/",
-            "files": [{"path": name, "sha256": sha(data)} for name, data in files.items()],
-            "offline": offline or [], "needs": [], **extra}
+    return {
+        "version": "v1.0.0",
+        "url_base": "https://upstream.example.invalid/crds/",
+        "files": [{"path": name, "sha256": sha(data)} for name, data in files.items()],
+        "offline": offline or [],
+        "needs": [],
+        **extra,
+    }
 
 
 def one_sentence(message: str) -> None:
@@ -134,6 +141,7 @@ def one_sentence(message: str) -> None:
 
 
 # --- sha256 pins -------------------------------------------------------------------------
+
 
 def test_a_pinned_url_file_whose_sha256_differs_is_refused_with_one_sentence(env, tmp_path, loopback_files):
     pinned = crd_file("Widget")
@@ -159,12 +167,18 @@ def test_a_go_module_file_whose_sha256_differs_is_refused(env, tmp_path):
     (module_dir / "crds").mkdir(parents=True)
     (module_dir / "crds" / "widgets.yaml").write_bytes(crd_file("Gadget"))
     fake_go = tmp_path / "go"
-    fake_go.write_text("#!/bin/sh\ncat <<'EOF'\n" + json.dumps(
-        {"Path": "example.com/widgets", "Version": "v1.0.0", "Dir": str(module_dir), "Sum": "h1:pinned="})
-        + "\nEOF\n")
+    fake_go.write_text(
+        "#!/bin/sh\ncat <<'EOF'\n" + json.dumps({"Path": "example.com/widgets", "Version": "v1.0.0", "Dir": str(module_dir), "Sum": "h1:pinned="}) + "\nEOF\n"
+    )
     fake_go.chmod(0o755)
-    sources = {"widgets": {"version": "v1.0.0", "go_module": "example.com/widgets", "go_sum": "h1:pinned=",
-                           "files": [{"path": "crds/widgets.yaml", "sha256": sha(crd_file("Widget"))}]}}
+    sources = {
+        "widgets": {
+            "version": "v1.0.0",
+            "go_module": "example.com/widgets",
+            "go_sum": "h1:pinned=",
+            "files": [{"path": "crds/widgets.yaml", "sha256": sha(crd_file("Widget"))}],
+        }
+    }
 
     with pytest.raises(crds.CrdSourceError) as refused:
         crds.ensure_sets(sources, env=env, go_command=str(fake_go), log=print)
@@ -200,6 +214,7 @@ def test_a_verified_url_set_is_cached_and_a_warm_call_needs_no_network(env, loop
 
 # --- offline fallback and missing sources ------------------------------------------------
 
+
 def test_the_offline_directory_serves_when_the_online_sources_fail(env, tmp_path):
     offline = tmp_path / "offline"
     offline.mkdir()
@@ -208,9 +223,13 @@ def test_the_offline_directory_serves_when_the_online_sources_fail(env, tmp_path
     env["MTLS_CRDS_DIR"] = str(offline)
     sources = {
         # Fails at the Go proxy: a closed loopback port, and an empty module cache.
-        "widgets": {"version": "v9.9.9", "go_module": "example.com/zerotrust-mtls/widgets",
-                    "files": [{"path": "crds/widgets.yaml", "sha256": sha(crd_file("Widget"))}],
-                    "offline": ["widgets-all.yaml"], "needs": ["widgets.example.zerotrust.io"]},
+        "widgets": {
+            "version": "v9.9.9",
+            "go_module": "example.com/zerotrust-mtls/widgets",
+            "files": [{"path": "crds/widgets.yaml", "sha256": sha(crd_file("Widget"))}],
+            "offline": ["widgets-all.yaml"],
+            "needs": ["widgets.example.zerotrust.io"],
+        },
         # Fails at the pinned URL (the mirror is a closed loopback port).
         "gadgets": url_set({"gadgets.yaml": crd_file("Gadget")}, ["gadgets-all.yaml"]),
     }
@@ -241,8 +260,7 @@ def test_an_offline_copy_that_lacks_a_needed_crd_is_refused(env, tmp_path):
     offline.mkdir()
     (offline / "widgets-all.yaml").write_bytes(crd_file("Gadget"))
     env["MTLS_CRDS_DIR"] = str(offline)
-    sources = {"widgets": url_set({"widgets.yaml": crd_file("Widget")}, ["widgets-all.yaml"],
-                                  needs=["widgets.example.zerotrust.io"])}
+    sources = {"widgets": url_set({"widgets.yaml": crd_file("Widget")}, ["widgets-all.yaml"], needs=["widgets.example.zerotrust.io"])}
 
     with pytest.raises(crds.CrdSourceError) as refused:
         crds.ensure_sets(sources, env=env, log=print)
@@ -251,9 +269,15 @@ def test_an_offline_copy_that_lacks_a_needed_crd_is_refused(env, tmp_path):
 
 
 def test_no_source_for_a_set_is_one_sentence_naming_what_to_provide(env):
-    sources = {"widgets": url_set({"widgets.yaml": crd_file("Widget")}, ["widgets-all.yaml"]),
-               "gizmos": {"version": "v2.0.0", "go_module": "example.com/zerotrust-mtls/gizmos",
-                          "files": [{"path": "gizmos.yaml", "sha256": sha(b"")}], "offline": ["gizmos.yaml"]}}
+    sources = {
+        "widgets": url_set({"widgets.yaml": crd_file("Widget")}, ["widgets-all.yaml"]),
+        "gizmos": {
+            "version": "v2.0.0",
+            "go_module": "example.com/zerotrust-mtls/gizmos",
+            "files": [{"path": "gizmos.yaml", "sha256": sha(b"")}],
+            "offline": ["gizmos.yaml"],
+        },
+    }
 
     with pytest.raises(crds.CrdSourceError) as missing:
         crds.ensure_sets(sources, env=env, log=print)
@@ -270,17 +294,21 @@ def test_no_source_for_a_set_is_one_sentence_naming_what_to_provide(env):
 def test_up_sh_without_any_crd_source_stops_before_anything_starts(env, tmp_path):
     # Everything online fails on closed loopback ports, the cache is empty, no MTLS_CRDS_DIR.
     env["MTLS_CLUSTER_DIR"] = str(tmp_path / "cluster")
-    for name in ("MTLS_ETCD_CLIENT_PORT", "MTLS_ETCD_PEER_PORT", "MTLS_APISERVER_PORT",
-                 "MTLS_CONTROLLER_MANAGER_PORT", "MTLS_SCHEDULER_PORT", "MTLS_KWOK_PORT"):
+    for name in (
+        "MTLS_ETCD_CLIENT_PORT",
+        "MTLS_ETCD_PEER_PORT",
+        "MTLS_APISERVER_PORT",
+        "MTLS_CONTROLLER_MANAGER_PORT",
+        "MTLS_SCHEDULER_PORT",
+        "MTLS_KWOK_PORT",
+    ):
         env[name] = str(closed_loopback_port())
     # The check alone first: if it passed, up.sh would go on to build into the empty cache.
-    check = subprocess.run([sys.executable, CLUSTER_SCRIPTS / "crds.py", "ensure"], env=env,
-                           capture_output=True, text=True, timeout=300, check=False)
+    check = subprocess.run([sys.executable, CLUSTER_SCRIPTS / "crds.py", "ensure"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert check.returncode == 1, check.stderr
 
     started = time.monotonic()
-    result = subprocess.run([CLUSTER_SCRIPTS / "up.sh"], env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run([CLUSTER_SCRIPTS / "up.sh"], env=env, capture_output=True, text=True, timeout=300, check=False)
 
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "ERROR:" in line]
@@ -298,6 +326,7 @@ def test_up_sh_without_any_crd_source_stops_before_anything_starts(env, tmp_path
 
 # --- the real pins -----------------------------------------------------------------------
 
+
 def test_the_source_list_pins_every_crd_the_roles_need():
     sources = crds.load_sources()
     needed = {name for spec in sources.values() for name in spec.get("needs") or []}
@@ -308,13 +337,16 @@ def test_the_source_list_pins_every_crd_the_roles_need():
 
 
 def test_linkerd_templates_render_only_their_three_metadata_lines():
-    template = (b"metadata:\n  name: servers.policy.linkerd.io\n  annotations:\n"
-                b"    {{ include \"partials.annotations.created-by\" . }}\n  labels:\n"
-                b"    helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version | replace \"+\" \"_\" }}\n"
-                b"    linkerd.io/control-plane-ns: {{.Release.Namespace}}\nspec: {}\n")
+    template = (
+        b"metadata:\n  name: servers.policy.linkerd.io\n  annotations:\n"
+        b'    {{ include "partials.annotations.created-by" . }}\n  labels:\n'
+        b'    helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version | replace "+" "_" }}\n'
+        b"    linkerd.io/control-plane-ns: {{.Release.Namespace}}\nspec: {}\n"
+    )
     assert crds.render_linkerd_crds_metadata(template, "server.yaml") == (
         b"metadata:\n  name: servers.policy.linkerd.io\n  annotations:\n  labels:\n"
-        b"    helm.sh/chart: linkerd-crds\n    linkerd.io/control-plane-ns: linkerd\nspec: {}\n")
+        b"    helm.sh/chart: linkerd-crds\n    linkerd.io/control-plane-ns: linkerd\nspec: {}\n"
+    )
     with pytest.raises(crds.CrdSourceError) as refused:
         crds.render_linkerd_crds_metadata(template + b"{{- if .Values.enabled }}\n", "server.yaml")
     assert "not one of the three metadata lines" in str(refused.value)
@@ -332,11 +364,11 @@ def _upstream_files_of(concatenation: bytes) -> list[bytes]:
 
 
 def _as_linkerd_template(rendered: bytes) -> bytes:
-    return (rendered
-            .replace(b"  annotations:\n", b"  annotations:\n    {{ include \"partials.annotations.created-by\" . }}\n")
-            .replace(b"    helm.sh/chart: linkerd-crds\n", b"    helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}\n")
-            .replace(b"    linkerd.io/control-plane-ns: linkerd\n",
-                     b"    linkerd.io/control-plane-ns: {{.Release.Namespace}}\n"))
+    return (
+        rendered.replace(b"  annotations:\n", b'  annotations:\n    {{ include "partials.annotations.created-by" . }}\n')
+        .replace(b"    helm.sh/chart: linkerd-crds\n", b"    helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}\n")
+        .replace(b"    linkerd.io/control-plane-ns: linkerd\n", b"    linkerd.io/control-plane-ns: {{.Release.Namespace}}\n")
+    )
 
 
 def test_the_pinned_upstream_urls_verify_against_the_offline_test_data(env, loopback_files):
@@ -351,8 +383,7 @@ def test_the_pinned_upstream_urls_verify_against_the_offline_test_data(env, loop
     sources = {name: spec for name, spec in crds.load_sources().items() if spec.get("url_base")}
     served = {}
     for spec in sources.values():
-        upstream = [data for file_name in spec["offline"]
-                    for data in _upstream_files_of((Path(offline) / file_name).read_bytes())]
+        upstream = [data for file_name in spec["offline"] for data in _upstream_files_of((Path(offline) / file_name).read_bytes())]
         assert len(upstream) == len(spec["files"])
         for entry, data in zip(spec["files"], upstream):
             path = "/" + (spec["url_base"] + entry["path"]).split("/", 3)[3]
@@ -362,36 +393,44 @@ def test_the_pinned_upstream_urls_verify_against_the_offline_test_data(env, loop
 
     materialised = crds.ensure_sets(sources, env=env, log=print)
 
-    assert [s.directory.name for s in materialised] == [f"{name}-{spec['version']}"
-                                                        for name, spec in sources.items()]
+    assert [s.directory.name for s in materialised] == [f"{name}-{spec['version']}" for name, spec in sources.items()]
     assert len(server.requests) == len(served)
 
 
 # --- what the running cluster serves ---------------------------------------------------
 
 CRDS_THE_ROLES_NEED = (
-    "clusterissuers.cert-manager.io", "issuers.cert-manager.io", "certificates.cert-manager.io",
-    "orders.acme.cert-manager.io", "challenges.acme.cert-manager.io",
+    "clusterissuers.cert-manager.io",
+    "issuers.cert-manager.io",
+    "certificates.cert-manager.io",
+    "orders.acme.cert-manager.io",
+    "challenges.acme.cert-manager.io",
     "bundles.trust.cert-manager.io",
-    "clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
+    "clusterspiffeids.spire.spiffe.io",
+    "clusterfederatedtrustdomains.spire.spiffe.io",
     "clusterstaticentries.spire.spiffe.io",
-    "peerauthentications.security.istio.io", "authorizationpolicies.security.istio.io",
+    "peerauthentications.security.istio.io",
+    "authorizationpolicies.security.istio.io",
     "destinationrules.networking.istio.io",
-    "gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io",
-    "referencegrants.gateway.networking.k8s.io", "backendtlspolicies.gateway.networking.k8s.io",
-    "prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com",
+    "gateways.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+    "backendtlspolicies.gateway.networking.k8s.io",
+    "prometheusrules.monitoring.coreos.com",
+    "servicemonitors.monitoring.coreos.com",
     "podmonitors.monitoring.coreos.com",
     "ingresscontrollers.operator.openshift.io",
-    "servers.policy.linkerd.io", "meshtlsauthentications.policy.linkerd.io",
+    "servers.policy.linkerd.io",
+    "meshtlsauthentications.policy.linkerd.io",
 )
 
 
 def test_the_api_server_serves_every_crd_the_roles_need(admin_api):
     response = client.ApiextensionsV1Api(admin_api).list_custom_resource_definition(_preload_content=False)
     items = {item["metadata"]["name"]: item for item in json.loads(response.data)["items"]}
-    established = {name for name, item in items.items()
-                   if any(c["type"] == "Established" and c["status"] == "True"
-                          for c in item.get("status", {}).get("conditions", []))}
+    established = {
+        name for name, item in items.items() if any(c["type"] == "Established" and c["status"] == "True" for c in item.get("status", {}).get("conditions", []))
+    }
     missing = sorted(set(CRDS_THE_ROLES_NEED) - established)
     assert not missing, f"not served (did up.sh apply the CRD sets?): {missing}"
     # The Gateway API standard channel with frontend client-certificate validation.
@@ -402,12 +441,15 @@ def test_the_api_server_serves_every_crd_the_roles_need(admin_api):
 
 def test_the_istio_schema_rejects_a_misspelt_peerauthentication_mode(admin_api, namespace):
     custom = client.CustomObjectsApi(admin_api)
-    where = {"group": "security.istio.io", "version": "v1", "plural": "peerauthentications",
-             "namespace": namespace}
+    where = {"group": "security.istio.io", "version": "v1", "plural": "peerauthentications", "namespace": namespace}
 
     def body(name, mode):
-        return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-                "metadata": {"name": name, "namespace": namespace}, "spec": {"mtls": {"mode": mode}}}
+        return {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"mtls": {"mode": mode}},
+        }
 
     with pytest.raises(ApiException) as rejected:
         custom.create_namespaced_custom_object(body=body("typo", "STRIKT"), **where)

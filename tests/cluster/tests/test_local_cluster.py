@@ -47,30 +47,35 @@ def test_every_address_the_cluster_hands_out_is_loopback(admin_api):
 def test_webhook_naming_a_cluster_service_fails_at_once_on_loopback(admin_api, namespace):
     core = client.CoreV1Api(admin_api)
     admission = client.AdmissionregistrationV1Api(admin_api)
-    service = core.create_namespaced_service(namespace, {
-        "metadata": {"name": "webhook"},
-        "spec": {"ports": [{"port": 443, "targetPort": 8443}], "selector": {"app": "webhook"}},
-    })
+    service = core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "webhook"},
+            "spec": {"ports": [{"port": 443, "targetPort": 8443}], "selector": {"app": "webhook"}},
+        },
+    )
     cluster_ip = service.spec.cluster_ip
     assert ipaddress.ip_address(cluster_ip) in SERVICE_RANGE
 
     webhook_name = f"{namespace}.webhook.zerotrust.mtls"
-    admission.create_validating_webhook_configuration({
-        "metadata": {"name": namespace},
-        "webhooks": [{
-            "name": webhook_name,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
-            # Only this test's namespace, so others using the shared cluster are unaffected.
-            "namespaceSelector": {"matchLabels": {"mtls-cluster-test": namespace}},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["configmaps"]}],
-            "clientConfig": {"service": {"namespace": namespace, "name": "webhook", "port": 443,
-                                         "path": "/validate"}},
-        }],
-    })
+    admission.create_validating_webhook_configuration(
+        {
+            "metadata": {"name": namespace},
+            "webhooks": [
+                {
+                    "name": webhook_name,
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 10,
+                    # Only this test's namespace, so others using the shared cluster are unaffected.
+                    "namespaceSelector": {"matchLabels": {"mtls-cluster-test": namespace}},
+                    "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}],
+                    "clientConfig": {"service": {"namespace": namespace, "name": "webhook", "port": 443, "path": "/validate"}},
+                }
+            ],
+        }
+    )
     try:
         # The API server picks up new webhook configurations asynchronously; until it
         # does, creates succeed, so retry with fresh names until the webhook is called.
@@ -103,16 +108,21 @@ def test_deployment_with_two_replicas_becomes_available(admin_api, namespace):
     apps = client.AppsV1Api(admin_api)
     core = client.CoreV1Api(admin_api)
     labels = {"app": "web"}
-    apps.create_namespaced_deployment(namespace, {
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         # kwok never pulls images; the name only has to be valid.
-                         "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]}},
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    # kwok never pulls images; the name only has to be valid.
+                    "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]},
+                },
+            },
         },
-    })
+    )
 
     def available():
         status = apps.read_namespaced_deployment_status("web", namespace).status
@@ -132,14 +142,16 @@ def test_daemonset_becomes_ready_on_every_node(admin_api, namespace):
     apps = client.AppsV1Api(admin_api)
     node_count = len(client.CoreV1Api(admin_api).list_node().items)
     labels = {"app": "agent"}
-    apps.create_namespaced_daemon_set(namespace, {
-        "metadata": {"name": "agent"},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "agent", "image": "registry.invalid/agent:1"}]}},
+    apps.create_namespaced_daemon_set(
+        namespace,
+        {
+            "metadata": {"name": "agent"},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "agent", "image": "registry.invalid/agent:1"}]}},
+            },
         },
-    })
+    )
 
     def ready():
         status = apps.read_namespaced_daemon_set_status("agent", namespace).status
@@ -155,22 +167,19 @@ def test_istio_schema_rejects_port_level_mtls_without_selector(admin_api, namesp
     custom = client.CustomObjectsApi(admin_api)
 
     def peer_authentication(name, spec):
-        return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
     port_modes = {"portLevelMtls": {"8080": {"mode": "DISABLE"}}, "mtls": {"mode": "STRICT"}}
     with pytest.raises(ApiException) as rejected:
-        custom.create_namespaced_custom_object(
-            namespace=namespace, body=peer_authentication("no-selector", port_modes), **PEER_AUTHENTICATION)
+        custom.create_namespaced_custom_object(namespace=namespace, body=peer_authentication("no-selector", port_modes), **PEER_AUTHENTICATION)
     # A 404 here means the Istio CRDs were not loaded (up.sh loads them through tests/cluster/crds.py).
     assert rejected.value.status == 422, rejected.value.body
     assert "portLevelMtls requires selector" in rejected.value.body, rejected.value.body
 
     # The same spec with a selector is accepted, so the rejection above is the CEL rule.
     accepted = custom.create_namespaced_custom_object(
-        namespace=namespace,
-        body=peer_authentication("with-selector", {**port_modes, "selector": {"matchLabels": {"app": "web"}}}),
-        **PEER_AUTHENTICATION)
+        namespace=namespace, body=peer_authentication("with-selector", {**port_modes, "selector": {"matchLabels": {"app": "web"}}}), **PEER_AUTHENTICATION
+    )
     assert accepted["spec"]["portLevelMtls"]["8080"]["mode"] == "DISABLE"
 
 

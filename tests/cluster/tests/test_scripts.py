@@ -16,8 +16,12 @@ import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1]
 PORT_VARIABLES = (
-    "MTLS_ETCD_CLIENT_PORT", "MTLS_ETCD_PEER_PORT", "MTLS_APISERVER_PORT",
-    "MTLS_CONTROLLER_MANAGER_PORT", "MTLS_SCHEDULER_PORT", "MTLS_KWOK_PORT",
+    "MTLS_ETCD_CLIENT_PORT",
+    "MTLS_ETCD_PEER_PORT",
+    "MTLS_APISERVER_PORT",
+    "MTLS_CONTROLLER_MANAGER_PORT",
+    "MTLS_SCHEDULER_PORT",
+    "MTLS_KWOK_PORT",
 )
 
 
@@ -53,8 +57,7 @@ def processes_using(path: str) -> list[str]:
 
 
 def run(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SCRIPTS / script, *args], env=env, capture_output=True, text=True,
-                          check=False, timeout=180)
+    return subprocess.run([SCRIPTS / script, *args], env=env, capture_output=True, text=True, check=False, timeout=180)
 
 
 def last_error(result: subprocess.CompletedProcess) -> str:
