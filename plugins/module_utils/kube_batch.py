@@ -3,26 +3,23 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Batches of Kubernetes requests: run them side by side, and choose the creations whose
 server-side dry run proves a whole batch of them. Shared by secret_sync (mtls_secret) and
-policy_sync (mesh_policy); no AnsibleModule in here."""
+policy_apply (mesh_policy); no AnsibleModule in here."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
-import json
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    KubeError,
-    ResourceKind,
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import ResourceKind
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_access import (
+    allowed_in_every_namespace,
     object_admission,
-    resource_path,
     uniform_rbac,
 )
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
-SELF_SUBJECT_ACCESS_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectAccessReview",
-                                          "selfsubjectaccessreviews", False, None)
 RESOURCE_QUOTA = ResourceKind("v1", "ResourceQuota", "resourcequotas", True, None)
 
 
@@ -51,8 +48,8 @@ def creations_to_prove(client, creations, workers, only_repeated=False):
 
     ``creations`` is a list of (namespace, api_group, resource, entry). Where nothing can
     tell one new object of a resource from another in a namespace - no admission webhook or
-    policy selects the resource (kube.object_admission) and this user's RBAC grants create
-    and patch on all its objects there (kube.uniform_rbac) - one dry run per namespace and
+    policy selects the resource (kube_access.object_admission) and this user's RBAC grants create
+    and patch on all its objects there (kube_access.uniform_rbac) - one dry run per namespace and
     resource stands for all; otherwise every creation is proven. With ``only_repeated``,
     sampling is tried only for the resources of which a namespace gets two or more new
     objects (elsewhere it would cost more requests than it saves). Returns the entries.
@@ -82,19 +79,6 @@ def creations_to_prove(client, creations, workers, only_repeated=False):
     return sampled
 
 
-def allowed_in_every_namespace(client, group, resource, verb):
-    """Whether this user may ``verb`` ``resource`` in every namespace (a review without a
-    namespace: a cluster-wide grant). False when the server cannot say."""
-    review = {"apiVersion": SELF_SUBJECT_ACCESS_REVIEW.api_version, "kind": SELF_SUBJECT_ACCESS_REVIEW.kind,
-              "spec": {"resourceAttributes": {"group": group, "resource": resource, "verb": verb}}}
-    try:
-        answer = client.request("POST", resource_path(SELF_SUBJECT_ACCESS_REVIEW), "create",
-                                SELF_SUBJECT_ACCESS_REVIEW, body=review)
-    except KubeError:
-        return False
-    return bool((answer.get("status") or {}).get("allowed"))
-
-
 def body_key(manifest):
     """A manifest without its namespace, as text: equal for the copies of one object in
     several namespaces."""
@@ -116,7 +100,7 @@ def creations_proven_across_namespaces(client, creations, namespaces_by_name, wo
     ``creations`` is a list of (namespace, api_group, resource, manifest, entry), and
     ``namespaces_by_name`` the namespaces as read. The copies are alike when every namespace
     exists and is not terminating, no admission webhook or policy selects the resource
-    (kube.object_admission), this user may create and patch it in every namespace (one
+    (kube_access.object_admission), this user may create and patch it in every namespace (one
     SelfSubjectAccessReview per verb, no namespace), and no ResourceQuota is set in the
     namespaces (a quota counts objects per namespace). A schema or CEL rule of the resource
     sees the object, not its namespace, so one dry run of each body proves them all.

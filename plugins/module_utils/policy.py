@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: zerotrust.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Mesh policy model -> Istio and Linkerd manifests, with the meshes' own rules checked
-before the API server sees anything. Pure: no Kubernetes calls, no AnsibleModule."""
+"""Mesh policy model: the module's options as a MeshPolicy, with Istio's and Linkerd's own
+rules checked before the API server sees anything (validate), and the pods STRICT would
+cut off (the preflight). The manifests of a valid policy are policy_manifests'. Pure: no
+Kubernetes calls, no AnsibleModule."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,10 +13,9 @@ __metaclass__ = type
 import re
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    KubeError,
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import (
     validate_labels,
     validate_namespace_name,
     validate_object_name,
@@ -25,11 +26,6 @@ DESTINATION_TLS_MODES = ("ISTIO_MUTUAL", "MUTUAL", "SIMPLE", "DISABLE")
 MESHES = ("istio", "linkerd")
 POLICY_SET_LABEL = "mtls.zerotrust.io/policy-set"
 
-ISTIO_API = "security.istio.io/v1"
-ISTIO_NETWORKING_API = "networking.istio.io/v1"
-LINKERD_API = "policy.linkerd.io"
-LINKERD_SERVER_API = LINKERD_API + "/v1beta3"
-LINKERD_ALPHA_API = LINKERD_API + "/v1alpha1"
 LINKERD_INBOUND_ANNOTATION = "config.linkerd.io/default-inbound-policy"
 # Linkerd's mTLS is always on; the mode only chooses which clients a port admits.
 LINKERD_POLICY_FOR_MODE = {"STRICT": "all-authenticated", "PERMISSIVE": "all-unauthenticated"}
@@ -273,119 +269,6 @@ def _validate_linkerd(policy):
         identity_for_linkerd(principal, "allow_principals[%d]" % index)
 
 
-def _metadata(policy, name, namespace=None):
-    return {"name": name, "namespace": namespace or policy.namespace,
-            "labels": policy.managed_labels()}
-
-
-def istio_objects(policy):
-    """The Istio manifests of a validated policy."""
-    objects = []
-    if policy.mode or policy.port_modes:
-        spec = {}
-        if policy.match_labels:
-            spec["selector"] = {"matchLabels": dict(policy.match_labels)}
-        if policy.mode:
-            spec["mtls"] = {"mode": policy.mode}
-        if policy.port_modes:
-            spec["portLevelMtls"] = dict((port, {"mode": mode})
-                                         for port, mode in sorted(policy.port_modes.items()))
-        objects.append({"apiVersion": ISTIO_API, "kind": "PeerAuthentication",
-                        "metadata": _metadata(policy, policy.name), "spec": spec})
-    rule = policy.destination_rule
-    if rule is not None:
-        tls = {"mode": rule["tls_mode"]}
-        if rule.get("credential_name"):
-            tls["credentialName"] = rule["credential_name"]
-        if rule.get("sni"):
-            tls["sni"] = rule["sni"]
-        if rule.get("subject_alt_names"):
-            tls["subjectAltNames"] = list(rule["subject_alt_names"])
-        objects.append({"apiVersion": ISTIO_NETWORKING_API, "kind": "DestinationRule",
-                        "metadata": _metadata(policy, policy.name),
-                        "spec": {"host": rule["host"], "trafficPolicy": {"tls": tls}}})
-    if policy.allow_principals or policy.allow_namespaces:
-        sources = []
-        if policy.allow_principals:
-            sources.append({"source": {"principals": [
-                principal_for_istio(p, "allow_principals") for p in policy.allow_principals]}})
-        if policy.allow_namespaces:
-            sources.append({"source": {"namespaces": list(policy.allow_namespaces)}})
-        spec = {"action": "ALLOW", "rules": [{"from": sources}]}
-        if policy.match_labels:
-            spec["selector"] = {"matchLabels": dict(policy.match_labels)}
-        objects.append({"apiVersion": ISTIO_API, "kind": "AuthorizationPolicy",
-                        "metadata": _metadata(policy, policy.name), "spec": spec})
-    return objects
-
-
-def linkerd_objects(policy):
-    """The Linkerd manifests of a validated policy (the namespace annotation is separate:
-    see linkerd_namespace_patch)."""
-    objects = []
-    selector = {"matchLabels": dict(policy.match_labels)}
-    for port, mode in sorted(policy.port_modes.items(), key=lambda item: int(item[0])):
-        objects.append({"apiVersion": LINKERD_SERVER_API, "kind": "Server",
-                        "metadata": _metadata(policy, "%s-%s" % (policy.name, port)),
-                        "spec": {"podSelector": selector, "port": int(port),
-                                 "accessPolicy": LINKERD_POLICY_FOR_MODE[mode]}})
-    if policy.allow_principals or policy.allow_namespaces:
-        identities = [identity_for_linkerd(p, "allow_principals")
-                      for p in policy.allow_principals]
-        identities += ["*.%s.serviceaccount.identity.linkerd.%s" % (ns, policy.trust_domain)
-                       for ns in policy.allow_namespaces]
-        objects.append({"apiVersion": LINKERD_SERVER_API, "kind": "Server",
-                        "metadata": _metadata(policy, policy.name),
-                        # deny: only the AuthorizationPolicy below admits clients
-                        "spec": {"podSelector": selector, "port": int(policy.port),
-                                 "accessPolicy": "deny"}})
-        objects.append({"apiVersion": LINKERD_ALPHA_API, "kind": "MeshTLSAuthentication",
-                        "metadata": _metadata(policy, policy.name),
-                        "spec": {"identities": identities}})
-        objects.append({"apiVersion": LINKERD_ALPHA_API, "kind": "AuthorizationPolicy",
-                        "metadata": _metadata(policy, policy.name),
-                        "spec": {"targetRef": {"group": LINKERD_API, "kind": "Server",
-                                               "name": policy.name},
-                                 "requiredAuthenticationRefs": [
-                                     {"group": LINKERD_API, "kind": "MeshTLSAuthentication",
-                                      "name": policy.name}]}})
-    return objects
-
-
-def linkerd_namespace_patch(policy, remove=False):
-    """Server-side apply body for the namespace default-inbound-policy annotation, or None
-    when this policy does not set a namespace mode. Applying it without the annotation
-    (remove=True) drops the annotation that field manager zerotrust.mtls owns."""
-    if policy.mesh != "linkerd" or policy.mode is None:
-        return None
-    metadata = {"name": policy.namespace}
-    if not remove and policy.mode in LINKERD_POLICY_FOR_MODE:
-        metadata["annotations"] = {
-            LINKERD_INBOUND_ANNOTATION: LINKERD_POLICY_FOR_MODE[policy.mode]}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
-
-
-def desired_objects(policy):
-    return istio_objects(policy) if policy.mesh == "istio" else linkerd_objects(policy)
-
-
-def managed_kinds(mesh):
-    """(apiVersion, kind) of everything a policy of this mesh may create (for prune)."""
-    if mesh == "istio":
-        return [(ISTIO_API, "PeerAuthentication"), (ISTIO_NETWORKING_API, "DestinationRule"),
-                (ISTIO_API, "AuthorizationPolicy")]
-    return [(LINKERD_ALPHA_API, "AuthorizationPolicy"),
-            (LINKERD_ALPHA_API, "MeshTLSAuthentication"), (LINKERD_SERVER_API, "Server")]
-
-
-def objects_to_prune(existing, desired):
-    """Managed objects of the set that the current policy no longer declares."""
-    wanted = set((o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
-                 for o in desired)
-    return [o for o in existing
-            if (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) not in wanted]
-
-
 # -- preflight ------------------------------------------------------------------------
 
 SIDECAR_CONTAINER = {"istio": "istio-proxy", "linkerd": "linkerd-proxy"}
@@ -434,70 +317,3 @@ def pods_without_sidecar(policy, pods, namespaces_by_name):
             continue
         found.append("%s/%s" % (namespace, metadata.get("name")))
     return sorted(found)
-
-
-# -- deciding without a dry run -------------------------------------------------------
-
-_IDENTITY_PATHS = (("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"))
-
-
-def _manifest_fields(node, prefix=()):
-    """{path: value} of the fields a manifest sets: maps are descended, lists and scalars
-    are values (the policy kinds' lists are atomic)."""
-    fields = {}
-    for key, value in node.items():
-        path = prefix + (key,)
-        if isinstance(value, dict) and value:
-            fields.update(_manifest_fields(value, path))
-        elif path not in _IDENTITY_PATHS:
-            fields[path] = value
-    return fields
-
-
-def _owned_paths(tree, prefix=()):
-    """Leaf paths of a fieldsV1 tree, or None when it names list items (k:, v:, i:),
-    which a path of map keys cannot match."""
-    paths = set()
-    for key, child in tree.items():
-        if key == ".":
-            continue
-        if not key.startswith("f:"):
-            return None
-        path = prefix + (key[2:],)
-        below = _owned_paths(child, path) if child else set()
-        if below is None:
-            return None
-        paths.update(below or [path])
-    return paths
-
-
-def _value_at(obj, path):
-    for part in path:
-        if not isinstance(obj, dict) or part not in obj:
-            return _MISSING
-        obj = obj[part]
-    return obj
-
-
-_MISSING = object()
-
-
-def apply_needed(existing, manifest, owned):
-    """Whether a server-side apply of ``manifest`` over ``existing`` would change it:
-    V(created), V(differs) (a declared field differs), None (it would change nothing), or
-    V(unknown) when only a dry run can tell (a field that zerotrust.mtls set before and no
-    longer declares, which the apply would remove unless another manager holds it).
-
-    ``owned`` is the fieldsV1 tree zerotrust.mtls owns on ``existing``. None is said only
-    when every declared field already has the declared value and we own nothing else, so
-    skipping the write (and its dry run) is exact.
-    """
-    if existing is None:
-        return "created"
-    declared = _manifest_fields(manifest)
-    if any(_value_at(existing, path) != value for path, value in declared.items()):
-        return "differs"
-    owned_paths = _owned_paths(owned or {})
-    if owned_paths is None or owned_paths - set(declared):
-        return "unknown"
-    return None

@@ -20,25 +20,25 @@ __metaclass__ = type
 
 import traceback
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    KUBE_AUTH_ARGSPEC,
-    ConnectionSettings,
-    KubeClient,
-    KubeError,
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import KubeClient
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import (
     string_map,
     validate_annotations,
     validate_labels,
     validate_namespace_name,
     validate_object_name,
 )
-from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_sync import sync
 from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import (
+    LAYOUTS,
     Material,
     SecretLayoutError,
     build_secret_data,
-    LAYOUTS,
 )
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_sync import sync
 
 SOURCE_ROLES = ("cert", "key", "chain", "ca", "crl")
 ITEM_KEYS = set(["name", "labels", "annotations", "data", "key_passphrase"] +
@@ -184,7 +184,7 @@ def argument_spec():
         parallel=dict(type="int", default=8),
         **source_options()
     )
-    spec.update(KUBE_AUTH_ARGSPEC)
+    spec.update(KUBE_AUTH_SPEC)
     return spec
 
 

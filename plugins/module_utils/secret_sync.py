@@ -24,23 +24,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    SECRET,
-    KubeError,
-    owned_fields,
-)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import SECRET
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
     creations_to_prove,
     run_parallel,
 )
-from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import (
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_fields import owned_fields
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import LAYOUTS
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_objects import (
     decoded_data,
     secret_manifest,
     secret_type,
     summarize_data,
     summarize_value,
     write_needed,
-    LAYOUTS,
 )
 
 
@@ -90,6 +88,21 @@ def secret_view(secret, layout):
     }
 
 
+def decide(current, namespace, planned_entry, layout, absent):
+    """(current, desired, reason to write or None) for one Secret in one namespace."""
+    name, data, labels, annotations = planned_entry
+    if absent:
+        return current, None, ("delete" if current is not None else None)
+    desired = secret_manifest(name, namespace, layout, data, labels, annotations)
+    if current is not None and current.get("type") != desired["type"]:
+        raise KubeError(
+            "Secret %s/%s has type %s but layout %s writes %s, and a Secret's type cannot "
+            "change; delete it first (state: absent) or use another name." % (
+                namespace, name, current.get("type"), layout, desired["type"]),
+            field="layout")
+    return current, desired, write_needed(current, desired, owned_fields(current or {}))
+
+
 def sync(client, params, namespaces, planned, check_mode=False, diff=False):
     """Deliver ``planned`` [(name, data, labels, annotations)] into ``namespaces``."""
     layout, absent = params["layout"], params["state"] == "absent"
@@ -99,21 +112,8 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
     # Read. Unreadable Secrets stop the run here, before anything is written anywhere.
     names_by_namespace = dict((namespace, [entry[0] for entry in planned]) for namespace in namespaces)
     existing = read_existing(client, names_by_namespace, workers)
-
-    def decide(job):
-        namespace, (name, data, labels, annotations) = job
-        current = existing[(namespace, name)]
-        if absent:
-            return current, None, ("delete" if current is not None else None)
-        desired = secret_manifest(name, namespace, layout, data, labels, annotations)
-        if current is not None and current.get("type") != desired["type"]:
-            raise KubeError(
-                "Secret %s/%s has type %s but layout %s writes %s, and a Secret's type cannot "
-                "change; delete it first (state: absent) or use another name." % (
-                    namespace, name, current.get("type"), layout, desired["type"]),
-                field="layout")
-        return current, desired, write_needed(current, desired, owned_fields(current or {}))
-    decisions = [decide(job) for job in jobs]
+    decisions = [decide(existing[(namespace, entry[0])], namespace, entry, layout, absent)
+                 for namespace, entry in jobs]
     writes = [((namespace, entry[0]), state) for (namespace, entry), state in zip(jobs, decisions) if state[2]]
 
     def write(entry, dry_run):
@@ -138,8 +138,12 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
     run_parallel(prove, dry_runs_needed(client, writes, workers), workers)
     if not check_mode:
         run_parallel(lambda entry: write(entry, False), writes, workers)
+    return report(jobs, decisions, planned, layout, absent, diff)
 
-    report, before, after = [], {}, {}
+
+def report(jobs, decisions, planned, layout, absent, diff):
+    """The result of a run: what happened to each Secret, and the diff when asked."""
+    secrets, before, after = [], {}, {}
     for (namespace, (name, _d, _l, _a)), (current, desired, reason) in zip(jobs, decisions):
         if absent:
             action = "deleted" if reason else "absent"
@@ -147,13 +151,13 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
             action = "unchanged"
         else:
             action = "created" if current is None else "updated"
-        report.append(dict(namespace=namespace, name=name, action=action,
-                           reason=reason if reason and not absent else "none"))
+        secrets.append(dict(namespace=namespace, name=name, action=action,
+                            reason=reason if reason and not absent else "none"))
         if reason:
             key = "%s/%s" % (namespace, name)
             before[key] = secret_view(current, layout)
             after[key] = {} if absent else secret_view(desired, layout)
-    result = dict(changed=bool(writes), secrets=report)
+    result = dict(changed=any(decision[2] for decision in decisions), secrets=secrets)
     if not absent:
         result["fingerprints"] = dict((name, summarize_data(layout, data))
                                       for name, data, _l, _a in planned)

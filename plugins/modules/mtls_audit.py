@@ -132,18 +132,18 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerotrust.mtls.plugins.module_utils import audit
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC as KUBE_AUTH_ARGSPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     DESTINATION_RULE,
-    KUBE_AUTH_ARGSPEC,
     NAMESPACE,
     PEER_AUTHENTICATION,
     POD,
     SECRET,
-    ConnectionSettings,
     KubeClient,
-    KubeError,
     ResourceKind,
 )
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
 CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
 

@@ -282,7 +282,11 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+from ansible_collections.zerotrust.mtls.plugins.module_utils import args_kube_auth
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_errors
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_validation
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
@@ -304,9 +308,9 @@ def default_secret_key(name):
 def secret_sources(params):
     """([(source label, certificates)], [(source label, CRLs)]) from the Secret named in the parameters."""
     name, namespace = params['secret_name'], params['secret_namespace']
-    kube.validate_object_name(name, 'secret_name')
-    kube.validate_namespace_name(namespace, 'secret_namespace')
-    client = kube.KubeClient(kube.ConnectionSettings.from_params(params))
+    kube_validation.validate_object_name(name, 'secret_name')
+    kube_validation.validate_namespace_name(namespace, 'secret_namespace')
+    client = kube.KubeClient(kube_connection.ConnectionSettings.from_params(params))
     try:
         secret = client.get(kube.SECRET, name, namespace)
     finally:
@@ -449,7 +453,7 @@ def run_module(module):
 
 
 def main():
-    argument_spec = dict(kube.KUBE_AUTH_ARGSPEC)
+    argument_spec = dict(args_kube_auth.KUBE_AUTH_SPEC)
     argument_spec.update(
         paths=dict(type='list', elements='path', default=[]),
         content=dict(type='str'),
@@ -468,7 +472,7 @@ def main():
         module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         module.exit_json(**run_module(module))
-    except (MtlsError, kube.KubeError) as exc:
+    except (MtlsError, kube_errors.KubeError) as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="mtls_cert_info failed unexpectedly: %s: %s" % (type(exc).__name__, exc),

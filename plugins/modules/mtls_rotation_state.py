@@ -226,17 +226,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    KUBE_AUTH_ARGSPEC,
-    NAMESPACE,
-    ConnectionSettings,
-    KubeClient,
-    KubeError,
-    ResourceKind,
-    resource_path,
-    validate_namespace_name,
-    validate_object_name,
-)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC as KUBE_AUTH_ARGSPEC
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import NAMESPACE, KubeClient, ResourceKind, resource_path
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import validate_namespace_name, validate_object_name
 
 CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
 APPLY = "application/apply-patch+yaml"

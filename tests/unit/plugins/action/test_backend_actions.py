@@ -26,7 +26,7 @@ from ansible_collections.zerotrust.mtls.plugins.action import mesh_policy as mes
 from ansible_collections.zerotrust.mtls.plugins.action import mtls_secret as mtls_secret_action
 from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
 from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import KubeError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
 PASSPHRASE = "unit-key-passphrase-7c2e"
 NAMESPACES = ("shop", "billing")

@@ -17,14 +17,13 @@ import pytest
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     PEER_AUTHENTICATION,
     SECRET,
-    ConnectionSettings,
     KubeClient,
-    KubeError,
-    api_error_sentence,
-    comparable,
-    owned_fields,
-    owned_keys,
     resource_path,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError, api_error_sentence
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_fields import comparable, owned_fields, owned_keys
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import (
     validate_annotations,
     validate_labels,
     validate_namespace_name,

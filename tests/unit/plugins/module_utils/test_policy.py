@@ -13,13 +13,15 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import (
     POLICY_SET_LABEL,
     MeshPolicy,
     PolicyError,
-    desired_objects,
     identity_for_linkerd,
-    linkerd_namespace_patch,
-    objects_to_prune,
     pods_without_sidecar,
     principal_for_istio,
     validate,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.policy_manifests import (
+    desired_objects,
+    linkerd_namespace_patch,
+    objects_to_prune,
 )
 
 
@@ -244,8 +246,7 @@ OWNED_PA = {"f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {},
 
 
 def test_apply_needed_is_exact_only_where_it_can_be():
-    from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import owned_fields
-    from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import apply_needed
+    from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_fields import apply_needed, owned_fields
     manifest = desired_objects(policy(mode="STRICT"))[0]
     assert apply_needed(None, manifest, {}) == "created"
     same = _stored(manifest)
@@ -264,7 +265,7 @@ def test_apply_needed_is_exact_only_where_it_can_be():
 
 
 def test_apply_needed_compares_atomic_lists_whole():
-    from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import apply_needed
+    from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_fields import apply_needed
     manifest = desired_objects(policy(allow_namespaces=["a", "b"]))[0]
     owned = {"f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}, "f:" + POLICY_SET_LABEL: {}}},
              "f:spec": {"f:action": {}, "f:rules": {}}}

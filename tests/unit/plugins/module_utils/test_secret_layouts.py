@@ -19,6 +19,8 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts impo
     Material,
     SecretLayoutError,
     build_secret_data,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_objects import (
     decoded_data,
     secret_manifest,
     summarize_data,

@@ -13,12 +13,12 @@ import threading
 import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_sync
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    KubeError,
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_access import (
     object_admission,
     rule_covers,
     uniform_rbac,
 )
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
 SECRET_RULES = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "patch"]}
 

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where and as whom the modules connect to the Kubernetes API.
+
+The options of the kube_auth doc fragment (args_kube_auth.KUBE_AUTH_SPEC) become one
+kubernetes ``ApiClient``: an explicit host, a kubeconfig or the in-cluster service
+account, told apart here, each failure told as one sentence naming the option to fix. The
+kubernetes Python client is imported here only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+
+try:
+    import urllib3
+    from kubernetes import client as kube_client
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as import_error:  # pragma: no cover - reported by the modules
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = import_error
+
+    class ConfigException(Exception):
+        """Stand-in so the except clauses stay valid without the client."""
+
+
+class ConnectionSettings(object):
+    """Where and as whom to connect: the kube_auth doc fragment's options."""
+
+    def __init__(self, kubeconfig=None, context=None, host=None, api_key=None,
+                 ca_cert=None, validate_certs=True):
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.host = host
+        self.api_key = api_key
+        self.ca_cert = ca_cert
+        self.validate_certs = validate_certs
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
+                   host=params.get("host"), api_key=params.get("api_key"),
+                   ca_cert=params.get("ca_cert"),
+                   validate_certs=params.get("validate_certs", True))
+
+    def resolved_kubeconfig(self):
+        if self.kubeconfig:
+            return os.path.expanduser(self.kubeconfig)
+        env = os.environ.get("KUBECONFIG")
+        if env:
+            return env.split(os.pathsep)[0]
+        default = os.path.expanduser("~/.kube/config")
+        return default if os.path.exists(default) else None
+
+
+def _in_cluster():
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def _bearer(configuration, api_key):
+    if api_key:
+        configuration.api_key = {"authorization": "Bearer " + api_key}
+
+
+def _load_kubeconfig(configuration, settings, kubeconfig):
+    """Fills ``configuration`` from ``kubeconfig``; the phrase saying where it came from."""
+    if not os.path.exists(kubeconfig):
+        raise KubeError(
+            "kubeconfig %s does not exist; set kubeconfig to the path of a readable "
+            "kubeconfig file." % kubeconfig, field="kubeconfig")
+    try:
+        kube_config.load_kube_config(config_file=kubeconfig, context=settings.context,
+                                     client_configuration=configuration,
+                                     persist_config=False)
+    except ConfigException as error:
+        raise KubeError(_config_error_sentence(error, kubeconfig, settings.context),
+                        field="context" if settings.context else "kubeconfig")
+    except Exception as error:  # yaml errors and the like: the file is unusable
+        raise KubeError("kubeconfig %s cannot be read (%s); set kubeconfig to a valid "
+                        "kubeconfig file." % (kubeconfig, type(error).__name__),
+                        field="kubeconfig")
+    _bearer(configuration, settings.api_key)
+    source = "kubeconfig %s" % kubeconfig
+    if settings.context:
+        source += " (context %s)" % settings.context
+    return source
+
+
+def build_configuration(settings):
+    """A kubernetes ``Configuration`` plus a phrase saying where it came from.
+
+    Order: explicit host (+api_key), then a kubeconfig (option, $KUBECONFIG,
+    ~/.kube/config), then the in-cluster service account.
+    """
+    configuration = kube_client.Configuration()
+    kubeconfig = None if settings.host else settings.resolved_kubeconfig()
+    if settings.host:
+        configuration.host = settings.host.rstrip("/")
+        _bearer(configuration, settings.api_key)
+        source = "the host option"
+    elif kubeconfig:
+        source = _load_kubeconfig(configuration, settings, kubeconfig)
+    elif _in_cluster():
+        kube_config.load_incluster_config(client_configuration=configuration)
+        source = "the in-cluster service account"
+    else:
+        raise KubeError(
+            "no Kubernetes connection is configured; set kubeconfig (or $KUBECONFIG), "
+            "or host and api_key.", field="kubeconfig")
+    if settings.ca_cert:
+        if not os.path.exists(settings.ca_cert):
+            raise KubeError("ca_cert %s does not exist; point it to the PEM bundle of the API "
+                            "server's CA." % settings.ca_cert, field="ca_cert")
+        configuration.ssl_ca_cert = settings.ca_cert
+    if settings.validate_certs is False:
+        configuration.verify_ssl = False
+    # Retries are ours (bounded, with backoff, and reported); urllib3 must not add its own.
+    configuration.retries = False
+    return configuration, source
+
+
+def _config_error_sentence(error, kubeconfig, context):
+    text = str(error)
+    if context and "context" in text.lower():
+        return ("context %s is not in kubeconfig %s; set context to one of the contexts "
+                "defined there." % (context, kubeconfig))
+    return "kubeconfig %s is not usable: %s; fix the file or set kubeconfig." % (
+        kubeconfig, text.rstrip("."))
+
+
+def open_api_client(settings, pool_size):
+    """(ApiClient, server URL, where the settings came from) for one module run; the pool
+    holds ``pool_size`` connections, so the module's worker threads never wait on it."""
+    if not HAS_KUBERNETES:
+        raise KubeError("the kubernetes Python client is missing (%s); install it with "
+                        "pip install kubernetes." % KUBERNETES_IMPORT_ERROR)
+    configuration, source = build_configuration(settings)
+    configuration.connection_pool_maxsize = pool_size
+    return kube_client.ApiClient(configuration), configuration.host, source
+
+
+def is_connection_error(error):
+    """Whether ``error`` (raised by the client) means the server was not reached."""
+    if not HAS_KUBERNETES:
+        return False
+    connection_types = (urllib3.exceptions.HTTPError, ConnectionError, OSError)
+    if isinstance(error, connection_types):
+        return True
+    # The client wraps SSL failures into ApiException(status=0).
+    return isinstance(error, kube_client.ApiException) and not error.status
