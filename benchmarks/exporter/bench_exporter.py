@@ -25,6 +25,7 @@ stays usable.
 
   benchmarks/exporter/run.sh [--count 10000] [--scrapes 15]
   benchmarks/exporter/run.sh --count 100000      # own cluster: see docs/performance-exporter.md
+  benchmarks/exporter/run.sh --count 2000 --trust-bundle   # with chain checks against the bench CA
 """
 
 from __future__ import annotations
@@ -91,6 +92,24 @@ class CertificateFactory:
             .serial_number(x509.random_serial_number())
             .not_valid_before(self.now - datetime.timedelta(hours=1))
             .not_valid_after(self.now + datetime.timedelta(days=1 + index % 90))
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM)
+
+    def ca_pem(self) -> bytes:
+        """The CA's own certificate, for mtls-exporter's --trust-bundle."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(self.ca_name)
+            .issuer_name(self.ca_name)
+            .public_key(self.ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.now - datetime.timedelta(days=1))
+            .not_valid_after(self.now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(self.ca_key, hashes.SHA256())
         )
         return certificate.public_bytes(serialization.Encoding.PEM)
@@ -474,8 +493,9 @@ def measure(name: str, command: list[str], port: int, namespace: str, count: int
                 process.wait()
 
 
-def ours_command(kubeconfig: str, namespace: str, port: int, python: str) -> list[str]:
+def ours_command(kubeconfig: str, namespace: str, port: int, python: str, trust_bundle: str | None = None) -> list[str]:
     # INFO: the exporter logs each list (objects, seconds) and each relist, a few lines.
+    extra = ["--trust-bundle", trust_bundle] if trust_bundle else []
     return [
         python,
         "-m",
@@ -490,7 +510,7 @@ def ours_command(kubeconfig: str, namespace: str, port: int, python: str) -> lis
         f"127.0.0.1:{port}",
         "--log-level",
         "INFO",
-    ]
+    ] + extra
 
 
 def reference_command(binary: str, kubeconfig: str, namespace: str, port: int) -> list[str]:
@@ -627,6 +647,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="do not delete the namespace afterwards")
     parser.add_argument("--reference-version", default=os.environ.get("X509_EXPORTER_VERSION", "v4.0.0"))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--trust-bundle", action="store_true", help="run mtls-exporter with the bench CA as --trust-bundle (chain checks)")
     args = parser.parse_args()
     if not os.path.isfile(args.kubeconfig):
         print(f"no kubeconfig at {args.kubeconfig}: start the local control plane (tests/cluster/up.sh)", file=sys.stderr)
@@ -653,6 +674,10 @@ def main() -> int:
     if status not in (201, 409):
         raise RuntimeError(f"creating namespace {namespace}: HTTP {status} {data[:200]!r}")
     factory = CertificateFactory()
+    trust_bundle = None
+    if args.trust_bundle:
+        trust_bundle = str(Path(tempfile.mkdtemp(prefix="mtls-bench-")) / "bench-ca.pem")
+        Path(trust_bundle).write_bytes(factory.ca_pem())
     env_python = str(REPO_ROOT / ".venv" / "bin" / "python")
     os.environ["PYTHONPATH"] = str(REPO_ROOT / "exporter" / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
     report: dict = {"steps": {}, "loads": [], "namespace": namespace, "cpus": os.cpu_count()}
@@ -679,7 +704,15 @@ def main() -> int:
             if restart is not None and step == steps[-1]:
                 after = functools.partial(restart_check, restart, api, namespace=namespace, count=step, factory=factory)
             results["mtls-exporter"] = measure(
-                "mtls-exporter", ours_command(args.kubeconfig, namespace, port, env_python), port, namespace, step, args.scrapes, args.timeout, args.poll, after
+                "mtls-exporter",
+                ours_command(args.kubeconfig, namespace, port, env_python, trust_bundle),
+                port,
+                namespace,
+                step,
+                args.scrapes,
+                args.timeout,
+                args.poll,
+                after,
             )
             if reference:
                 port = free_port()

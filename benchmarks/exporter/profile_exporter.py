@@ -41,7 +41,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-def certificates(count: int) -> list[str]:
+def certificates(count: int) -> tuple[bytes, list[str]]:
+    """(the bench CA's certificate as PEM, `count` base64 PEM leaves it signed)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,6 +52,17 @@ def certificates(count: int) -> list[str]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
     public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     result = []
     for index in range(count):
         certificate = (
@@ -66,7 +78,7 @@ def certificates(count: int) -> list[str]:
             .sign(ca_key, hashes.SHA256())
         )
         result.append(base64.b64encode(certificate.public_bytes(serialization.Encoding.PEM)).decode())
-    return result
+    return ca.public_bytes(serialization.Encoding.PEM), result
 
 
 def pages(count: int, encoded: list[str]):
@@ -106,19 +118,20 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100000)
     parser.add_argument("--distinct", type=int, default=10000)
     parser.add_argument("--scrapes", type=int, default=3)
-    parser.add_argument("--trust-bundle", action="store_true", help="keep the DER, as with --trust-bundle")
+    parser.add_argument("--trust-bundle", action="store_true", help="check every chain against the bench CA, as with --trust-bundle")
     parser.add_argument("--profile", choices=("ingest", "scrape"), help="cProfile one stage (slower, shows where)")
     args = parser.parse_args()
 
     from prometheus_client.registry import CollectorRegistry
 
+    from mtls_exporter.certs import TrustAnchors, parse_pem_bundle
     from mtls_exporter.collector import CertificateCollector
     from mtls_exporter.exposition import iter_text
     from mtls_exporter.objects import KeySelection, strip_secret
     from mtls_exporter.store import CertificateStore
 
     started = time.monotonic()
-    encoded = certificates(min(args.distinct, args.count))
+    ca_pem, encoded = certificates(min(args.distinct, args.count))
     raw_pages = list(pages(args.count, encoded))
     del encoded
     print(
@@ -128,7 +141,8 @@ def main() -> int:
     )
 
     selection = KeySelection()
-    store = CertificateStore(keep_der=args.trust_bundle)
+    anchors = TrustAnchors(parse_pem_bundle(ca_pem)) if args.trust_bundle else None
+    store = CertificateStore(anchors, keep_der=args.trust_bundle)
     gc.collect()
     baseline = rss_mb()
     stages = {"json": 0.0, "strip": 0.0, "store": 0.0}
