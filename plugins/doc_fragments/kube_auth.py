@@ -8,8 +8,9 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # How the modules reach the Kubernetes API. Same names as kubernetes.core uses, so an
-    # inventory written for one works for the other.
+    # How the modules reach the Kubernetes API (spec: module_utils/args_kube_auth.py,
+    # KUBE_AUTH_SPEC). Same names as kubernetes.core uses, so an inventory written for one
+    # works for the other.
     DOCUMENTATION = r'''
 options:
   kubeconfig:
@@ -43,19 +44,9 @@ options:
     type: bool
     default: true
     aliases: [ verify_ssl ]
-  force_conflicts:
-    description:
-      - Server-side apply refuses to overwrite fields another field manager owns and
-        the module reports that conflict. With V(true), field manager C(zerotrust.mtls)
-        takes those fields over.
-    type: bool
-    default: false
 requirements:
   - kubernetes >= 30.1.0 (Python client)
 notes:
-  - Objects are written with server-side apply as field manager C(zerotrust.mtls);
-    check mode sends the same requests as a server-side dry run, so admission and schema
-    validation happen there too and nothing is stored.
   - Requests answered with 429 or 5xx, and connection resets, are retried up to four
     times with exponential backoff.
 '''

@@ -18,7 +18,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import APPLY_SPEC, KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import KubeClient, kind_for
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_batch import (
     creations_proven_across_namespaces,
@@ -283,6 +283,7 @@ def argument_spec():
         parallel=dict(type="int", default=8),
     )
     spec.update(KUBE_AUTH_SPEC)
+    spec.update(APPLY_SPEC)
     return spec
 
 

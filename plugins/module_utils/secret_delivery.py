@@ -20,7 +20,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import APPLY_SPEC, KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import KubeClient
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
@@ -185,6 +185,7 @@ def argument_spec():
         **source_options()
     )
     spec.update(KUBE_AUTH_SPEC)
+    spec.update(APPLY_SPEC)
     return spec
 
 

@@ -36,6 +36,7 @@ author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.kube_auth
+  - zerotrust.mtls.kube_apply
 attributes:
   check_mode:
     support: full
