@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import datetime
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import certificate_summary, load_certificates
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_verify import verify_chain
 from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import SYSTEM_NAMESPACES, pod_has_sidecar
 
 # Secret data keys that hold certificates (never keys), by the layouts consumers use.
@@ -28,13 +30,13 @@ def inspect_pem(source, pem, roots, extra_intermediates, due_seconds, now):
     """One row per certificate source: the first certificate is the subject, the rest
     its chain. Returns a list of row dicts (empty when the PEM holds nothing)."""
     try:
-        certs = pki.load_certificates(pem, source)
-    except pki.PkiError as exc:
+        certs = load_certificates(pem, source)
+    except PkiError as exc:
         return [{'source': source, 'error': str(exc), 'due': True}]
     if not certs:
         return []
     leaf = certs[0]
-    summary = pki.certificate_summary(leaf)
+    summary = certificate_summary(leaf)
     not_after = leaf.not_valid_after_utc
     seconds_left = int((not_after - now).total_seconds())
     row = {
@@ -53,9 +55,9 @@ def inspect_pem(source, pem, roots, extra_intermediates, due_seconds, now):
     }
     if roots:
         try:
-            pki.verify_chain(leaf, list(certs[1:]) + list(extra_intermediates or []), roots, source, at=now)
+            verify_chain(leaf, list(certs[1:]) + list(extra_intermediates or []), roots, source, at=now)
             row['chain_valid'] = True
-        except pki.PkiError as exc:
+        except PkiError as exc:
             row['chain_valid'] = False
             row['chain_error'] = str(exc)
     row['due'] = seconds_left <= due_seconds or row['chain_valid'] is False
@@ -177,8 +179,8 @@ def diagnose_mesh(namespaces, peer_authentications, destination_rules, pods, bun
         if not pem:
             continue
         try:
-            key = tuple(sorted(pki.sha256_fingerprint(c) for c in pki.load_certificates(pem, namespace)))
-        except pki.PkiError:
+            key = tuple(sorted(sha256_fingerprint(c) for c in load_certificates(pem, namespace)))
+        except PkiError:
             key = ('unreadable',)
         groups.setdefault(key, []).append(namespace)
         if namespace in report:
@@ -204,7 +206,3 @@ def table(rows):
         lines.append((str(row['days_left']), chain, 'yes' if row['due'] else 'no', row['subject'], row['source']))
     widths = [max(len(line[i]) for line in lines) for i in range(4)]
     return ['  '.join(line[i].ljust(widths[i]) for i in range(4)) + '  ' + line[4] for line in lines]
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)

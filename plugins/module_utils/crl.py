@@ -4,8 +4,8 @@
 """Certificate revocation lists signed by our CAs: parse, decide, build, summarise.
 
 Pure helpers for mtls_crl, mtls_cert_info, mtls_secret and the playbooks: no
-AnsibleModule here. The CA is loaded with pki.load_issuer (same checks, passphrase
-handling and messages as for issuing certificates); every failure is a pki.PkiError
+AnsibleModule here. The CA is loaded with pki_certs.load_issuer (same checks, passphrase
+handling and messages as for issuing certificates); every failure is a PkiError
 whose message is one sentence naming the option and the fix.
 
 Decisions worth knowing:
@@ -26,15 +26,20 @@ import datetime
 import hashlib
 import re
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki import PkiError
-
-try:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-except ImportError:  # pragma: no cover - pki.HAS_CRYPTOGRAPHY is reported by the modules
-    x509 = None
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
+    load_certificate,
+    load_issuer,
+    signed_by as certificate_signed_by,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import issued_by
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
+    InvalidSignature,
+    PkiError,
+    UnsupportedAlgorithm,
+    serialization,
+    x509,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import CLOCK_SKEW_ALLOWANCE, aware, iso8601
 
 DEFAULT_VALID_FOR = '7d'
 
@@ -77,7 +82,7 @@ def _reason_name(flag):
 
 def _seconds(value):
     """UTC, whole seconds: what an X.509 time field can hold."""
-    return pki._aware(value).astimezone(datetime.timezone.utc).replace(microsecond=0)
+    return aware(value).astimezone(datetime.timezone.utc).replace(microsecond=0)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -134,14 +139,10 @@ def parse_date(value, field, now):
         raise PkiError(field, "%s must be an ISO 8601 date or time such as '2026-11-22T15:00:00Z', got %r."
                        % (field, value))
     when = _seconds(when)
-    if when > _aware_now(now) + pki.CLOCK_SKEW_ALLOWANCE:
+    if when > aware(now) + CLOCK_SKEW_ALLOWANCE:
         raise PkiError(field, "%s %s is in the future; give the time the certificate was (or is) revoked, or "
-                              "leave it out for now." % (field, pki.iso8601(when)))
+                              "leave it out for now." % (field, iso8601(when)))
     return when
-
-
-def _aware_now(now):
-    return pki._aware(now)
 
 
 class Revocation(object):
@@ -158,7 +159,7 @@ class Revocation(object):
 
 def check_issued(cert, issuer, field):
     """Refuse a certificate this CA did not sign (name, key identifier and signature)."""
-    if not pki.issued_by(cert, issuer) or not pki._signed_by(cert, issuer.cert):
+    if not issued_by(cert, issuer) or not certificate_signed_by(cert, issuer.cert):
         raise PkiError(field, "%s (%s, issued by %s) was not issued by the CA in ca_cert_path (%s); revoke it in "
                               "the CRL of the CA that issued it." % (
                                   field, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
@@ -191,7 +192,7 @@ def parse_revoked(entries, issuer, now, read_cert):
             raise PkiError(prefix, "%s needs exactly one of serial and cert_path; give one of them." % prefix)
         if cert_path is not None:
             field = prefix + '.cert_path'
-            cert = pki.load_certificate(read_cert(cert_path, field), field)
+            cert = load_certificate(read_cert(cert_path, field), field)
             check_issued(cert, issuer, field)
             serial = cert.serial_number
         else:
@@ -207,7 +208,7 @@ def parse_revoked(entries, issuer, now, read_cert):
 
 
 def check_crl_signer(issuer, cert_field='ca_cert_path'):
-    """A CA whose keyUsage leaves out cRLSign may not sign CRLs (pki.check_issuer did the rest)."""
+    """A CA whose keyUsage leaves out cRLSign may not sign CRLs (pki_certs.check_issuer did the rest)."""
     try:
         usage = issuer.cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -219,8 +220,8 @@ def check_crl_signer(issuer, cert_field='ca_cert_path'):
 
 def load_signer(cert_pem, key_pem, passphrase, now=None):
     """The CA that signs the CRL, validated: a CA, not expired, key matching, cRLSign."""
-    issuer = pki.load_issuer(cert_pem, key_pem, 'ca_cert_path', 'ca_key_path', passphrase=passphrase, now=now,
-                             passphrase_field='ca_key_passphrase')
+    issuer = load_issuer(cert_pem, key_pem, 'ca_cert_path', 'ca_key_path', passphrase=passphrase, now=now,
+                         passphrase_field='ca_key_passphrase')
     check_crl_signer(issuer)
     return issuer
 
@@ -318,7 +319,7 @@ def regenerate_reason(existing, existing_signed, desired, valid_for, renew_befor
     """The first REGENERATE_REASONS entry that applies, or None when the CRL stays.
 
     ``existing`` is the current CRL (None when missing); ``existing_signed`` whether the
-    signing CA signed it; ``renew_before`` what pki.parse_renew_before returned;
+    signing CA signed it; ``renew_before`` what pki_time.parse_renew_before returned;
     ``ca_not_after`` the CA's expiry (a nextUpdate clamped to it is not a changed validity).
     """
     if existing is None:
@@ -327,7 +328,7 @@ def regenerate_reason(existing, existing_signed, desired, valid_for, renew_befor
         return 'issuer_changed'
     if entries_of(existing) != desired:
         return 'revoked_changed'
-    now = pki._aware(now)
+    now = aware(now)
     next_update = next_update_of(existing)
     if next_update is None or next_update <= now:
         return 'expired'
@@ -336,7 +337,7 @@ def regenerate_reason(existing, existing_signed, desired, valid_for, renew_befor
     lifetime = next_update - existing.last_update_utc
     clamped = ca_not_after is not None and next_update >= _seconds(ca_not_after) - _ONE_SECOND
     # The existing thisUpdate was backdated by the skew allowance when we made it.
-    if not clamped and abs(lifetime - (valid_for + pki.CLOCK_SKEW_ALLOWANCE)) > _ONE_SECOND \
+    if not clamped and abs(lifetime - (valid_for + CLOCK_SKEW_ALLOWANCE)) > _ONE_SECOND \
             and abs(lifetime - valid_for) > _ONE_SECOND:
         return 'validity_changed'
     return None
@@ -348,7 +349,7 @@ def plan_dates(issuer, valid_for, now):
     Clamping rather than refusing: a CA about to expire must still be able to revoke.
     """
     now = _seconds(now)
-    this_update = now - pki.CLOCK_SKEW_ALLOWANCE
+    this_update = now - CLOCK_SKEW_ALLOWANCE
     next_update = min(now + valid_for, _seconds(issuer.not_after))
     return this_update, next_update
 
@@ -390,7 +391,7 @@ def serial_hex(serial):
 def describe_entries(desired):
     """[{serial, reason, revocation_date}] sorted by serial: what diffs and returns show."""
     return [{'serial': serial_hex(serial), 'reason': desired[serial][0],
-             'revocation_date': pki.iso8601(desired[serial][1])} for serial in sorted(desired)]
+             'revocation_date': iso8601(desired[serial][1])} for serial in sorted(desired)]
 
 
 def crl_state(number, this_update, next_update, issuer_name, desired):
@@ -398,8 +399,8 @@ def crl_state(number, this_update, next_update, issuer_name, desired):
     return {
         'issuer': issuer_name,
         'crl_number': number,
-        'this_update': pki.iso8601(this_update) if this_update else None,
-        'next_update': pki.iso8601(next_update) if next_update else None,
+        'this_update': iso8601(this_update) if this_update else None,
+        'next_update': iso8601(next_update) if next_update else None,
         'revoked': describe_entries(desired),
     }
 
@@ -411,7 +412,7 @@ def summary(crl, now=None, issuer_certs=None, refresh_before=None):
     them signed it (None when none were given). ``stale`` means nextUpdate has passed:
     relying parties that check it (nginx, OpenSSL) refuse every certificate of that CA.
     """
-    now = pki._aware(now)
+    now = aware(now)
     next_update = next_update_of(crl)
     seconds_left = int((next_update - now).total_seconds()) if next_update else None
     signature_valid = None
@@ -426,8 +427,8 @@ def summary(crl, now=None, issuer_certs=None, refresh_before=None):
     return {
         'issuer': crl.issuer.rfc4514_string(),
         'crl_number': crl_number(crl),
-        'this_update': pki.iso8601(crl.last_update_utc),
-        'next_update': pki.iso8601(next_update) if next_update else None,
+        'this_update': iso8601(crl.last_update_utc),
+        'next_update': iso8601(next_update) if next_update else None,
         'seconds_left': seconds_left,
         'stale': next_update is None or next_update <= now,
         'refresh_due': refresh_due,

@@ -27,10 +27,31 @@ import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import USAGES, LeafSpec, build_leaf, check_leaf
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
+    certificate_pem,
+    load_certificate,
+    load_issuer,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import key_fingerprint, sha256_fingerprint
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import (
+    KEY_TYPES,
+    generate_private_key,
+    key_type_of,
+    load_private_key,
+    private_key_pem,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import reissue_reason
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
+    iso8601,
+    parse_duration,
+    parse_renew_before,
+    utcnow,
+)
 
-KEY_TYPE_CHOICES = list(pki.KEY_TYPES)
-USAGE_CHOICES = list(pki.USAGES)
+KEY_TYPE_CHOICES = list(KEY_TYPES)
+USAGE_CHOICES = list(USAGES)
 _ITEM_NAME = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9._-]*$')
 _INVOCATION_ECHO_LIMIT = 50
 _ITEM_KEYS = ('name', 'common_name', 'organization', 'dns_names', 'ip_addresses', 'uris', 'emails',
@@ -62,14 +83,14 @@ def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
     """The _Item of ``certs[index]``: its own options over the top-level ones."""
     prefix = 'certs[%d].' % index
     if not isinstance(entry, dict):
-        raise pki.PkiError('certs[%d]' % index, "certs[%d] must be a dictionary with at least a name." % index)
+        raise PkiError('certs[%d]' % index, "certs[%d] must be a dictionary with at least a name." % index)
     name = entry.get('name')
     if not isinstance(name, str) or not _ITEM_NAME.match(name):
-        raise pki.PkiError(prefix + 'name', "%sname must be a file name stem of letters, digits, '.', '_' and '-' "
-                                            "not starting with a dot, got %r." % (prefix, name))
+        raise PkiError(prefix + 'name', "%sname must be a file name stem of letters, digits, '.', '_' and '-' "
+                                        "not starting with a dot, got %r." % (prefix, name))
     if name in seen:
-        raise pki.PkiError(prefix + 'name', "%sname %r is used twice in certs; give each certificate its own name."
-                           % (prefix, name))
+        raise PkiError(prefix + 'name', "%sname %r is used twice in certs; give each certificate its own name."
+                       % (prefix, name))
     seen.add(name)
     merged = dict(defaults)
     for key, value in entry.items():
@@ -77,8 +98,8 @@ def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
             merged[key] = value
     valid_for = merged['valid_for']
     if valid_for not in parsed_valid_for:
-        parsed_valid_for[valid_for] = pki.parse_duration(valid_for, prefix + 'valid_for')
-    spec = pki.LeafSpec(
+        parsed_valid_for[valid_for] = parse_duration(valid_for, prefix + 'valid_for')
+    spec = LeafSpec(
         merged.get('common_name') or name, dns_names=merged['dns_names'], ip_addresses=merged['ip_addresses'],
         uris=merged['uris'], emails=merged['emails'], usage=merged['usage'], key_type=merged['key_type'],
         valid_for=parsed_valid_for[valid_for], organization=merged['organization'], field_prefix=prefix)
@@ -90,13 +111,13 @@ def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
 
 def _batch_items(params):
     if not params['dest_dir']:
-        raise pki.PkiError('dest_dir', "dest_dir is required with certs; give the directory for <name>.crt and <name>.key.")
+        raise PkiError('dest_dir', "dest_dir is required with certs; give the directory for <name>.crt and <name>.key.")
     dest_dir = params['dest_dir']
     if not os.path.isdir(dest_dir):
-        raise pki.PkiError('dest_dir', "dest_dir %s is not an existing directory; create it first." % dest_dir)
+        raise PkiError('dest_dir', "dest_dir %s is not an existing directory; create it first." % dest_dir)
     files.check_writable(os.path.join(dest_dir, '.probe'), 'dest_dir')
     if not params['certs']:
-        raise pki.PkiError('certs', "certs is empty; list at least one certificate or use cert_path.")
+        raise PkiError('certs', "certs is empty; list at least one certificate or use cert_path.")
     defaults = dict((key, params.get(key)) for key in _ITEM_KEYS if key != 'name')
     seen, parsed_valid_for = set(), {}
     return [_batch_item(index, entry, defaults, seen, parsed_valid_for, params)
@@ -108,14 +129,14 @@ def _build_items(params):
     if params['certs'] is not None:
         return _batch_items(params)
     if not params['cert_path'] or not params['key_path']:
-        raise pki.PkiError('cert_path', "cert_path and key_path (one certificate) or certs with dest_dir (a batch) "
-                                        "are required; give one of them.")
+        raise PkiError('cert_path', "cert_path and key_path (one certificate) or certs with dest_dir (a batch) "
+                                    "are required; give one of them.")
     if not params['common_name']:
-        raise pki.PkiError('common_name', "common_name is required with cert_path; give the subject common name.")
-    spec = pki.LeafSpec(
+        raise PkiError('common_name', "common_name is required with cert_path; give the subject common name.")
+    spec = LeafSpec(
         params['common_name'], dns_names=params['dns_names'], ip_addresses=params['ip_addresses'],
         uris=params['uris'], emails=params['emails'], usage=params['usage'], key_type=params['key_type'],
-        valid_for=pki.parse_duration(params['valid_for'], 'valid_for'), organization=params['organization'])
+        valid_for=parse_duration(params['valid_for'], 'valid_for'), organization=params['organization'])
     for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path'):
         if params[field]:
             files.check_writable(params[field], field)
@@ -130,15 +151,15 @@ def _inspect(item, issuer, renew_before, now, force):
     cert_error = key_error = None
     if item.cert_bytes is not None:
         try:
-            item.cert = pki.load_certificate(item.cert_bytes, 'cert_path')
-        except pki.PkiError as exc:
+            item.cert = load_certificate(item.cert_bytes, 'cert_path')
+        except PkiError as exc:
             cert_error = exc
     if item.key_bytes is not None:
         try:
-            item.key = pki.load_private_key(item.key_bytes, 'key_path')
-        except pki.PkiError as exc:
+            item.key = load_private_key(item.key_bytes, 'key_path')
+        except PkiError as exc:
             key_error = exc
-    reason = pki.reissue_reason(
+    reason = reissue_reason(
         item.spec, issuer, item.cert, item.key, cert_error=cert_error, key_error=key_error,
         renew_before=renew_before, now=now, cert_missing=item.cert_bytes is None,
         key_missing=item.key_bytes is None)
@@ -183,18 +204,18 @@ def _result_entry(item):
              'serial': None, 'not_after': None, 'sha256_fingerprint': None}
     if cert is not None:
         entry['serial'] = '%X' % cert.serial_number
-        entry['not_after'] = pki.iso8601(cert.not_valid_after_utc)
-        entry['sha256_fingerprint'] = pki.sha256_fingerprint(cert)
+        entry['not_after'] = iso8601(cert.not_valid_after_utc)
+        entry['sha256_fingerprint'] = sha256_fingerprint(cert)
     return entry
 
 
 def _diff_state(cert, key):
     if cert is None:
         return None
-    state = {'serial': '%X' % cert.serial_number, 'not_after': pki.iso8601(cert.not_valid_after_utc),
-             'sha256_fingerprint': pki.sha256_fingerprint(cert)}
+    state = {'serial': '%X' % cert.serial_number, 'not_after': iso8601(cert.not_valid_after_utc),
+             'sha256_fingerprint': sha256_fingerprint(cert)}
     if key is not None:
-        state['key_fingerprint'] = pki.key_fingerprint(key)
+        state['key_fingerprint'] = key_fingerprint(key)
     return state
 
 
@@ -203,9 +224,9 @@ def _read_issuer(params, now):
     ca_cert_bytes = read_file(params['ca_cert_path'], 'ca_cert_path')
     ca_key_bytes = read_file(params['ca_key_path'], 'ca_key_path')
     chain_bytes = read_file(params['ca_chain_path'], 'ca_chain_path') if params['ca_chain_path'] else None
-    return pki.load_issuer(ca_cert_bytes, ca_key_bytes, 'ca_cert_path', 'ca_key_path',
-                           passphrase=params['ca_key_passphrase'], chain_pem=chain_bytes,
-                           chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
+    return load_issuer(ca_cert_bytes, ca_key_bytes, 'ca_cert_path', 'ca_key_path',
+                       passphrase=params['ca_key_passphrase'], chain_pem=chain_bytes,
+                       chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
 
 
 def _remove_leftovers(params, check_mode):
@@ -223,11 +244,11 @@ def _remove_leftovers(params, check_mode):
 def _issue(item, issuer, params, now):
     """Build step: the new key (or the kept one) and certificate of ``item``, in memory."""
     reuse_key = (not params['rotate_key'] and item.key is not None and item.reason != 'key_type_changed'
-                 and pki.key_type_of(item.key) == item.spec.key_type)
-    item.new_key = item.key if reuse_key else pki.generate_private_key(item.spec.key_type)
-    item.new_cert = pki.build_leaf(issuer, item.spec, item.new_key, now)
-    item.new_cert_pem = pki.certificate_pem(item.new_cert)
-    item.new_key_pem = item.key_bytes if reuse_key else pki.private_key_pem(item.new_key)
+                 and key_type_of(item.key) == item.spec.key_type)
+    item.new_key = item.key if reuse_key else generate_private_key(item.spec.key_type)
+    item.new_cert = build_leaf(issuer, item.spec, item.new_key, now)
+    item.new_cert_pem = certificate_pem(item.new_cert)
+    item.new_key_pem = item.key_bytes if reuse_key else private_key_pem(item.new_key)
 
 
 def _stays(item, batch, path, content, mode, known, known_mode):
@@ -289,7 +310,7 @@ def _outcome(items, params, backup_files, leftovers, diff):
         for key in ('reason', 'serial', 'not_after', 'sha256_fingerprint'):
             outcome[key] = results[0][key]
         _cert, key = _current_cert_and_key(items[0])
-        outcome['key_fingerprint'] = pki.key_fingerprint(key) if key is not None else None
+        outcome['key_fingerprint'] = key_fingerprint(key) if key is not None else None
         outcome['cert_path'], outcome['key_path'] = items[0].cert_path, items[0].key_path
     if params['certs'] is not None and len(params['certs']) > _INVOCATION_ECHO_LIMIT:
         # Ansible echoes every argument back in `invocation` (shown with -vvv). For a big
@@ -313,9 +334,9 @@ def run_module(module):
     params = module.params
     cert_mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
     key_mode = files.parse_mode(params['key_mode'], files.KEY_MODE, 'key_mode')
-    renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
+    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
     items = _build_items(params)
-    now = pki._utcnow()
+    now = utcnow()
     issuer = _read_issuer(params, now)
     leftovers = _remove_leftovers(params, module.check_mode)
 
@@ -324,7 +345,7 @@ def run_module(module):
         _inspect(item, issuer, renew_before, now, params['force'])
         if item.reason is None:
             continue
-        pki.check_leaf(issuer, item.spec, now)
+        check_leaf(issuer, item.spec, now)
         if not module.check_mode:
             _issue(item, issuer, params, now)
 

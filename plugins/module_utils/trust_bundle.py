@@ -26,7 +26,8 @@ import os
 import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import certificates_pem, load_certificate
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
@@ -78,7 +79,7 @@ def _distinct_roots(found):
     seen, kept = set(), []
     for generation in found:
         root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
-        fingerprint = pki.sha256_fingerprint(root) if root is not None else None
+        fingerprint = sha256_fingerprint(root) if root is not None else None
         if fingerprint is None or fingerprint not in seen:
             seen.add(fingerprint)
             kept.append(generation)
@@ -87,20 +88,20 @@ def _distinct_roots(found):
 
 def _certificate(path, field):
     content = files.read_if_exists(path)
-    return pki.load_certificate(content, field) if content is not None else None
+    return load_certificate(content, field) if content is not None else None
 
 
 def _age_key(cert):
     """Oldest first, ties by fingerprint: the order stays the same through every phase, so
     a published bundle changes only when its set of certificates does."""
-    return cert.not_valid_before_utc, pki.sha256_fingerprint(cert)
+    return cert.not_valid_before_utc, sha256_fingerprint(cert)
 
 
 def _ordered(certs):
     """Each certificate once, oldest first."""
     unique = {}
     for cert in certs:
-        unique.setdefault(pki.sha256_fingerprint(cert), cert)
+        unique.setdefault(sha256_fingerprint(cert), cert)
     return sorted(unique.values(), key=_age_key)
 
 
@@ -128,7 +129,7 @@ def trusted_chains(found):
     ordered = []
     for ca, root in sorted(pairs, key=lambda pair: (_age_key(pair[1]), _age_key(pair[0]))):
         for cert in (ca, root):
-            fingerprint = pki.sha256_fingerprint(cert)
+            fingerprint = sha256_fingerprint(cert)
             if fingerprint not in seen:
                 seen.add(fingerprint)
                 ordered.append(cert)
@@ -173,7 +174,7 @@ def trusted_crls(found, active_ca_only=False):
 
 
 def describe(certs):
-    return [{'subject': cert.subject.rfc4514_string(), 'sha256_fingerprint': pki.sha256_fingerprint(cert)}
+    return [{'subject': cert.subject.rfc4514_string(), 'sha256_fingerprint': sha256_fingerprint(cert)}
             for cert in certs]
 
 
@@ -215,7 +216,7 @@ def unexpected_failure_result(error):
 def _planned_files(params, found):
     """[(path, content or None to remove, what it holds for the diff)] and the result fields."""
     roots = trusted_roots(found)
-    roots_pem = pki.certificates_pem(roots)
+    roots_pem = certificates_pem(roots)
     planned = [(path, roots_pem, describe(roots))
                for path in ([params['roots_path']] if params['roots_path'] else []) + params['roots_copies']]
     result = dict(roots=describe(roots), roots_pem=roots_pem.decode('ascii'))
@@ -224,7 +225,7 @@ def _planned_files(params, found):
         crls = trusted_crls(found)
         result.update(chain=describe(chain), crl_count=crls.count(b'-----BEGIN X509 CRL-----'))
         if params['chain_path']:
-            planned.append((params['chain_path'], pki.certificates_pem(chain), result['chain']))
+            planned.append((params['chain_path'], certificates_pem(chain), result['chain']))
         if params['crl_path']:
             planned.append((params['crl_path'], crls or None, '%d CRLs' % result['crl_count']))
         if params['active_crl_path']:

@@ -130,8 +130,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import audit
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import load_certificates
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import parse_duration, utcnow
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC as KUBE_AUTH_ARGSPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
     DESTINATION_RULE,
@@ -157,7 +159,7 @@ def _files(paths):
         elif os.path.exists(path):
             found.append(path)
         else:
-            raise pki.PkiError('paths', "paths: %s does not exist." % path)
+            raise PkiError('paths', "paths: %s does not exist." % path)
     return found
 
 
@@ -182,11 +184,11 @@ def _optional_list(client, kind, namespaces, warnings):
 
 def run(module):
     params = module.params
-    now = audit.utcnow()
-    due_seconds = int(pki.parse_duration(params['due_within'], 'due_within').total_seconds())
-    roots = pki.load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'), 'trust_bundle_path') \
+    now = utcnow()
+    due_seconds = int(parse_duration(params['due_within'], 'due_within').total_seconds())
+    roots = load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'), 'trust_bundle_path') \
         if params['trust_bundle_path'] else []
-    extra = pki.load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path') if params['chain_path'] else []
+    extra = load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path') if params['chain_path'] else []
     rows = []
     for path in _files(params['paths']):
         rows.extend(audit.inspect_pem(path, read_file(path, 'paths'), roots, extra, due_seconds, now))

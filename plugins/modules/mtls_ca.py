@@ -253,7 +253,35 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import build_ca, check_ca
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
+    certificate_pem,
+    certificates_pem,
+    load_certificate,
+    load_issuer,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import key_fingerprint, sha256_fingerprint
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import (
+    KEY_TYPES,
+    generate_private_key,
+    is_encrypted_pem,
+    key_type_of,
+    load_private_key,
+    private_key_pem,
+    validate_key_type,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import ca_reissue_reason
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    PkiError,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
+    iso8601,
+    parse_duration,
+    parse_renew_before,
+    utcnow,
+)
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
@@ -261,9 +289,9 @@ def _state(cert, key, key_encrypted):
     if cert is None:
         return None
     state = {'subject': cert.subject.rfc4514_string(), 'serial': '%X' % cert.serial_number,
-             'not_after': pki.iso8601(cert.not_valid_after_utc), 'sha256_fingerprint': pki.sha256_fingerprint(cert)}
+             'not_after': iso8601(cert.not_valid_after_utc), 'sha256_fingerprint': sha256_fingerprint(cert)}
     if key is not None:
-        state['key_fingerprint'] = pki.key_fingerprint(key)
+        state['key_fingerprint'] = key_fingerprint(key)
         state['key_encrypted'] = key_encrypted
     return state
 
@@ -293,16 +321,16 @@ def remove_ca(module):
 
 def ensure_ca(module):
     params = module.params
-    now = pki._utcnow()
+    now = utcnow()
     is_root = not params['parent_cert_path']
     if not params['common_name']:
-        raise pki.PkiError('common_name', "common_name is required with state=present; give the CA's subject common name.")
-    key_type = pki.validate_key_type(params['key_type'])
-    valid_for = pki.parse_duration(params['valid_for'] or ('3650d' if is_root else '1825d'), 'valid_for')
+        raise PkiError('common_name', "common_name is required with state=present; give the CA's subject common name.")
+    key_type = validate_key_type(params['key_type'])
+    valid_for = parse_duration(params['valid_for'] or ('3650d' if is_root else '1825d'), 'valid_for')
     path_length = params['path_length']
     if path_length is None and not is_root:
         path_length = 0
-    renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
+    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
     cert_mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
     key_mode = files.parse_mode(params['key_mode'], files.KEY_MODE, 'key_mode')
     for field in ('cert_path', 'key_path', 'chain_path'):
@@ -325,7 +353,7 @@ def ensure_ca(module):
 
     issuer = None
     if not is_root:
-        issuer = pki.load_issuer(
+        issuer = load_issuer(
             read_file(params['parent_cert_path'], 'parent_cert_path'),
             read_file(params['parent_key_path'], 'parent_key_path'),
             'parent_cert_path', 'parent_key_path', passphrase=params['parent_key_passphrase'],
@@ -333,9 +361,9 @@ def ensure_ca(module):
             chain_field='parent_chain_path', now=now, passphrase_field='parent_key_passphrase')
     # Validate the request (path length under the parent, lifetime within the parent's,
     # name constraint syntax) before looking at what exists, so bad input always fails.
-    pki.check_ca(params['common_name'], valid_for, issuer=issuer, path_length=path_length,
-                 permitted_dns_domains=params['permitted_dns_domains'],
-                 permitted_uri_domains=params['permitted_uri_domains'], now=now)
+    check_ca(params['common_name'], valid_for, issuer=issuer, path_length=path_length,
+             permitted_dns_domains=params['permitted_dns_domains'],
+             permitted_uri_domains=params['permitted_uri_domains'], now=now)
 
     # What killed runs left (never a change; check mode only counts it), once the
     # request is known to be valid.
@@ -351,16 +379,16 @@ def ensure_ca(module):
     cert = key = None
     # A plain key with a passphrase given is encrypted in place (same key), once.
     encrypt_existing_key = bool(key_bytes is not None and params['key_passphrase']
-                                and not pki.is_encrypted_pem(key_bytes))
+                                and not is_encrypted_pem(key_bytes))
     if key_bytes is not None:
         # An existing CA key we cannot read is an error, never a reason to make a new one:
         # that would silently orphan every certificate the CA has issued.
-        key = pki.load_private_key(key_bytes, 'key_path', None if encrypt_existing_key else params['key_passphrase'],
-                                   passphrase_field='key_passphrase')
+        key = load_private_key(key_bytes, 'key_path', None if encrypt_existing_key else params['key_passphrase'],
+                               passphrase_field='key_passphrase')
     if cert_bytes is not None:
         try:
-            cert = pki.load_certificate(cert_bytes, 'cert_path')
-        except pki.PkiError:
+            cert = load_certificate(cert_bytes, 'cert_path')
+        except PkiError:
             cert = None  # unreadable certificate: re-sign it from the key (drift)
 
     if params['force']:
@@ -368,18 +396,18 @@ def ensure_ca(module):
     elif cert_bytes is not None and cert is None:
         reason = 'drift'
     else:
-        reason = pki.ca_reissue_reason(
+        reason = ca_reissue_reason(
             cert, key, params['common_name'], key_type, organization=params['organization'],
             path_length=path_length, permitted_dns_domains=params['permitted_dns_domains'],
             permitted_uri_domains=params['permitted_uri_domains'], issuer=issuer,
             renew_before=renew_before, now=now)
 
     new_key_needed = reason is not None and (
-        key is None or params['force'] or pki.key_type_of(key) != key_type)
+        key is None or params['force'] or key_type_of(key) != key_type)
     new_cert = new_key = None
     if reason is not None and not module.check_mode:
-        new_key = pki.generate_private_key(key_type) if new_key_needed else key
-        new_cert = pki.build_ca(
+        new_key = generate_private_key(key_type) if new_key_needed else key
+        new_cert = build_ca(
             new_key, params['common_name'], valid_for, organization=params['organization'], issuer=issuer,
             path_length=path_length, permitted_dns_domains=params['permitted_dns_domains'],
             permitted_uri_domains=params['permitted_uri_domains'], now=now)
@@ -394,19 +422,19 @@ def ensure_ca(module):
     try:
         planned = []
         if final_cert is not None:
-            cert_pem = pki.certificate_pem(final_cert)
+            cert_pem = certificate_pem(final_cert)
             planned.append((params['cert_path'], cert_pem, cert_mode, False, params['backup']))
             if params['chain_path']:
-                planned.append((params['chain_path'], pki.certificates_pem([final_cert] + parent_chain), cert_mode,
+                planned.append((params['chain_path'], certificates_pem([final_cert] + parent_chain), cert_mode,
                                 False, params['backup']))
         if new_key_needed and new_key is not None:
             # Replacing an existing CA key always keeps a copy of the old one.
-            planned.append((params['key_path'], pki.private_key_pem(new_key, params['key_passphrase']), key_mode,
+            planned.append((params['key_path'], private_key_pem(new_key, params['key_passphrase']), key_mode,
                             True, params['backup'] or key_bytes is not None))
         elif encrypt_existing_key:
             # The plain key is kept as a backup: if the passphrase turns out to be wrong or
             # lost, that copy is the only way back to the CA.
-            planned.append((params['key_path'], pki.private_key_pem(key, params['key_passphrase']), key_mode,
+            planned.append((params['key_path'], private_key_pem(key, params['key_passphrase']), key_mode,
                             True, True))
             reason = reason or 'key_encrypted'
         elif key_bytes is not None and (files.current_mode(params['key_path']) != key_mode
@@ -434,16 +462,16 @@ def ensure_ca(module):
     if final_cert is not None:
         outcome.update(
             subject=final_cert.subject.rfc4514_string(), serial='%X' % final_cert.serial_number,
-            not_before=pki.iso8601(final_cert.not_valid_before_utc), not_after=pki.iso8601(final_cert.not_valid_after_utc),
-            sha256_fingerprint=pki.sha256_fingerprint(final_cert),
-            cert_pem=pki.certificate_pem(final_cert).decode('ascii'),
-            chain_pem=pki.certificates_pem([final_cert] + parent_chain).decode('ascii'))
+            not_before=iso8601(final_cert.not_valid_before_utc), not_after=iso8601(final_cert.not_valid_after_utc),
+            sha256_fingerprint=sha256_fingerprint(final_cert),
+            cert_pem=certificate_pem(final_cert).decode('ascii'),
+            chain_pem=certificates_pem([final_cert] + parent_chain).decode('ascii'))
     if final_key is not None:
-        outcome['key_fingerprint'] = pki.key_fingerprint(final_key)
+        outcome['key_fingerprint'] = key_fingerprint(final_key)
     if module._diff:
         after = _state(final_cert, final_key, bool(params['key_passphrase'])) if final_cert is not None else (
             '(would be %s)' % reason if reason else None)
-        before = _state(cert, key, key_bytes is not None and pki.is_encrypted_pem(key_bytes))
+        before = _state(cert, key, key_bytes is not None and is_encrypted_pem(key_bytes))
         outcome['diff'] = {'before': before or {}, 'after': after or {}}
     return outcome
 
@@ -456,7 +484,7 @@ def argument_spec():
         chain_path=dict(type='path'),
         common_name=dict(type='str'),
         organization=dict(type='str'),
-        key_type=dict(type='str', choices=list(pki.KEY_TYPES), default='ec_p256', no_log=False),
+        key_type=dict(type='str', choices=list(KEY_TYPES), default='ec_p256', no_log=False),
         key_passphrase=dict(type='str', no_log=True),
         valid_for=dict(type='str'),
         path_length=dict(type='int'),
@@ -481,8 +509,8 @@ def main():
         required_by={'parent_key_passphrase': 'parent_key_path', 'parent_chain_path': 'parent_cert_path'},
         supports_check_mode=True,
     )
-    if not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         if module.params['state'] == 'absent':
             module.exit_json(**remove_ca(module))

@@ -355,7 +355,10 @@ backup_files:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
 from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
@@ -364,8 +367,8 @@ def main():
     # with the action plugin that runs them in the controller process.
     module = AnsibleModule(argument_spec=issuance.argument_spec(), supports_check_mode=True,
                            **issuance.VALIDATION_RULES)
-    if not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     run_as_module(module, issuance)
 
 

@@ -287,7 +287,19 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_errors
 from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_validation
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
+    basic_constraints,
+    certificate_summary,
+    load_certificates,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import needs_renewal
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    PkiError,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import parse_renew_before, utcnow
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_verify import verify_chain
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
@@ -316,53 +328,53 @@ def secret_sources(params):
     finally:
         client.close()
     if secret is None:
-        raise pki.PkiError('secret_name', "secret_name %s does not exist in namespace %s; check the name and "
-                                          "secret_namespace." % (name, namespace))
+        raise PkiError('secret_name', "secret_name %s does not exist in namespace %s; check the name and "
+                                      "secret_namespace." % (name, namespace))
     data = secret.get('data') or {}
     wanted = params['secret_keys'] or sorted(key for key in data if default_secret_key(key))
     if not wanted:
-        raise pki.PkiError('secret_keys', "secret_keys: Secret %s/%s has no certificate-looking keys (%s); name the "
-                                          "keys to read in secret_keys." % (namespace, name, ', '.join(sorted(data)) or 'no data'))
+        raise PkiError('secret_keys', "secret_keys: Secret %s/%s has no certificate-looking keys (%s); name the "
+                                      "keys to read in secret_keys." % (namespace, name, ', '.join(sorted(data)) or 'no data'))
     sources, crl_sources = [], []
     for key in wanted:
         field = 'secret_keys'
         if key not in data:
-            raise pki.PkiError(field, "secret_keys entry %r is not a key of Secret %s/%s (it has %s); fix secret_keys."
-                               % (key, namespace, name, ', '.join(sorted(data))))
+            raise PkiError(field, "secret_keys entry %r is not a key of Secret %s/%s (it has %s); fix secret_keys."
+                           % (key, namespace, name, ', '.join(sorted(data))))
         try:
             pem = base64.b64decode(data[key], validate=True)
         except (binascii.Error, ValueError, TypeError):
-            raise pki.PkiError(field, "secret_keys entry %r of Secret %s/%s is not valid base64; fix the Secret."
-                               % (key, namespace, name))
+            raise PkiError(field, "secret_keys entry %r of Secret %s/%s is not valid base64; fix the Secret."
+                           % (key, namespace, name))
         label = 'secret/%s/%s/%s' % (namespace, name, key)
         try:
             if is_crl_key(key):
                 crl_sources.append((label, crl_utils.load_crls(pem, 'secret_keys entry %r' % key)))
                 continue
-            certs = pki.load_certificates(pem, 'secret_keys entry %r' % key)
-        except pki.PkiError as exc:
-            raise pki.PkiError(field, str(exc))
+            certs = load_certificates(pem, 'secret_keys entry %r' % key)
+        except PkiError as exc:
+            raise PkiError(field, str(exc))
         sources.append((label, certs))
     return sources, crl_sources
 
 
 def describe(cert, now, renew_before, intermediates, roots):
     """The summary of one certificate with its expiry and chain state."""
-    summary = pki.certificate_summary(cert)
+    summary = certificate_summary(cert)
     seconds_left = int((cert.not_valid_after_utc - now).total_seconds())
     summary.update(
         seconds_left=seconds_left,
         days_left=seconds_left // 86400,
         expired=seconds_left <= 0,
-        renewal_due=pki.needs_renewal(cert, renew_before, now),
+        renewal_due=needs_renewal(cert, renew_before, now),
         chain_valid=None,
         chain_error=None,
     )
     if roots is not None:
         try:
-            pki.verify_chain(cert, intermediates, roots, 'certificate', at=now)
+            verify_chain(cert, intermediates, roots, 'certificate', at=now)
             summary['chain_valid'] = True
-        except pki.PkiError as exc:
+        except PkiError as exc:
             summary['chain_valid'] = False
             summary['chain_error'] = str(exc)
     return summary
@@ -398,15 +410,15 @@ def run_module(module):
     params = module.params
     if not params['paths'] and not params['content'] and not params['secret_name'] and not params['crl_paths'] \
             and not params['crl_content']:
-        raise pki.PkiError('paths', "paths, content, crl_paths, crl_content or secret_name is required; give "
-                                    "certificates or CRLs to inspect.")
-    renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
+        raise PkiError('paths', "paths, content, crl_paths, crl_content or secret_name is required; give "
+                                "certificates or CRLs to inspect.")
+    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
     sources = []
     for index, path in enumerate(params['paths']):
         field = 'paths[%d]' % index
-        sources.append((path, pki.load_certificates(read_file(path, field), field)))
+        sources.append((path, load_certificates(read_file(path, field), field)))
     if params['content']:
-        sources.append(('content', pki.load_certificates(params['content'], 'content')))
+        sources.append(('content', load_certificates(params['content'], 'content')))
     crl_sources = []
     for index, path in enumerate(params['crl_paths']):
         field = 'crl_paths[%d]' % index
@@ -419,19 +431,19 @@ def run_module(module):
         crl_sources.extend(secret_crls)
     extra_chain = []
     if params['chain_path']:
-        extra_chain = pki.load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path')
+        extra_chain = load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path')
     roots = None
     if params['trust_bundle_path'] or params['trust_bundle_content']:
         roots = []
         if params['trust_bundle_path']:
-            roots += pki.load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'),
-                                           'trust_bundle_path')
+            roots += load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'),
+                                       'trust_bundle_path')
         if params['trust_bundle_content']:
-            roots += pki.load_certificates(params['trust_bundle_content'], 'trust_bundle_content')
-    now = pki._utcnow()
+            roots += load_certificates(params['trust_bundle_content'], 'trust_bundle_content')
+    now = utcnow()
     # Every CA certificate the module was given may have signed a CRL.
     ca_certs = [cert for cert in (roots or []) + extra_chain + [c for _s, certs in sources for c in certs]
-                if pki.basic_constraints(cert)[0]]
+                if basic_constraints(cert)[0]]
     crl_results, parsed = [], []
     for source, crls in crl_sources:
         for index, crl in enumerate(crls):
@@ -468,8 +480,8 @@ def main():
         secret_keys=dict(type='list', elements='str', default=[], no_log=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     try:
         module.exit_json(**run_module(module))
     except (MtlsError, kube_errors.KubeError) as exc:

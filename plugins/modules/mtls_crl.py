@@ -247,7 +247,17 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    PkiError,
+)
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
+    iso8601,
+    parse_duration,
+    parse_renew_before,
+    utcnow,
+)
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 
 
@@ -267,17 +277,17 @@ def remove_crl(module):
 
 def ensure_crl(module):
     params = module.params
-    now = pki._utcnow()
+    now = utcnow()
     for field in ('ca_cert_path', 'ca_key_path'):
         if not params[field]:
-            raise pki.PkiError(field, "%s is required with state=present; give the CA that signs the CRL." % field)
+            raise PkiError(field, "%s is required with state=present; give the CA that signs the CRL." % field)
     # Validate every option before reading what exists, so bad input always fails the same way.
-    valid_for = pki.parse_duration(params['valid_for'], 'valid_for')
-    renew_before = pki.parse_renew_before(params['renew_before'], 'renew_before')
+    valid_for = parse_duration(params['valid_for'], 'valid_for')
+    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
     if renew_before is not None and renew_before[0] == 'absolute' and renew_before[1] >= valid_for:
-        raise pki.PkiError('renew_before', "renew_before %s is not shorter than valid_for %s, so the CRL would be "
-                                           "re-signed on every run; shorten renew_before." % (
-                                               params['renew_before'], params['valid_for']))
+        raise PkiError('renew_before', "renew_before %s is not shorter than valid_for %s, so the CRL would be "
+                                       "re-signed on every run; shorten renew_before." % (
+                                           params['renew_before'], params['valid_for']))
     mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
     files.check_writable(params['crl_path'], 'crl_path')
     issuer = crl_utils.load_signer(read_file(params['ca_cert_path'], 'ca_cert_path'),
@@ -292,10 +302,10 @@ def ensure_crl(module):
         # sequence monotonic, and a file we cannot parse may not be ours to overwrite.
         try:
             existing = crl_utils.load_crl(existing_bytes, 'crl_path')
-        except pki.PkiError:
-            raise pki.PkiError('crl_path', "crl_path %s exists but is not a certificate revocation list; move it "
-                                           "aside or choose another path (an existing CRL is never overwritten "
-                                           "unread, its number keeps the sequence growing)." % params['crl_path'])
+        except PkiError:
+            raise PkiError('crl_path', "crl_path %s exists but is not a certificate revocation list; move it "
+                                       "aside or choose another path (an existing CRL is never overwritten "
+                                       "unread, its number keeps the sequence growing)." % params['crl_path'])
     existing_signed = existing is not None and crl_utils.signed_by(existing, issuer.cert)
     existing_entries = crl_utils.entries_of(existing) if existing_signed else {}
     desired = crl_utils.desired_entries(wanted, existing_entries, params['crl_mode'], now)
@@ -322,7 +332,7 @@ def ensure_crl(module):
             changed, reason = True, 'files_updated'
 
     outcome = dict(changed=changed, reason=reason or 'unchanged', crl_number=number,
-                   this_update=pki.iso8601(this_update), next_update=pki.iso8601(next_update),
+                   this_update=iso8601(this_update), next_update=iso8601(next_update),
                    revoked=[crl_utils.serial_hex(serial) for serial in sorted(desired)],
                    revoked_entries=crl_utils.describe_entries(desired),
                    issuer=issuer.subject.rfc4514_string(), sha256_fingerprint=None, crl_pem=None)
@@ -364,8 +374,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not pki.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(pki.CRYPTOGRAPHY_IMPORT_ERROR))
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     # The suboptions spec fills absent keys with None; the backend wants only what was given.
     if module.params['revoked']:
         module.params['revoked'] = [dict((k, v) for k, v in entry.items() if v is not None)

@@ -31,7 +31,7 @@ def _leaf(inter, days, now=None):
 def test_rows_report_days_chain_and_due():
     root, inter = _hierarchy('A')
     other_root, _unused = _hierarchy('B')
-    now = audit.utcnow()
+    now = pki.utcnow()
     fresh = pki.certificates_pem([_leaf(inter, 30), inter.cert])
     short = pki.certificate_pem(_leaf(inter, 30, now=now - 25 * DAY))
     row, = audit.inspect_pem('fresh.crt', fresh, [root.cert], [], 14 * 86400, now)

@@ -101,7 +101,7 @@ def test_failed_rename_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatc
     def broken_rename(source, destination):
         raise OSError(28, 'No space left on device', destination)
 
-    monkeypatch.setattr(files.os, 'rename', broken_rename)
+    monkeypatch.setattr(os, 'rename', broken_rename)
     with pytest.raises(files.FileError) as caught:
         files.atomic_write(str(path), b'new', 0o644)
     assert str(path) in str(caught.value)
@@ -121,7 +121,7 @@ def test_failed_write_midway_leaves_no_temp_file(tmp_path, monkeypatch):
         return real_write(descriptor, data)
 
     batch = files.AtomicBatch()
-    monkeypatch.setattr(files.os, 'write', failing_write)
+    monkeypatch.setattr(os, 'write', failing_write)
     with pytest.raises(files.FileError):
         for index in range(5):
             batch.stage(str(tmp_path / ('f%d' % index)), b'data', 0o644)

@@ -114,7 +114,7 @@ def test_link_failure_falls_back_to_a_copy_with_the_same_mode(tmp_path, monkeypa
     def no_links(source, target, *args, **kwargs):
         raise OSError(errno.EPERM, 'Operation not permitted', source)
 
-    monkeypatch.setattr(files.os, 'link', no_links)
+    monkeypatch.setattr(os, 'link', no_links)
     batch = files.VersionedBatch(str(tmp_path))
     batch.stage(str(tmp_path / 'a.crt'), b'new a cert', files.CERT_MODE)
     batch.commit()
@@ -183,7 +183,7 @@ def test_migration_with_new_content_never_shows_a_mix(tmp_path, monkeypatch):
         real_rename(source, target)
         observed.append(_assert_consistent(tmp_path, (1, 2)))
 
-    monkeypatch.setattr(files.os, 'rename', watching_rename)
+    monkeypatch.setattr(os, 'rename', watching_rename)
     _commit(tmp_path, _generation(2))
     monkeypatch.undo()
     assert observed[0] == 1 and observed[-1] == 2 and len(observed) >= 5
@@ -274,7 +274,7 @@ def test_a_failure_at_any_step_leaves_one_complete_set(tmp_path, monkeypatch, fu
                 raise OSError(errno.EIO, 'Input/output error (injected)')
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(files.os, function, failing)
+        monkeypatch.setattr(os, function, failing)
         try:
             _commit(directory, dict(_generation(2), **{'c.crt': b'cert c gen 1\n', 'c.key': b'key c gen 1\n'}))
             error = None

@@ -181,7 +181,7 @@ def test_secret_errors_name_the_field(secret_server, capsys):
 def crl_chain(tmp_path_factory):
     from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
     base = tmp_path_factory.mktemp('info_crl')
-    now = pki._utcnow()
+    now = pki.utcnow()
     root_key = pki.generate_private_key()
     root = pki.Issuer(pki.build_ca(root_key, 'Info CRL Root', 3650 * DAY, path_length=1), root_key)
     inter_key = pki.generate_private_key()

@@ -67,7 +67,7 @@ def write(path, content, mode=0o644):
 @pytest.fixture
 def pki_dir(tmp_path):
     """root (encrypted key) -> intermediate (encrypted key) -> two clients; a foreign root with a client."""
-    now = pki._utcnow()
+    now = pki.utcnow()
     root_key = pki.generate_private_key()
     root = pki.Issuer(pki.build_ca(root_key, 'CRL Root', 3650 * DAY, path_length=1, now=now), root_key)
     int_key = pki.generate_private_key()
@@ -176,7 +176,7 @@ def test_update_mode_keeps_existing_entries(pki_dir, capsys):
 def test_renewal_due_and_expired_crls_are_resigned(pki_dir, capsys):
     p = pki_dir['path']
     inter = pki_dir['inter']
-    now = pki._utcnow()
+    now = pki.utcnow()
     desired = {pki_dir['serials']['client-a']: ('key_compromise', crl_utils._seconds(now - DAY))}
     # Inside the renewal window (1 day left of 7, window 7/3 days).
     old = crl_utils.build_crl(inter, desired, 41, now - 6 * DAY, now + DAY)
@@ -200,7 +200,7 @@ def test_renewal_due_and_expired_crls_are_resigned(pki_dir, capsys):
 def test_crl_from_another_ca_is_replaced_and_the_number_continues(pki_dir, capsys):
     p = pki_dir['path']
     root = pki_dir['root']
-    other = crl_utils.build_crl(root, {}, 9, pki._utcnow() - DAY, pki._utcnow() + 6 * DAY)
+    other = crl_utils.build_crl(root, {}, 9, pki.utcnow() - DAY, pki.utcnow() + 6 * DAY)
     write(p / 'int.crl', crl_utils.crl_pem(other))
     result = run(capsys, **args_for(pki_dir))
     assert result['reason'] == 'issuer_changed' and result['crl_number'] == 10

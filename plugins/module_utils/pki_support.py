@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every pki_* file shares: the one guarded import of cryptography, and PkiError.
+
+The pki_* files are pure PKI helpers: nothing in them knows about AnsibleModule, so they
+are unit-testable and shared by every module. cryptography is imported here alone, so a
+host without it still imports the modules, which then report it (HAS_CRYPTOGRAPHY).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+
+# The other pki_* files import these from here.
+# pylint: disable=unused-import
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the modules
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+    x509 = hashes = serialization = ec = ed25519 = rsa = ExtendedKeyUsageOID = NameOID = None
+
+    class InvalidSignature(Exception):
+        """Stands in for cryptography's exception, so except clauses stay valid; never raised."""
+
+    UnsupportedAlgorithm = InvalidSignature
+# pylint: enable=unused-import
+
+
+class PkiError(MtlsError):
+    """A PKI problem the user can fix: ``str(e)`` names ``field`` and the fix.
+
+    Takes ``(field, message)``, the order every PKI helper raises it with."""
+
+    def __init__(self, field, message):
+        super(PkiError, self).__init__(message, field)
