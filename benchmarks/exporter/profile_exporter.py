@@ -124,7 +124,8 @@ def main() -> int:
 
     from prometheus_client.registry import CollectorRegistry
 
-    from mtls_exporter.certs import TrustAnchors, parse_pem_bundle
+    from mtls_exporter.certs import parse_pem_bundle
+    from mtls_exporter.chains import TrustAnchors
     from mtls_exporter.collector import CertificateCollector
     from mtls_exporter.exposition import iter_text
     from mtls_exporter.objects import KeySelection, strip_secret

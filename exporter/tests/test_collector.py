@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import UTC, b64, key_pem, pem, secret_json
-from mtls_exporter import certs, objects
+from mtls_exporter import certs, chains, objects
 from mtls_exporter.collector import CertificateCollector, RotationState, TrustBundleSource
 from mtls_exporter.exposition import render_text
 from mtls_exporter.objects import KeySelection, strip_configmap, strip_secret
@@ -68,7 +68,7 @@ def test_metric_names_and_labels_match_x509_certificate_exporter(root_ca):
 
 
 def test_fast_text_matches_prometheus_client_rendering(root_ca, foreign_ca):
-    store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
+    store = CertificateStore(chains.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     for index in range(5):
         secret, _unused = tls_secret(root_ca if index % 2 else foreign_ca, f"ns{index}", f"s{index}", f'cn "{index}"\\n')
         store.upsert(strip_secret(secret, SELECTION), "secrets")
@@ -182,7 +182,7 @@ def test_expired_certificate_is_x509_cert_expired_1(root_ca):
 def test_chain_validity_against_trust_bundle(root_ca, foreign_ca):
     intermediate = root_ca.intermediate("zerotrust intermediate")
     leaf_via_intermediate, _unused = intermediate.issue("chained.svc")
-    store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
+    store = CertificateStore(chains.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     own, _unused = tls_secret(root_ca, "shop", "own", "own.svc")
     foreign, _unused = tls_secret(foreign_ca, "shop", "foreign", "foreign.svc")
     chained = secret_json("shop", "chained", {"tls.crt": b64(pem(leaf_via_intermediate, intermediate.certificate))})
@@ -197,7 +197,7 @@ def test_chain_validity_against_trust_bundle(root_ca, foreign_ca):
     assert find(series, "mtls_cert_chain_valid", secret_name="orphan") == [0.0]
 
     # Swapping the trust bundle recomputes every flag.
-    store.set_trust_anchors(certs.TrustAnchors(certs.parse_pem_bundle(foreign_ca.pem)))
+    store.set_trust_anchors(chains.TrustAnchors(certs.parse_pem_bundle(foreign_ca.pem)))
     series = scrape(store)
     assert find(series, "mtls_cert_chain_valid", secret_name="own", secret_key="tls.crt") == [0.0]
     assert find(series, "mtls_cert_chain_valid", secret_name="foreign", secret_key="tls.crt") == [1.0]
@@ -254,7 +254,7 @@ def _root_configmap(namespace, bundle_pem):
 
 
 def test_trust_bundles_across_namespaces(root_ca, foreign_ca):
-    store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
+    store = CertificateStore(chains.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     store.upsert(strip_configmap(_root_configmap("a", root_ca.pem), SELECTION), "cm")
     store.upsert(strip_configmap(_root_configmap("b", root_ca.pem), SELECTION), "cm")
     series = scrape(store)

@@ -11,7 +11,7 @@ import yaml
 
 from cluster_helpers import REPO_ROOT
 from conftest import b64, pem, secret_json
-from mtls_exporter import certs
+from mtls_exporter import certs, chains
 from mtls_exporter.collector import RotationState
 from mtls_exporter.objects import KeySelection, strip_configmap, strip_secret
 from mtls_exporter.store import CertificateStore
@@ -27,7 +27,7 @@ def dashboard_exprs() -> list[str]:
 
 
 def exported_metric_names(root_ca) -> set[str]:
-    store = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
+    store = CertificateStore(chains.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)))
     certificate, _unused = root_ca.issue("x.svc")
     store.upsert(strip_secret(secret_json("a", "x", {"tls.crt": b64(pem(certificate))}), KeySelection()), "w")
     store.upsert(

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from conftest import UTC, b64, pem, secret_json
-from mtls_exporter import certs
+from mtls_exporter import certs, chains
 from mtls_exporter.collector import CertificateCollector
 from mtls_exporter.exposition import RenderedLabels, format_value, render_text
 from mtls_exporter.objects import KeySelection, strip_secret
@@ -122,7 +122,7 @@ def test_store_without_chain_checks_keeps_no_der(root_ca):
     assert lean_cert.der is None and full_cert.der is not None
     assert lean_cert.fingerprint == full_cert.fingerprint and lean_cert.subject == full_cert.subject
     # A store with a trust bundle always keeps the DER, whatever it was told.
-    anchored = CertificateStore(certs.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)), keep_der=False)
+    anchored = CertificateStore(chains.TrustAnchors(certs.parse_pem_bundle(root_ca.pem)), keep_der=False)
     assert anchored.keep_der
 
 

@@ -12,6 +12,9 @@
   module_utils/rotation.record_run), for every rotation_record_key a playbook uses, are
   all understood by the exporter (nothing rejected, every field read back), and the
   ConfigMap the role points the exporter at is the one the playbooks write by default.
+- Chain validity: on every chain of exporter/tests/chain_cases.py, the collection's
+  verify_chain (what the modules enforce) and the exporter's mtls_cert_chain_valid agree.
+- Fingerprints: the exporter prints them as the modules do ('AB:CD:...').
 """
 
 import glob
@@ -22,15 +25,19 @@ import time
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import hashes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "exporter", "src"))
+sys.path.insert(0, os.path.join(ROOT, "exporter", "tests"))
 sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
 
+import chain_cases  # noqa: E402
+from ansible_collections.zerotrust.mtls.plugins.module_utils import pki  # noqa: E402
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as writer  # noqa: E402
 from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import LAYOUTS  # noqa: E402
-from mtls_exporter import collector, objects  # noqa: E402
+from mtls_exporter import chains, collector, objects  # noqa: E402
 
 with open(os.path.join(ROOT, "roles", "cert_exporter", "defaults", "main.yml")) as _handle:
     ROLE_DEFAULTS = yaml.safe_load(_handle)
@@ -82,7 +89,10 @@ def test_the_record_writer_calls_the_module_that_writes_record_run():
     args = tasks[0]["zerotrust.mtls.mtls_rotation_state"]
     assert args["operation"] == "record"
     assert args["rotation"] == "{{ rotation_record_key }}"
+    # The module runs its backend, whose record operation writes what rotation.record_run returns.
     with open(os.path.join(ROOT, "plugins", "modules", "mtls_rotation_state.py")) as handle:
+        assert "run_as_module(module, rotation_state)" in handle.read()
+    with open(os.path.join(ROOT, "plugins", "module_utils", "rotation_configmaps.py")) as handle:
         assert "rot.record_run(" in handle.read()
 
 
@@ -111,3 +121,22 @@ def test_the_exporter_reads_the_configmap_the_playbooks_write():
     namespace = re.search(r"mtls_rotation_namespace \| default\('([^']+)'\)", text).group(1)
     name = re.search(r"mtls_rotation_record_configmap \| default\('([^']+)'\)", text).group(1)
     assert ROLE_DEFAULTS["cert_exporter_rotation_configmap"] == "%s/%s" % (namespace, name)
+
+
+CHAIN_CASES = chain_cases.build_cases()
+
+
+@pytest.mark.parametrize("case", CHAIN_CASES, ids=[case.name for case in CHAIN_CASES])
+def test_verify_chain_and_the_exporter_agree_on_the_chain(case):
+    try:
+        pki.verify_chain(case.certificate, case.intermediates, [case.root], "chain")
+        modules_accept = True
+    except pki.PkiError:
+        modules_accept = False
+    assert modules_accept is case.valid, "verify_chain no longer judges %r as the exporter does" % case.name
+    assert chain_cases.exporter_accepts(case) is modules_accept
+
+
+def test_the_exporter_prints_fingerprints_as_the_modules_do():
+    case = CHAIN_CASES[0]
+    assert chains.colon_hex(case.root.fingerprint(hashes.SHA256())) == pki.sha256_fingerprint(case.root)

@@ -11,7 +11,7 @@ import threading
 
 from prometheus_client.registry import CollectorRegistry
 
-from . import __version__, certs
+from . import __version__, certs, chains
 from .collector import DEFAULT_TRUST_BUNDLE_SOURCES, CertificateCollector, RotationState, TrustBundleSource
 from .files import FilePoller
 from .objects import (
@@ -46,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Private keys are never read.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    kube = parser.add_argument_group("Kubernetes")
+    _add_kubernetes_options(parser.add_argument_group("Kubernetes"))
+    _add_trust_options(parser.add_argument_group("Trust"))
+    files = parser.add_argument_group("Files")
+    files.add_argument("--watch-file", action="append", default=[], metavar="PATH", help="PEM file to watch (repeatable)")
+    files.add_argument("--file-poll-interval", type=float, default=15.0, help="seconds between file checks; default 15")
+    _add_output_options(parser.add_argument_group("Output"))
+    return parser
+
+
+def _add_kubernetes_options(kube) -> None:
     kube.add_argument("--kubeconfig", help="kubeconfig file; default: in-cluster config, then ~/.kube/config")
     kube.add_argument("--context", help="kubeconfig context")
     kube.add_argument(
@@ -85,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMESPACE/NAME",
         help="ConfigMap where the rotation playbooks record their runs (see docs/exporter.md)",
     )
-    trust = parser.add_argument_group("Trust")
+
+
+def _add_trust_options(trust) -> None:
     trust.add_argument("--trust-bundle", metavar="FILE", help="PEM bundle of trust anchors; enables mtls_cert_chain_valid")
     trust.add_argument(
         "--trust-bundle-source",
@@ -93,10 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND/NAME/KEY",
         help="objects that must hold the same bundle in every namespace (repeatable); default: " + ", ".join(s.label for s in DEFAULT_TRUST_BUNDLE_SOURCES),
     )
-    files = parser.add_argument_group("Files")
-    files.add_argument("--watch-file", action="append", default=[], metavar="PATH", help="PEM file to watch (repeatable)")
-    files.add_argument("--file-poll-interval", type=float, default=15.0, help="seconds between file checks; default 15")
-    output = parser.add_argument_group("Output")
+
+
+def _add_output_options(output) -> None:
     output.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
@@ -106,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-expose-relative-metrics", action="store_true", help="omit x509_cert_expires_in_seconds and x509_cert_valid_since_seconds")
     output.add_argument("--expose-per-cert-error", action="store_true", help="emit x509_cert_error per certificate key (1 for keys that fail to parse)")
     output.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return parser
 
 
 def build_selection(args: argparse.Namespace) -> KeySelection:
@@ -145,7 +154,7 @@ class Exporter:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.selection = build_selection(args)
-        anchors = certs.load_trust_anchors(args.trust_bundle) if args.trust_bundle else None
+        anchors = chains.load_trust_anchors(args.trust_bundle) if args.trust_bundle else None
         # Without --trust-bundle no chain is ever checked: the store keeps no DER.
         self.store = CertificateStore(anchors, keep_der=anchors is not None)
         self.rotation = RotationState() if args.rotation_configmap else None

@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.samples import Sample
 
 from . import __version__
-from .certs import bundle_fingerprint
+from .chains import bundle_fingerprint
 from .exposition import TextGauge
 from .store import CertificateStore
 

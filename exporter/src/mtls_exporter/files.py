@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 
-from . import certs
+from . import certs, chains
 from .certs import CertificateParseError
 from .objects import StrippedObject, looks_like_private_key
 from .store import SOURCE_KIND_FILE, CertificateStore
@@ -79,7 +79,7 @@ class FilePoller(threading.Thread):
             return
         self._trust_signature = signature
         try:
-            anchors = certs.load_trust_anchors(self.trust_bundle)
+            anchors = chains.load_trust_anchors(self.trust_bundle)
         except (OSError, CertificateParseError) as error:
             # Keep the previous anchors: a half-written bundle must not flip every
             # chain gauge to 0.

@@ -14,8 +14,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from . import certs
-from .certs import CertificateParseError, ParsedCertificate, ParsedCRL, TrustAnchors
+from . import certs, chains
+from .certs import CertificateParseError, ParsedCertificate, ParsedCRL
+from .chains import TrustAnchors
 from .exposition import RenderedLabels
 from .objects import StrippedObject
 
@@ -186,7 +187,7 @@ class CertificateStore:
         now = time.time()
         pool = source_object.all_certificates()
         for key in source_object.keys:
-            key.chain_valid = tuple(certs.chains_to_anchor(c, pool, anchors, now) for c in key.certificates)
+            key.chain_valid = tuple(chains.chains_to_anchor(c, pool, anchors, now) for c in key.certificates)
 
     # -- writers ---------------------------------------------------------------------
 
