@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
-import datetime
 import gc
 import json
 import pstats
@@ -42,43 +41,12 @@ def rss_mb() -> float:
 
 
 def certificates(count: int) -> tuple[bytes, list[str]]:
-    """(the bench CA's certificate as PEM, `count` base64 PEM leaves it signed)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    """(the bench CA's certificate as PEM, `count` base64 PEM leaves it signed), the same
+    certificates bench_exporter.py loads into the cluster."""
+    from bench_exporter import CertificateFactory
 
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, "bench root")])
-    public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    result = []
-    for index in range(count):
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "zerotrust bench"), x509.NameAttribute(NameOID.COMMON_NAME, f"svc-{index}.bench.svc")])
-            )
-            .issuer_name(ca_name)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1 + index % 90))
-            .sign(ca_key, hashes.SHA256())
-        )
-        result.append(base64.b64encode(certificate.public_bytes(serialization.Encoding.PEM)).decode())
-    return ca.public_bytes(serialization.Encoding.PEM), result
+    factory = CertificateFactory()
+    return factory.ca_pem(), [base64.b64encode(factory.pem(index)).decode() for index in range(count)]
 
 
 def pages(count: int, encoded: list[str]):
