@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) zerotrust.mtls maintainers
+# Copyright: zerotrust.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rotation bookkeeping: the phase state of a rotation, its run records, CA promotion.
 
@@ -21,7 +21,10 @@ import os
 import time
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import certificates_pem, load_certificate, load_certificates
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import key_matches_certificate, load_private_key
 
 STATE_VERSION = 1
 
@@ -36,7 +39,7 @@ ROOT_CA_PHASES = (
 RECORD_FIELDS = ('last_success', 'last_failure', 'failures_total')
 
 
-class RotationError(Exception):
+class RotationError(MtlsError):
     """A rotation problem told as one sentence."""
 
 
@@ -168,25 +171,25 @@ def bundle_pem(pems, field='roots'):
     for pem in pems:
         if not pem:
             continue
-        for cert in pki.load_certificates(pem if isinstance(pem, bytes) else pem.encode('ascii'), field):
-            fingerprint = pki.sha256_fingerprint(cert)
+        for cert in load_certificates(pem if isinstance(pem, bytes) else pem.encode('ascii'), field):
+            fingerprint = sha256_fingerprint(cert)
             if fingerprint not in seen:
                 seen.add(fingerprint)
                 certs.append(cert)
     if not certs:
         raise RotationError("%s holds no certificate, so there is no trust bundle to write." % field)
-    return pki.certificates_pem(certs)
+    return certificates_pem(certs)
 
 
-def _pair_material(cert_path, key_path, passphrase, field):
+def pair_material(cert_path, key_path, passphrase, field):
     """(cert_pem, key_pem) of a CA pair after checking the key matches the certificate."""
     cert_pem = files.read_if_exists(cert_path)
     key_pem = files.read_if_exists(key_path)
     if cert_pem is None or key_pem is None:
         raise RotationError("%s: %s or %s is missing." % (field, cert_path, key_path))
-    cert = pki.load_certificate(cert_pem, field)
-    key = pki.load_private_key(key_pem, field, passphrase=passphrase)
-    if not pki.key_matches_certificate(key, cert):
+    cert = load_certificate(cert_pem, field)
+    key = load_private_key(key_pem, field, passphrase=passphrase)
+    if not key_matches_certificate(key, cert):
         raise RotationError("%s: the key %s does not match the certificate %s." % (field, key_path, cert_path))
     return cert_pem, key_pem
 
@@ -203,7 +206,7 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False, carr
     replaced CA's CRLs beside ``dest`` move to the archive with it. Returns a list of the
     paths that changed (or would).
     """
-    cert_pem, key_pem = _pair_material(source['cert'], source['key'], passphrase, 'promote source')
+    cert_pem, key_pem = pair_material(source['cert'], source['key'], passphrase, 'promote source')
     chain_pem = files.read_if_exists(source['chain']) if source.get('chain') else None
     wanted = [(dest['cert'], cert_pem, files.CERT_MODE), (dest['key'], key_pem, files.KEY_MODE)]
     if dest.get('chain') and chain_pem is not None:
@@ -211,16 +214,16 @@ def promote_pair(source, dest, archive_dir, passphrase=None, dry_run=False, carr
     if all(files.read_if_exists(path) == content for path, content, _mode in wanted):
         return []
     changed = [path for path, content, _mode in wanted if files.read_if_exists(path) != content]
-    if dry_run:
-        return changed
     old_cert = files.read_if_exists(dest['cert'])
+    replaced_crls = _crls_beside(dest) if carry_crls and old_cert is not None and old_cert != cert_pem else []
+    if dry_run:
+        return changed + replaced_crls
     old_key = files.read_if_exists(dest['key'])
     if old_key is not None and old_key != key_pem:
         # The CA key being replaced is never lost: keep it (and its certificate) in the archive.
         archive_copy(dest, archive_dir)
     elif old_cert is not None and old_cert != cert_pem:
         archive_copy(dest, archive_dir, key=False)
-    replaced_crls = _crls_beside(dest) if carry_crls and old_cert is not None and old_cert != cert_pem else []
     for path in replaced_crls:
         _archive_file(path, archive_dir)
     directory = files.same_directory([path for path, _content, _mode in wanted])

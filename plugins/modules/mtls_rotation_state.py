@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) zerotrust.mtls maintainers
+# Copyright: zerotrust.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
@@ -10,17 +10,17 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: mtls_rotation_state
-short_description: Phase state, CA promotion and run records of a certificate rotation
+short_description: Phase state and run records of a certificate rotation
 version_added: 0.1.0
 description:
   - Keeps the state of a multi-phase rotation (for example the root CA rotation of
     C(playbooks/rotate_root_ca.yml)) in a JSON file beside the PKI, so that a rerun resumes
     where a failed or stopped run ended, and mirrors it into a ConfigMap so operators see it.
-  - With O(operation=complete_phase), first moves CA files as the phase requires (O(promote),
-    O(archive)) and only then records the phase, so a crash in between repeats the file moves
+  - The CA files a phase moves are moved by M(zerotrust.mtls.mtls_rotation_promote) before this module
+    records the phase with O(operation=complete_phase), so a crash in between repeats the file moves
     (they are idempotent) instead of recording work that was not done.
-  - The CA key that is replaced or archived is never deleted - it is copied into the archive
-    directory (mode C(0700), key C(0600)) and the copy is checked before the original goes.
+  - O(operation=complete_phase) still performs the deprecated O(promote) and O(archive) before it records
+    the phase, with the same code as M(zerotrust.mtls.mtls_rotation_promote).
   - With O(operation=record), writes the run record the certificate exporter reads -
     C(<rotation>.last_success), C(<rotation>.last_failure) (epoch seconds) and
     C(<rotation>.failures_total) - into O(record_configmap).
@@ -54,7 +54,7 @@ options:
       - V(read) returns the state (or null).
       - V(start) creates the state of a new rotation when there is none; when the last rotation is complete it
         starts a new one only with O(restart_completed=true).
-      - V(complete_phase) performs O(promote) and O(archive), then records O(phase) as done.
+      - V(complete_phase) records O(phase) as done (after the deprecated O(promote) and O(archive), when given).
       - V(record) writes the run record (O(success)) to O(record_configmap) only.
     type: str
     choices: [read, start, complete_phase, record]
@@ -80,6 +80,8 @@ options:
     default: {}
   promote:
     description:
+      - Deprecated, will be removed in version 1.0.0 of zerotrust.mtls - use
+        O(zerotrust.mtls.mtls_rotation_promote#module:promote), then record the phase with this module.
       - CA file sets to install into their active paths before the phase is recorded. The pair in C(dest) is
         copied into C(archive_dir) first when it holds another key.
     type: list
@@ -110,6 +112,8 @@ options:
         type: str
   archive:
     description:
+      - Deprecated, will be removed in version 1.0.0 of zerotrust.mtls - use
+        O(zerotrust.mtls.mtls_rotation_promote#module:archive), then record the phase with this module.
       - CA file sets to move into an archive directory (copied, verified, then removed from their place).
     type: list
     elements: dict
@@ -146,6 +150,7 @@ requirements:
   - cryptography >= 42.0
   - kubernetes >= 30.1.0 (Python client), when a ConfigMap is given
 seealso:
+  - module: zerotrust.mtls.mtls_rotation_promote
   - module: zerotrust.mtls.mtls_ca
 '''
 
@@ -160,16 +165,19 @@ EXAMPLES = r'''
       old_root_sha256: "{{ old_root.sha256_fingerprint }}"
   register: rotation
 
+- name: Make the new root the active CA
+  zerotrust.mtls.mtls_rotation_promote:
+    promote:
+      - source: {cert: /etc/pki/mtls/rotation/next/root/ca.crt, key: /etc/pki/mtls/rotation/next/root/ca.key}
+        dest: {cert: /etc/pki/mtls/root/ca.crt, key: /etc/pki/mtls/root/ca.key}
+        archive_dir: /etc/pki/mtls/rotation/previous/root
+
 - name: Phase 3 done - the new root and intermediate are now the active CA
   zerotrust.mtls.mtls_rotation_state:
     rotation: root_ca
     operation: complete_phase
     phase: 3
     state_path: /etc/pki/mtls/rotation/root_ca.state.json
-    promote:
-      - source: {cert: /etc/pki/mtls/rotation/next/root/ca.crt, key: /etc/pki/mtls/rotation/next/root/ca.key}
-        dest: {cert: /etc/pki/mtls/root/ca.crt, key: /etc/pki/mtls/root/ca.key}
-        archive_dir: /etc/pki/mtls/rotation/previous/root
     state_configmap: {name: mtls-rotation-root-ca, namespace: mtls-system}
     kubeconfig: ~/.kube/config
 
@@ -203,12 +211,12 @@ state:
       description: One entry per completed phase with its completion time (epoch seconds).
       type: list
 promoted:
-  description: Paths that were (or would be) replaced by O(promote).
+  description: Paths that were (or would be) replaced by the deprecated O(promote).
   returned: always
   type: list
   elements: str
 archived:
-  description: Paths that were (or would be) moved into an archive by O(archive).
+  description: Paths that were (or would be) moved into an archive by the deprecated O(archive).
   returned: always
   type: list
   elements: str
@@ -218,170 +226,15 @@ record:
   type: dict
 '''
 
-import os
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
-from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
-from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC as KUBE_AUTH_ARGSPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import NAMESPACE, KubeClient, ResourceKind, resource_path
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import validate_namespace_name, validate_object_name
-
-CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
-APPLY = "application/apply-patch+yaml"
-
-
-def _configmap_ref(value, field):
-    if not isinstance(value, dict) or not value.get('name') or not value.get('namespace'):
-        raise rot.RotationError("%s must be a dict with name and namespace." % field)
-    validate_object_name(value['name'], field + '.name')
-    validate_namespace_name(value['namespace'], field + '.namespace')
-    return value['name'], value['namespace']
-
-
-def _apply_configmap(client, name, namespace, data, dry_run):
-    """Server-side apply of a ConfigMap we own; creates the namespace when missing."""
-    if client.namespace_exists(namespace) is False and not dry_run:
-        client.request("PATCH", resource_path(NAMESPACE, None, namespace), "patch", NAMESPACE, namespace,
-                       query=[("fieldManager", "zerotrust.mtls"), ("force", "true")],
-                       body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                       content_type=APPLY)
-    manifest = {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": "zerotrust.mtls"}},
-        "data": data,
-    }
-    query = [("fieldManager", "zerotrust.mtls"), ("force", "true")]
-    if dry_run:
-        query.append(("dryRun", "All"))
-    client.request("PATCH", resource_path(CONFIG_MAP, namespace, name), "patch", CONFIG_MAP, name, namespace,
-                   query=query, body=manifest, content_type=APPLY)
-
-
-def _read_configmap(client, name, namespace):
-    obj = client.get(CONFIG_MAP, name, namespace)
-    return (obj or {}).get('data') or {}
-
-
-def _client(module):
-    return KubeClient(ConnectionSettings.from_params(module.params))
-
-
-def _public_state(state):
-    return state
-
-
-def run(module):
-    params = module.params
-    rotation = rot.validate_rotation_name(params['rotation'])
-    operation = params['operation']
-    now = time.time()
-    result = dict(changed=False, state=None, promoted=[], archived=[])
-
-    if operation == 'record':
-        name, namespace = _configmap_ref(params['record_configmap'], 'record_configmap')
-        client = _client(module)
-        existing = _read_configmap(client, name, namespace)
-        data = rot.record_run(existing, rotation, params['success'], now)
-        result['record'] = dict((k, v) for k, v in data.items() if k.startswith(rotation + '.'))
-        result['changed'] = data != existing
-        if result['changed']:
-            _apply_configmap(client, name, namespace, data, module.check_mode)
-        return result
-
-    if not params['state_path']:
-        raise rot.RotationError("state_path is required unless operation is record.")
-    state_path = params['state_path']
-    state = rot.load_state(state_path)
-    before = state
-
-    if operation == 'start':
-        if state is None or (state.get('status') == 'complete' and params['restart_completed']):
-            if not params['phase_count']:
-                raise rot.RotationError("phase_count is required to start a rotation.")
-            state = rot.new_state(rotation, now, params['phase_count'], params['data'])
-    elif operation == 'complete_phase':
-        if state is None:
-            raise rot.RotationError("phase %s cannot be recorded: %s holds no rotation; run operation=start first."
-                                    % (params['phase'], state_path))
-        if params['phase'] is None:
-            raise rot.RotationError("phase is required with operation=complete_phase.")
-        for index, item in enumerate(params['promote']):
-            for role in ('source', 'dest'):
-                if not isinstance(item[role], dict) or not item[role].get('cert') or not item[role].get('key'):
-                    raise rot.RotationError("promote[%d].%s must name cert and key paths." % (index, role))
-            result['promoted'].extend(rot.promote_pair(item['source'], item['dest'], item['archive_dir'],
-                                                       passphrase=item.get('key_passphrase'),
-                                                       dry_run=module.check_mode,
-                                                       carry_crls=item.get('carry_crls')))
-        for item in params['archive']:
-            result['archived'].extend(rot.archive_move(item, item['archive_dir'], dry_run=module.check_mode))
-        state, _changed = rot.complete_phase(state, params['phase'], now, params['data'])
-
-    if state is not None and state is not before:
-        result['changed'] = True
-        if not module.check_mode:
-            directory = os.path.dirname(os.path.abspath(state_path))
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
-            # Keep the previous state beside it, so a broken edit can be undone by hand.
-            files.atomic_write(state_path, rot.state_json(state), 0o600, backup=before is not None)
-    result['changed'] = result['changed'] or bool(result['promoted'] or result['archived'])
-
-    if state is not None and params['state_configmap']:
-        name, namespace = _configmap_ref(params['state_configmap'], 'state_configmap')
-        client = _client(module)
-        wanted = rot.state_configmap_data(state)
-        if _read_configmap(client, name, namespace) != wanted:
-            _apply_configmap(client, name, namespace, wanted, module.check_mode)
-            result['changed'] = True
-
-    result['state'] = _public_state(state)
-    if module._diff:
-        result['diff'] = dict(before=rot.state_json(before).decode() if before else '',
-                              after=rot.state_json(state).decode() if state else '')
-    return result
+from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_state
+from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
 def main():
-    argument_spec = dict(
-        rotation=dict(type='str', required=True),
-        operation=dict(type='str', default='read', choices=['read', 'start', 'complete_phase', 'record']),
-        state_path=dict(type='path'),
-        phase=dict(type='int'),
-        phase_count=dict(type='int'),
-        restart_completed=dict(type='bool', default=False),
-        data=dict(type='dict', default={}),
-        promote=dict(type='list', elements='dict', default=[], options=dict(
-            source=dict(type='dict', required=True),
-            dest=dict(type='dict', required=True),
-            archive_dir=dict(type='path', required=True),
-            key_passphrase=dict(type='str', no_log=True),
-            carry_crls=dict(type='bool', default=False),
-        )),
-        archive=dict(type='list', elements='dict', default=[], options=dict(
-            cert=dict(type='path', required=True),
-            key=dict(type='path', no_log=False),
-            chain=dict(type='path'),
-            archive_dir=dict(type='path', required=True),
-        )),
-        state_configmap=dict(type='dict'),
-        record_configmap=dict(type='dict'),
-        success=dict(type='bool', default=True),
-    )
-    argument_spec.update(KUBE_AUTH_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except (rot.RotationError, pki.PkiError, files.FileError, KubeError) as error:
-        module.fail_json(msg=str(error), changed=False)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=rotation_state.argument_spec(), supports_check_mode=True)
+    run_as_module(module, rotation_state)
 
 
 if __name__ == '__main__':

@@ -11,12 +11,19 @@ import json
 import os
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_rotation_state
 
 DAY = datetime.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_deprecations(monkeypatch):
+    """AnsibleModule gathers deprecations in one dict per process: each test starts with none."""
+    monkeypatch.setattr(ansible_warnings, '_global_deprecations', {})
 
 
 def run(capsys, check_mode=False, **args):
@@ -97,3 +104,35 @@ def test_wrong_passphrase_changes_nothing(tmp_path, capsys):
 def test_record_needs_a_configmap(tmp_path, capsys):
     result = run(capsys, rotation='root_ca', operation='record', record_configmap={'name': 'x'})
     assert result['failed'] is True and result['msg'] == 'record_configmap must be a dict with name and namespace.'
+
+
+def test_promote_and_archive_still_work_with_a_deprecation(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    active = _ca(tmp_path / 'root', 'Old')
+    staged = _ca(tmp_path / 'next', 'New')
+    result = run(capsys, rotation='root_ca', operation='complete_phase', phase=1, state_path=state_path,
+                 promote=[{'source': staged, 'dest': active, 'archive_dir': str(tmp_path / 'previous')}],
+                 archive=[dict(staged, archive_dir=str(tmp_path / 'archive'))])
+    assert result['promoted'] == [active['cert'], active['key']]
+    assert result['archived'] == [staged['cert'], staged['key']] and result['state']['phase_completed'] == 1
+    deprecations = [json.dumps(item) for item in result.get('deprecations') or []]
+    for option in ('promote', 'archive'):
+        assert [text for text in deprecations if "'%s'" % option in text and '1.0.0' in text and 'zerotrust.mtls' in text]
+
+
+def test_a_phase_out_of_order_moves_no_file(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    active = _ca(tmp_path / 'root', 'Old')
+    staged = _ca(tmp_path / 'next', 'New')
+    old_cert = open(active['cert'], 'rb').read()
+    result = run(capsys, rotation='root_ca', operation='complete_phase', phase=2, state_path=state_path,
+                 promote=[{'source': staged, 'dest': active, 'archive_dir': str(tmp_path / 'previous')}])
+    assert result['failed'] is True and 'phase 1 must run first' in result['msg']
+    assert open(active['cert'], 'rb').read() == old_cert and not os.path.exists(str(tmp_path / 'previous'))
+
+
+def test_without_promote_no_deprecation(tmp_path, capsys):
+    result = run(capsys, rotation='root_ca', operation='start', state_path=str(tmp_path / 'state.json'), phase_count=5)
+    assert not result.get('deprecations')
