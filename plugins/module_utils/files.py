@@ -39,7 +39,11 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.files_base import (
     remove,
     same_directory,
 )
-from ansible_collections.zerotrust.mtls.plugins.module_utils.files_leftovers import find_leftovers, remove_leftovers
+from ansible_collections.zerotrust.mtls.plugins.module_utils.files_leftovers import (
+    find_leftovers,
+    remove_leftovers,
+    remove_leftovers_beside,
+)
 from ansible_collections.zerotrust.mtls.plugins.module_utils.files_versioned import (
     DATA_LINK,
     VersionedBatch,
@@ -53,5 +57,5 @@ __all__ = (
     'AtomicBatch', 'FileError', 'VersionedBatch', 'WriteResult',
     'atomic_write', 'backup_path_for', 'check_writable', 'current_mode', 'current_version', 'find_leftovers',
     'is_versioned_link', 'needs_write', 'parse_mode', 'read_if_exists', 'read_with_mode', 'remove',
-    'remove_leftovers', 'remove_versioned', 'same_directory',
+    'remove_leftovers', 'remove_leftovers_beside', 'remove_versioned', 'same_directory',
 )

@@ -89,3 +89,16 @@ def remove_leftovers(directory, names=None, dry_run=False):
             else:
                 unlink_quietly(path)
     return found
+
+
+def remove_leftovers_beside(paths, dry_run=False):
+    """Remove (unless ``dry_run``) what killed writers of ``paths`` left in their directories.
+
+    Returns the paths of the leftovers; check mode only counts them.
+    """
+    by_directory = {}
+    for path in paths:
+        if path:
+            by_directory.setdefault(os.path.dirname(os.path.abspath(path)), []).append(os.path.basename(path))
+    return [os.path.join(directory, name) for directory in sorted(by_directory)
+            for name in remove_leftovers(directory, names=by_directory[directory], dry_run=dry_run)]

@@ -42,7 +42,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import (
     private_key_pem,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import reissue_reason
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
     iso8601,
     parse_duration,
@@ -233,12 +233,8 @@ def _remove_leftovers(params, check_mode):
     """What killed runs left (never a change; check mode only counts it)."""
     if params['certs'] is not None:
         return files.remove_leftovers(params['dest_dir'], dry_run=check_mode)
-    leftovers = []
-    for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path'):
-        if params[field]:
-            leftovers += files.remove_leftovers(os.path.dirname(os.path.abspath(params[field])),
-                                                names=[os.path.basename(params[field])], dry_run=check_mode)
-    return sorted(set(leftovers))
+    return files.remove_leftovers_beside([params[field] for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path')],
+                                         dry_run=check_mode)
 
 
 def _issue(item, issuer, params, now):
@@ -331,6 +327,7 @@ def run_module(module):
     plain stand-in when the action plugin runs this in the controller process.
     Raises KNOWN_ERRORS for bad input; failure_result() turns them into the result.
     """
+    check_cryptography()
     params = module.params
     cert_mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
     key_mode = files.parse_mode(params['key_mode'], files.KEY_MODE, 'key_mode')

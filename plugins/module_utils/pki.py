@@ -82,6 +82,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
     parse_duration,
     parse_renew_before,
     utcnow,
+    x509_time,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_verify import verify_chain
 
@@ -96,7 +97,7 @@ __all__ = (
     'parse_renew_before', 'permitted_domains_of', 'private_key_pem', 'public_key_der', 'random_serial_number',
     'reissue_reason', 'renewal_time', 'sha256_fingerprint', 'signature_hash_for', 'signed_by', 'utcnow',
     'validate_common_name', 'validate_dns_name', 'validate_email', 'validate_ip_address', 'validate_key_type',
-    'validate_spiffe_id', 'validate_uri', 'verify_chain',
+    'validate_spiffe_id', 'validate_uri', 'verify_chain', 'x509_time',
     '_utcnow',
 )
 

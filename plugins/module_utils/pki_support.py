@@ -36,6 +36,15 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
 # pylint: enable=unused-import
 
 
+def check_cryptography():
+    """Raise the MtlsError a module fails with when cryptography cannot be imported."""
+    if not HAS_CRYPTOGRAPHY:
+        # Imported here: the modules import this file on hosts, the action plugins on the
+        # controller, and only a failing run needs basic's wording.
+        from ansible.module_utils.basic import missing_required_lib
+        raise MtlsError("%s (%s)" % (missing_required_lib('cryptography'), CRYPTOGRAPHY_IMPORT_ERROR))
+
+
 class PkiError(MtlsError):
     """A PKI problem the user can fix: ``str(e)`` names ``field`` and the fix.
 

@@ -44,6 +44,11 @@ def iso8601(value):
     return aware(value).astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
+def x509_time(value):
+    """``value`` in UTC to the whole second: what an X.509 time field (and so a CRL) holds."""
+    return aware(value).astimezone(datetime.timezone.utc).replace(microsecond=0)
+
+
 def parse_duration(text, field):
     """Parse '3650d', '8760h', '90m', '30s', '2w' or combinations like '1d12h'."""
     if isinstance(text, datetime.timedelta):

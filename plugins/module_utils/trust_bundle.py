@@ -28,6 +28,7 @@ import traceback
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import certificates_pem, load_certificate
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
@@ -187,7 +188,10 @@ def rotation_summary(state):
 # --------------------------------------------------------------------------- the module's backend
 # plugins/modules/mtls_trust_bundle.py runs these through module_backend.run_as_module.
 
-KNOWN_ERRORS = (MtlsError, rot.RotationError)
+VALIDATION_RULES = {}
+
+# Bad input, unreadable files, a rotation state or PKI directory to fix (RotationError is one).
+KNOWN_ERRORS = (MtlsError,)
 
 
 def argument_spec():
@@ -247,6 +251,7 @@ def _apply(path, content, mode):
 
 def run_module(module):
     """Writes (or in check mode predicts) the trust files ``module.params`` asks for."""
+    check_cryptography()
     params = module.params
     for field in ('chain_path', 'crl_path', 'active_crl_path'):
         if params[field] and not params['ca_dir']:

@@ -124,133 +124,17 @@ mesh:
   type: dict
 '''
 
-import glob
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import audit
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import load_certificates
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import parse_duration, utcnow
-from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC as KUBE_AUTH_ARGSPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    DESTINATION_RULE,
-    NAMESPACE,
-    PEER_AUTHENTICATION,
-    POD,
-    SECRET,
-    KubeClient,
-    ResourceKind,
-)
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
-from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
-
-CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
-
-
-def _files(paths):
-    found = []
-    for path in paths:
-        if os.path.isdir(path):
-            for pattern in ('*.crt', '*.pem'):
-                found.extend(sorted(glob.glob(os.path.join(path, pattern))))
-        elif os.path.exists(path):
-            found.append(path)
-        else:
-            raise PkiError('paths', "paths: %s does not exist." % path)
-    return found
-
-
-def _list(client, kind, namespaces):
-    if not namespaces:
-        return client.list(kind)
-    items = []
-    for namespace in namespaces:
-        items.extend(client.list(kind, namespace))
-    return items
-
-
-def _optional_list(client, kind, namespaces, warnings):
-    try:
-        return _list(client, kind, namespaces)
-    except KubeError as error:
-        if error.status == 404:
-            warnings.append("%s is not installed in this cluster (%s); the mesh diagnosis skips it." % (kind.kind, error))
-            return []
-        raise
-
-
-def run(module):
-    params = module.params
-    now = utcnow()
-    due_seconds = int(parse_duration(params['due_within'], 'due_within').total_seconds())
-    roots = load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'), 'trust_bundle_path') \
-        if params['trust_bundle_path'] else []
-    extra = load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path') if params['chain_path'] else []
-    rows = []
-    for path in _files(params['paths']):
-        rows.extend(audit.inspect_pem(path, read_file(path, 'paths'), roots, extra, due_seconds, now))
-    mesh = None
-    warnings = []
-    if params['cluster']:
-        client = KubeClient(ConnectionSettings.from_params(params))
-        try:
-            namespaces = params['namespaces'] or sorted(
-                (n.get('metadata') or {}).get('name') for n in client.list(NAMESPACE))
-            sources = []
-            for secret in _list(client, SECRET, params['namespaces']):
-                secret.setdefault('kind', 'Secret')
-                sources.extend(audit.secret_certificates(secret))
-            bundles = {}
-            for config_map in _list(client, CONFIG_MAP, params['namespaces']):
-                config_map['kind'] = 'ConfigMap'
-                metadata = config_map.get('metadata') or {}
-                if metadata.get('name') == 'istio-ca-root-cert':
-                    bundles[metadata.get('namespace')] = ((config_map.get('data') or {}).get('root-cert.pem') or '').encode()
-                sources.extend(audit.secret_certificates(config_map)
-                               if metadata.get('name') in ('istio-ca-root-cert',) else [])
-            for source, pem in sources:
-                rows.extend(audit.inspect_pem(source, pem, roots, extra, due_seconds, now))
-            if params['mesh']:
-                mesh = audit.diagnose_mesh(
-                    namespaces,
-                    _optional_list(client, PEER_AUTHENTICATION, params['namespaces'] + (
-                        [params['root_namespace']] if params['namespaces'] else []), warnings),
-                    _optional_list(client, DESTINATION_RULE, params['namespaces'], warnings),
-                    _list(client, POD, params['namespaces']),
-                    bundles, params['root_namespace'])
-        finally:
-            client.close()
-    rows.sort(key=lambda r: r.get('seconds_left', -10 ** 12))
-    return dict(changed=False, certificates=rows, due=sum(1 for r in rows if r.get('due')),
-                table=audit.table(rows), mesh=mesh, warnings=warnings)
+from ansible_collections.zerotrust.mtls.plugins.module_utils import audit_backend
+from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
 def main():
-    argument_spec = dict(
-        paths=dict(type='list', elements='path', default=[]),
-        trust_bundle_path=dict(type='path'),
-        chain_path=dict(type='path'),
-        due_within=dict(type='str', default='14d'),
-        cluster=dict(type='bool', default=False),
-        namespaces=dict(type='list', elements='str', default=[]),
-        mesh=dict(type='bool', default=False),
-        root_namespace=dict(type='str', default='istio-system'),
-    )
-    argument_spec.update(KUBE_AUTH_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if module.params['mesh'] and not module.params['cluster']:
-        module.fail_json(msg="mesh=true needs cluster=true: the mesh is diagnosed from the Kubernetes API.")
-    try:
-        result = run(module)
-    except (MtlsError, KubeError) as error:
-        module.fail_json(msg=str(error), changed=False)
-    warnings = result.pop('warnings')
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    # The argument spec and the work are the backend's (module_utils/audit_backend.py).
+    module = AnsibleModule(argument_spec=audit_backend.argument_spec(), supports_check_mode=True,
+                           **audit_backend.VALIDATION_RULES)
+    run_as_module(module, audit_backend)
 
 
 if __name__ == '__main__':

@@ -352,13 +352,9 @@ backup_files:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
 from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
@@ -367,8 +363,6 @@ def main():
     # with the action plugin that runs them in the controller process.
     module = AnsibleModule(argument_spec=issuance.argument_spec(), supports_check_mode=True,
                            **issuance.VALIDATION_RULES)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     run_as_module(module, issuance)
 
 

@@ -241,154 +241,17 @@ backup_file:
   type: str
 '''
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-    PkiError,
-)
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
-    iso8601,
-    parse_duration,
-    parse_renew_before,
-    utcnow,
-)
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
-
-
-def remove_crl(module):
-    path = module.params['crl_path']
-    present = files.read_if_exists(path) is not None
-    outcome = dict(changed=present, reason='removed' if present else 'absent')
-    if present and not module.check_mode:
-        result = files.remove(path, backup=module.params['backup'])
-        if result.backup_path:
-            outcome['backup_file'] = result.backup_path
-    if module._diff:
-        outcome['diff'] = {'before': {'crl_path': 'present'} if present else {},
-                           'after': {'crl_path': 'absent'} if present else {}}
-    return outcome
-
-
-def ensure_crl(module):
-    params = module.params
-    now = utcnow()
-    for field in ('ca_cert_path', 'ca_key_path'):
-        if not params[field]:
-            raise PkiError(field, "%s is required with state=present; give the CA that signs the CRL." % field)
-    # Validate every option before reading what exists, so bad input always fails the same way.
-    valid_for = parse_duration(params['valid_for'], 'valid_for')
-    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
-    if renew_before is not None and renew_before[0] == 'absolute' and renew_before[1] >= valid_for:
-        raise PkiError('renew_before', "renew_before %s is not shorter than valid_for %s, so the CRL would be "
-                                       "re-signed on every run; shorten renew_before." % (
-                                           params['renew_before'], params['valid_for']))
-    mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
-    files.check_writable(params['crl_path'], 'crl_path')
-    issuer = crl_utils.load_signer(read_file(params['ca_cert_path'], 'ca_cert_path'),
-                                   read_file(params['ca_key_path'], 'ca_key_path'),
-                                   params['ca_key_passphrase'], now=now)
-    wanted = crl_utils.parse_revoked(params['revoked'], issuer, now, read_file)
-
-    existing_bytes = read_file(params['crl_path'], 'crl_path', required=False)
-    existing = None
-    if existing_bytes is not None:
-        # An unreadable CRL is refused rather than replaced: its number is what keeps the
-        # sequence monotonic, and a file we cannot parse may not be ours to overwrite.
-        try:
-            existing = crl_utils.load_crl(existing_bytes, 'crl_path')
-        except PkiError:
-            raise PkiError('crl_path', "crl_path %s exists but is not a certificate revocation list; move it "
-                                       "aside or choose another path (an existing CRL is never overwritten "
-                                       "unread, its number keeps the sequence growing)." % params['crl_path'])
-    existing_signed = existing is not None and crl_utils.signed_by(existing, issuer.cert)
-    existing_entries = crl_utils.entries_of(existing) if existing_signed else {}
-    desired = crl_utils.desired_entries(wanted, existing_entries, params['crl_mode'], now)
-    reason = crl_utils.regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now,
-                                         ca_not_after=issuer.not_after)
-
-    old_number = crl_utils.crl_number(existing) if existing is not None else None
-    before = None
-    if existing is not None:
-        before = crl_utils.crl_state(old_number, existing.last_update_utc, existing.next_update_utc,
-                                     existing.issuer.rfc4514_string(), crl_utils.entries_of(existing))
-
-    changed = reason is not None
-    new_crl = None
-    if reason is not None:
-        number = (old_number or 0) + 1
-        this_update, next_update = crl_utils.plan_dates(issuer, valid_for, now)
-        if not module.check_mode:
-            new_crl = crl_utils.build_crl(issuer, desired, number, this_update, next_update)
-    else:
-        number = old_number
-        this_update, next_update = existing.last_update_utc, existing.next_update_utc
-        if files.current_mode(params['crl_path']) != mode:
-            changed, reason = True, 'files_updated'
-
-    outcome = dict(changed=changed, reason=reason or 'unchanged', crl_number=number,
-                   this_update=iso8601(this_update), next_update=iso8601(next_update),
-                   revoked=[crl_utils.serial_hex(serial) for serial in sorted(desired)],
-                   revoked_entries=crl_utils.describe_entries(desired),
-                   issuer=issuer.subject.rfc4514_string(), sha256_fingerprint=None, crl_pem=None)
-    final = new_crl if new_crl is not None else (existing if reason in (None, 'files_updated') else None)
-    if final is not None:
-        outcome.update(sha256_fingerprint=crl_utils.crl_fingerprint(final),
-                       crl_pem=crl_utils.crl_pem(final).decode('ascii'))
-    if changed and not module.check_mode:
-        content = crl_utils.crl_pem(new_crl) if new_crl is not None else existing_bytes
-        result = files.atomic_write(params['crl_path'], content, mode, backup=params['backup'], field='crl_path')
-        if result.backup_path:
-            outcome['backup_file'] = result.backup_path
-    if module._diff:
-        after = crl_utils.crl_state(number, this_update, next_update, issuer.subject.rfc4514_string(), desired)
-        outcome['diff'] = {'before': before or {}, 'after': after}
-    return outcome
-
-
-def argument_spec():
-    return dict(
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        ca_cert_path=dict(type='path'),
-        ca_key_path=dict(type='path', no_log=False),
-        ca_key_passphrase=dict(type='str', no_log=True),
-        crl_path=dict(type='path', required=True),
-        revoked=dict(type='list', elements='dict', default=[], options=dict(
-            serial=dict(type='raw'),
-            cert_path=dict(type='path'),
-            reason=dict(type='str'),
-            revocation_date=dict(type='str'),
-        )),
-        crl_mode=dict(type='str', choices=['generate', 'update'], default='generate'),
-        valid_for=dict(type='str', default=crl_utils.DEFAULT_VALID_FOR),
-        renew_before=dict(type='str'),
-        backup=dict(type='bool', default=False),
-        mode=dict(type='raw', default='0644'),
-    )
+from ansible_collections.zerotrust.mtls.plugins.module_utils import crl_backend
+from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
-    # The suboptions spec fills absent keys with None; the backend wants only what was given.
-    if module.params['revoked']:
-        module.params['revoked'] = [dict((k, v) for k, v in entry.items() if v is not None)
-                                    for entry in module.params['revoked']]
-    try:
-        if module.params['state'] == 'absent':
-            module.exit_json(**remove_crl(module))
-        module.exit_json(**ensure_crl(module))
-    except MtlsError as exc:
-        module.fail_json(msg=str(exc), field=getattr(exc, 'field', None))
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="mtls_crl failed unexpectedly: %s: %s" % (type(exc).__name__, exc),
-                         exception=traceback.format_exc())
+    # The argument spec and the work are the backend's (module_utils/crl_backend.py).
+    module = AnsibleModule(argument_spec=crl_backend.argument_spec(), supports_check_mode=True,
+                           **crl_backend.VALIDATION_RULES)
+    run_as_module(module, crl_backend)
 
 
 if __name__ == '__main__':

@@ -129,15 +129,14 @@ changed_paths:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import HAS_CRYPTOGRAPHY
 from ansible_collections.zerotrust.mtls.plugins.module_utils import trust_bundle
 from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=trust_bundle.argument_spec(), supports_check_mode=True)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg="mtls_trust_bundle needs the Python cryptography library; install it on the host.")
+    # The argument spec and the work are the backend's (module_utils/trust_bundle.py).
+    module = AnsibleModule(argument_spec=trust_bundle.argument_spec(), supports_check_mode=True,
+                           **trust_bundle.VALIDATION_RULES)
     run_as_module(module, trust_bundle)
 
 

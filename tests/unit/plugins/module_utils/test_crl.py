@@ -11,6 +11,7 @@ import datetime
 import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
+from ansible_collections.zerotrust.mtls.plugins.module_utils import crl_entries
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 
 UTC = datetime.timezone.utc
@@ -28,13 +29,13 @@ def ca():
     ('4F:1A:9C', 0x4F1A9C), ('0x4f1a9c', 0x4F1A9C), ('4f1a9c', 0x4F1A9C), (' 4F 1A ', 0x4F1A), (1234, 1234),
 ])
 def test_serials(value, expected):
-    assert crl_utils.parse_serial(value, 'serial') == expected
+    assert crl_entries.parse_serial(value, 'serial') == expected
 
 
 @pytest.mark.parametrize('value', ['', 'xyz', True, 0, -3, 'F' * 41, 1.5])
 def test_bad_serials_name_the_field(value):
     with pytest.raises(pki.PkiError) as error:
-        crl_utils.parse_serial(value, 'revoked[2].serial')
+        crl_entries.parse_serial(value, 'revoked[2].serial')
     assert error.value.field == 'revoked[2].serial' and str(error.value).startswith('revoked[2].serial ')
 
 
@@ -45,18 +46,18 @@ def test_bad_serials_name_the_field(value):
 def test_reasons(value, expected):
     if value is not None and expected is None:
         with pytest.raises(pki.PkiError):
-            crl_utils.parse_reason(value, 'reason')
+            crl_entries.parse_reason(value, 'reason')
     else:
-        assert crl_utils.parse_reason(value, 'reason') == expected
+        assert crl_entries.parse_reason(value, 'reason') == expected
 
 
 def test_dates():
-    assert crl_utils.parse_date('2026-11-20', 'd', NOW) == datetime.datetime(2026, 11, 20, tzinfo=UTC)
-    assert crl_utils.parse_date('2026-11-20T10:00:00+02:00', 'd', NOW) == datetime.datetime(2026, 11, 20, 8, tzinfo=UTC)
+    assert crl_entries.parse_date('2026-11-20', 'd', NOW) == datetime.datetime(2026, 11, 20, tzinfo=UTC)
+    assert crl_entries.parse_date('2026-11-20T10:00:00+02:00', 'd', NOW) == datetime.datetime(2026, 11, 20, 8, tzinfo=UTC)
     # Within the clock skew allowance is not "the future".
-    assert crl_utils.parse_date('2026-11-22T12:04:00Z', 'd', NOW)
+    assert crl_entries.parse_date('2026-11-22T12:04:00Z', 'd', NOW)
     with pytest.raises(pki.PkiError):
-        crl_utils.parse_date('2026-11-23', 'd', NOW)
+        crl_entries.parse_date('2026-11-23', 'd', NOW)
 
 
 def test_build_read_and_summarise(ca):
@@ -92,7 +93,7 @@ def test_regenerate_reasons(ca):
 
 def test_desired_entries_keep_dates_and_reasons():
     existing = {7: ('key_compromise', NOW - 3 * DAY)}
-    wanted = [crl_utils.Revocation(7, None, None, 'r'), crl_utils.Revocation(8, None, None, 'r')]
+    wanted = [crl_entries.Revocation(7, None, None, 'r'), crl_entries.Revocation(8, None, None, 'r')]
     assert crl_utils.desired_entries(wanted, existing, 'generate', NOW) == {
         7: ('key_compromise', NOW - 3 * DAY), 8: ('unspecified', NOW)}
     assert crl_utils.desired_entries([], existing, 'update', NOW) == existing

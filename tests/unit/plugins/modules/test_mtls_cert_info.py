@@ -188,14 +188,14 @@ def crl_chain(tmp_path_factory):
     inter = pki.Issuer(pki.build_ca(inter_key, 'Info CRL Intermediate', 365 * DAY, issuer=root), inter_key, [root.cert])
     revoked = pki.build_leaf(inter, pki.LeafSpec('revoked', usage='client'), pki.generate_private_key())
     sibling = pki.build_leaf(inter, pki.LeafSpec('sibling', usage='client'), pki.generate_private_key())
-    entries = {revoked.serial_number: ('key_compromise', crl_utils._seconds(now - DAY))}
+    entries = {revoked.serial_number: ('key_compromise', pki.x509_time(now - DAY))}
     fresh = crl_utils.build_crl(inter, entries, 7, now - DAY, now + 6 * DAY)
     # Past its nextUpdate: stale.
     stale = crl_utils.build_crl(inter, entries, 3, now - 8 * DAY, now - DAY)
     # Signed by the wrong key under the intermediate's name: a forgery that must not count.
     forged_key = pki.generate_private_key()
     forged = crl_utils.build_crl(_forger(inter, forged_key),
-                                 {sibling.serial_number: ('key_compromise', crl_utils._seconds(now))}, 99,
+                                 {sibling.serial_number: ('key_compromise', pki.x509_time(now))}, 99,
                                  now - DAY, now + DAY)
     root_crl = crl_utils.build_crl(root, {}, 1, now - DAY, now + 6 * DAY)
     (base / 'root.crt').write_bytes(pki.certificate_pem(root.cert))

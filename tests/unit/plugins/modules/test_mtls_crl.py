@@ -177,7 +177,7 @@ def test_renewal_due_and_expired_crls_are_resigned(pki_dir, capsys):
     p = pki_dir['path']
     inter = pki_dir['inter']
     now = pki.utcnow()
-    desired = {pki_dir['serials']['client-a']: ('key_compromise', crl_utils._seconds(now - DAY))}
+    desired = {pki_dir['serials']['client-a']: ('key_compromise', pki.x509_time(now - DAY))}
     # Inside the renewal window (1 day left of 7, window 7/3 days).
     old = crl_utils.build_crl(inter, desired, 41, now - 6 * DAY, now + DAY)
     write(p / 'int.crl', crl_utils.crl_pem(old))
