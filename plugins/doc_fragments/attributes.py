@@ -8,7 +8,11 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Descriptions of the module attributes; modules only state their support level."""
+    """Descriptions of the module attributes; modules only state their support level.
+
+    The other fragments of this file state it for a kind of module, as community.crypto's
+    attributes fragment does: ``zerotrust.mtls.attributes.info_module``.
+    """
 
     DOCUMENTATION = r'''
 options: {}
@@ -23,4 +27,20 @@ attributes:
     description:
       - When run twice in a row with the same arguments, the second run reports C(changed=false)
         and changes nothing.
+'''
+
+    # Modules that only read: mtls_cert_info, mtls_audit.
+    INFO_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Read-only; behaves the same in check mode.
+  diff_mode:
+    support: N/A
+    details:
+      - Read-only; there is never a difference to show.
+  idempotent:
+    support: full
 '''

@@ -8,7 +8,10 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Options shared by the modules that write certificate and key files."""
+    """Options shared by the modules that write certificate and key files.
+
+    Spec: module_utils/args_file_output.py, FILE_OUTPUT_SPEC.
+    """
 
     DOCUMENTATION = r'''
 options:

@@ -24,6 +24,7 @@ import os
 import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_file_output import FILE_OUTPUT_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import build_ca, check_ca
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
@@ -306,7 +307,7 @@ def run_module(module):
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         cert_path=dict(type='path', required=True),
         key_path=dict(type='path', required=True, no_log=False),
@@ -325,10 +326,9 @@ def argument_spec():
         parent_chain_path=dict(type='path'),
         renew_before=dict(type='str'),
         force=dict(type='bool', default=False),
-        backup=dict(type='bool', default=False),
-        mode=dict(type='raw', default='0644'),
-        key_mode=dict(type='raw', default='0600', no_log=False),
     )
+    spec.update(FILE_OUTPUT_SPEC)
+    return spec
 
 
 VALIDATION_RULES = dict(

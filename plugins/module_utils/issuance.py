@@ -26,6 +26,7 @@ import re
 import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_file_output import FILE_OUTPUT_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import USAGES, LeafSpec, build_leaf, check_leaf
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
@@ -352,7 +353,7 @@ def run_module(module):
 
 def argument_spec():
     list_of_str = dict(type='list', elements='str', default=[])
-    return dict(
+    spec = dict(
         ca_cert_path=dict(type='path', required=True),
         ca_key_path=dict(type='path', required=True),
         ca_key_passphrase=dict(type='str', no_log=True),
@@ -388,10 +389,9 @@ def argument_spec():
         renew_before=dict(type='str'),
         rotate_key=dict(type='bool', default=True, no_log=False),
         force=dict(type='bool', default=False),
-        backup=dict(type='bool', default=False),
-        mode=dict(type='raw', default='0644'),
-        key_mode=dict(type='raw', default='0600', no_log=False),
     )
+    spec.update(FILE_OUTPUT_SPEC)
+    return spec
 
 
 # Cross-option rules, shared by AnsibleModule and by the action plugin's validator.

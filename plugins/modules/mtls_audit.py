@@ -25,16 +25,8 @@ author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.info_module
   - zerotrust.mtls.kube_auth
-attributes:
-  check_mode:
-    support: full
-    details:
-      - Read-only; behaves the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   paths:
     description: Certificate files or directories to audit; the first certificate of a file is audited, the rest is its chain.
