@@ -19,20 +19,23 @@ cluster_dir="${MTLS_CLUSTER_DIR:-$root/.cluster}"
 export MTLS_CLUSTER_DIR="$cluster_dir"
 export MTLS_KUBECONFIG="$cluster_dir/kubeconfig"
 
-passed=() failed=() timings=()
+# Each step appends "name seconds result" to this file: steps of the second lane run in a
+# background shell, whose variables the summary could not see.
+results=$(mktemp "${TMPDIR:-/tmp}/mtls-test-results.XXXXXX")
 wanted() { [ -z "${MTLS_TEST_STEPS:-}" ] || [[ " $MTLS_TEST_STEPS " == *" $1 "* ]]; }
+# step NAME COMMAND...: runs when NAME is wanted; run_step: always (the clusters the
+# wanted steps need).
 step() {
+  wanted "$1" || return 0
+  run_step "$@"
+}
+run_step() {
   local name=$1; shift
-  wanted "$name" || return 0
-  local start=$SECONDS
+  local start=$SECONDS result
   echo "==> $name: $*"
-  if "$@"; then
-    echo "<== $name passed ($((SECONDS - start)) s)"; passed+=("$name")
-    timings+=("$(printf '%-12s %6d s  passed' "$name" $((SECONDS - start)))")
-  else
-    echo "<== $name FAILED ($((SECONDS - start)) s)"; failed+=("$name")
-    timings+=("$(printf '%-12s %6d s  FAILED' "$name" $((SECONDS - start)))")
-  fi
+  if "$@"; then result=passed; else result=FAILED; fi
+  echo "<== $name $result ($((SECONDS - start)) s)"
+  echo "$name $((SECONDS - start)) $result" >>"$results"
 }
 
 started_cluster=""
@@ -80,26 +83,88 @@ step style style
 # Every playbook matches hosts in every inventory; the exporter agrees with the layouts.
 step estate python -m pytest -q -p no:cacheprovider tests/estate/test_list_hosts.py tests/estate/test_exporter_agreement.py
 if [ -z "${MTLS_TEST_STEPS:-}" ] || wanted cluster-up || wanted integration || wanted cluster || wanted exporter || wanted packaging || wanted awx || wanted molecule || wanted molecule-kind || wanted rotation; then
-  step cluster-up cluster_up
+  run_step cluster-up cluster_up
 fi
 step integration integration
 # The real consumers (istiod, cert-manager, trust-manager, SPIRE) that the cluster tests
 # run through tests/cluster/pod_runner.py; cached by version, so a warm run only checks.
 step consumers-build tests/cluster/build-consumers.sh
-step cluster python -m pytest -q tests/cluster/tests
-step exporter python -m pytest -q exporter/tests
-step packaging python -m pytest -q -p no:cacheprovider tests/packaging
-# Every AWX job template of playbooks/awx_configure.yml run as AWX runs it (ansible-runner).
-step awx python -m pytest -q -p no:cacheprovider tests/awx
-step molecule tests/cluster/run-molecule.sh
-# The kind scenario's prepare/converge/verify against the local control plane (no create/destroy).
-step molecule-kind python -m pytest -q -p no:cacheprovider tests/estate/test_molecule_kind.py
+# After the integration targets, the steps that converge an estate of their own run in
+# two lanes, one per core: lane 1 on the local control plane (the consumers' proofs, which
+# read the default PKI), lane 2 on a second instance of tests/cluster on free loopback
+# ports (each of its steps works in a PKI of its own). Both lanes write the same objects
+# (istio-system/cacerts, ...), hence one API server each. MTLS_TEST_LANES=1: one lane.
+lane1() {
+  step cluster python -m pytest -q tests/cluster/tests
+  step exporter python -m pytest -q exporter/tests
+}
+lane2() {
+  step packaging python -m pytest -q -p no:cacheprovider tests/packaging
+  # Every AWX job template of playbooks/awx_configure.yml run as AWX runs it (ansible-runner).
+  step awx python -m pytest -q -p no:cacheprovider tests/awx
+  step molecule tests/cluster/run-molecule.sh
+  # The kind scenario's prepare/converge/verify against the local control plane (no create/destroy).
+  step molecule-kind python -m pytest -q -p no:cacheprovider tests/estate/test_molecule_kind.py
+}
+lane2_wanted() { wanted packaging || wanted awx || wanted molecule || wanted molecule-kind; }
+
+lane2_dir=""
+stop_lane2_cluster() {
+  if [ -n "$lane2_dir" ]; then
+    MTLS_CLUSTER_DIR="$lane2_dir" tests/cluster/down.sh >/dev/null 2>&1 || true
+    rm -rf "$lane2_dir"
+  fi
+}
+start_lane2_cluster() {
+  lane2_dir=$(mktemp -d "${TMPDIR:-/tmp}/mtls-lane2.XXXXXX")
+  # Free ports for up.sh only: it saves them in the cluster's ports.env, where down.sh
+  # and status.sh find them; the local control plane keeps its own.
+  (
+    for name in MTLS_ETCD_CLIENT_PORT MTLS_ETCD_PEER_PORT MTLS_APISERVER_PORT MTLS_CONTROLLER_MANAGER_PORT \
+                MTLS_SCHEDULER_PORT MTLS_KWOK_PORT; do
+      export "$name=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    done
+    MTLS_CLUSTER_DIR="$lane2_dir" tests/cluster/up.sh
+  )
+}
+run_lane2() {
+  export MTLS_CLUSTER_DIR="$lane2_dir" MTLS_KUBECONFIG="$lane2_dir/kubeconfig" MTLS_LOCAL_KUBECONFIG="$lane2_dir/kubeconfig"
+  lane2
+}
+
+if [ "${MTLS_TEST_LANES:-2}" = 2 ] && lane2_wanted && (wanted cluster || wanted exporter); then
+  trap 'stop_lane2_cluster; stop_cluster' EXIT
+  if run_step lane2-up start_lane2_cluster && [ -s "$lane2_dir/kubeconfig" ]; then
+    lane2_log="$lane2_dir.log"
+    echo "==> lane 2 (packaging, awx, molecule, molecule-kind) runs beside lane 1 on $lane2_dir; its output follows lane 1's"
+    ( run_lane2 ) >"$lane2_log" 2>&1 &
+    lane2_pid=$!
+    lane1
+    wait "$lane2_pid"
+    echo "==> lane 2 output:"
+    cat "$lane2_log"
+    rm -f "$lane2_log"
+  else
+    echo "lane 2's cluster did not start (see above); its steps run after lane 1 on the local control plane."
+    lane1
+    lane2
+  fi
+  stop_lane2_cluster; lane2_dir=""
+else
+  lane1
+  lane2
+fi
 step rotation tests/rotation/run.sh
 
 echo
 echo "step times (docs/performance.md keeps a table of them):"
-printf '  %s\n' "${timings[@]}"
-echo "  total        $(printf '%6d' "$SECONDS") s"
+passed=() failed=()
+while read -r name seconds result; do
+  printf '  %-16s %6d s  %s\n' "$name" "$seconds" "$result"
+  if [ "$result" = passed ]; then passed+=("$name"); else failed+=("$name"); fi
+done <"$results"
+rm -f "$results"
+echo "  total            $(printf '%6d' "$SECONDS") s (wall; the lanes' steps overlap)"
 echo "steps passed: ${passed[*]:-none}"
 echo "steps failed: ${failed[*]:-none}"
 echo "suite: ${#passed[@]} passed, ${#failed[@]} failed"
