@@ -8,8 +8,8 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # What the modules that write objects add to kube_auth (spec: module_utils/args_kube_auth.py,
-    # APPLY_SPEC); read-only modules leave it out.
+    # What the modules that write objects by server-side apply add to kube_auth (spec:
+    # module_utils/args_kube_auth.py, APPLY_SPEC); read-only modules leave it out.
     DOCUMENTATION = r'''
 options:
   force_conflicts:

@@ -35,12 +35,13 @@ description:
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
+  - zerotrust.mtls.attributes
   - zerotrust.mtls.kube_auth
   - zerotrust.mtls.kube_apply
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - An object whose declared fields all have the declared values, and that carries no field
         zerotrust.mtls set before and no longer declares, is unchanged without a request. Every
         other write is sent as a server-side dry run and compared with the stored object (new
@@ -48,10 +49,10 @@ attributes:
         C(changed) is exact.
   diff_mode:
     support: full
-    description: Shows the objects (and the Linkerd namespace annotation) before and after.
+    details:
+      - Shows the objects (and the Linkerd namespace annotation) before and after.
   idempotent:
     support: full
-    description: A second run with the same options reports C(changed=false).
 options:
   mesh:
     description: The service mesh to configure.
@@ -292,18 +293,11 @@ scope:
   sample: namespace
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, policy_apply
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/policy_apply.py),
-    # shared with the action plugin that runs them in the controller process.
-    module = AnsibleModule(argument_spec=policy_apply.argument_spec(), supports_check_mode=True,
-                           **policy_apply.VALIDATION_RULES)
-    run_as_module(module, policy_apply)
+    module_backend.module_main(policy_apply)
 
 
 if __name__ == "__main__":

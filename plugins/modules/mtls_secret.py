@@ -31,18 +31,22 @@ description:
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
+  - zerotrust.mtls.attributes
   - zerotrust.mtls.kube_auth
   - zerotrust.mtls.kube_apply
 attributes:
   check_mode:
     support: full
-    description: Predicts C(changed) exactly; the writes that would happen are proven by server-side dry runs as in a real run.
+    details:
+      - The writes that would happen are proven by server-side dry runs as in a real run.
   diff_mode:
     support: full
-    description: Shows per Secret the data keys with certificate and key fingerprints, labels and annotations.
+    details:
+      - Shows per Secret the data keys with certificate and key fingerprints, labels and annotations.
   idempotent:
     support: full
-    description: A second run with the same material reports C(changed=false) and sends no write.
+    details:
+      - A second run with the same material sends no write.
 options:
   name:
     description:
@@ -301,18 +305,11 @@ secret_type:
   sample: Opaque
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, secret_delivery
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/secret_delivery.py),
-    # shared with the action plugin that runs them in the controller process.
-    module = AnsibleModule(argument_spec=secret_delivery.argument_spec(), supports_check_mode=True,
-                           **secret_delivery.VALIDATION_RULES)
-    run_as_module(module, secret_delivery)
+    module_backend.module_main(secret_delivery)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import threading
 
 import pytest
 
@@ -19,30 +18,23 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_access import 
     uniform_rbac,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
 
 SECRET_RULES = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "patch"]}
 
 
-class RecordingClient(object):
+class RecordingClient(kube_fakes.RecordingClient):
     """Answers like an API server holding ``secrets`` {(namespace, name): object}."""
 
     def __init__(self, secrets=None, namespaces=(), list_forbidden=False, webhooks=(), rules=(SECRET_RULES,),
                  incomplete=False):
+        super(RecordingClient, self).__init__()
         self.secrets = dict(secrets or {})
         self.namespaces = set(namespaces)
         self.list_forbidden = list_forbidden
         self.webhooks = list(webhooks)
         self.rules = list(rules)
         self.incomplete = incomplete
-        self.calls = []
-        self._lock = threading.Lock()
-
-    def _record(self, *call):
-        with self._lock:
-            self.calls.append(call)
-
-    def count(self, verb):
-        return len([call for call in self.calls if call[0] == verb])
 
     def list(self, kind, namespace=None, label_selector=None):
         self._record("list", kind.plural, namespace)

@@ -9,28 +9,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import socket
-
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
 from ansible_collections.zerotrust.mtls.plugins.modules import mesh_policy
-
-
-def _closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
 
 
 def run_module(capsys, **args):
-    args.setdefault("host", "http://127.0.0.1:%d" % _closed_port())
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mesh_policy.main()
-    return json.loads(capsys.readouterr().out)
+    return kube_fakes.run_module(mesh_policy, capsys, **args)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -58,7 +45,7 @@ def test_rules_refused_before_the_cluster(capsys, args, fragment):
 
 
 def test_valid_policy_then_meets_the_unreachable_server(capsys):
-    port = _closed_port()
+    port = kube_fakes.closed_port()
     result = run_module(capsys, namespace="shop", mode="STRICT",
                         host="http://127.0.0.1:%d" % port)
     assert result["msg"].startswith("cannot reach the Kubernetes API server at "
@@ -97,26 +84,17 @@ class FakeModule(object):
         self.warnings.append(message)
 
 
-class RecordingClient(object):
+class RecordingClient(kube_fakes.RecordingClient):
     """Answers like an API server holding ``objects`` {(plural, namespace, name): object}."""
 
     def __init__(self, namespaces, objects=None, cluster_list_forbidden=False, namespaced_rights_only=False,
                  quotas=()):
-        import threading
+        super(RecordingClient, self).__init__()
         self.namespaced_rights_only = namespaced_rights_only
         self.quotas = list(quotas)
         self.namespaces = set(namespaces)
         self.cluster_list_forbidden = cluster_list_forbidden
         self.objects = dict(objects or {})
-        self.calls = []
-        self._lock = threading.Lock()
-
-    def _record(self, *call):
-        with self._lock:
-            self.calls.append(call)
-
-    def count(self, verb):
-        return len([call for call in self.calls if call[0] == verb])
 
     def get(self, kind, name, namespace=None):
         self._record("get", kind.plural, namespace, name)

@@ -11,10 +11,8 @@ __metaclass__ = type
 
 import datetime
 import json
-import socket
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,12 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_secret
-
-
-def _closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
 
 
 def _self_signed(key, ca=True):
@@ -56,11 +49,7 @@ def files(tmp_path_factory):
 
 
 def run_module(capsys, **args):
-    args.setdefault("host", "http://127.0.0.1:%d" % _closed_port())
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_secret.main()
-    return json.loads(capsys.readouterr().out)
+    return kube_fakes.run_module(mtls_secret, capsys, **args)
 
 
 def test_key_mismatch_fails_before_the_cluster(capsys, files):
@@ -123,7 +112,7 @@ def test_secrets_items_inherit_top_level_sources(capsys, files):
 
 
 def test_unreachable_server_after_valid_input(capsys, files):
-    port = _closed_port()
+    port = kube_fakes.closed_port()
     result = run_module(capsys, name="bundle", namespace="shop", layout="ca_bundle",
                         ca_path=str(files / "ca.crt"), host="http://127.0.0.1:%d" % port)
     assert result["msg"].startswith("cannot reach the Kubernetes API server at "
@@ -144,7 +133,7 @@ def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tm
     assert wrong["msg"].startswith("key_path cannot be decrypted with the given passphrase (key_passphrase)")
     assert "not the passphrase" not in json.dumps(wrong)
     # With the passphrase the material is accepted: the call only fails on the (closed) API port.
-    port = _closed_port()
+    port = kube_fakes.closed_port()
     right = run_module(capsys, key_passphrase="unit intermediate pass", host="http://127.0.0.1:%d" % port, **args)
     assert right["msg"].startswith("cannot reach the Kubernetes API server at http://127.0.0.1:%d" % port)
 
