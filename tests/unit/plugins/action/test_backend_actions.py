@@ -24,8 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.zerotrust.mtls.plugins.action import mesh_policy as mesh_policy_action
 from ansible_collections.zerotrust.mtls.plugins.action import mtls_secret as mtls_secret_action
-from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
-from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
+from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply, secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
 PASSPHRASE = "unit-key-passphrase-7c2e"

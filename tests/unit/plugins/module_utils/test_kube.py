@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""kube.py: error sentences, validators, and the transport (retries, apply requests)
-against a small real HTTP server on 127.0.0.1 that answers like an API server."""
+"""kube.py and the files split from it (kube_errors, kube_validation, kube_fields): error
+sentences, validators, field ownership, and the transport (retries, apply requests) against a
+small real HTTP server on 127.0.0.1 that answers like an API server."""
 
 from __future__ import absolute_import, division, print_function
 
