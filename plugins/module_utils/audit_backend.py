@@ -13,9 +13,8 @@ __metaclass__ = type
 
 import glob
 import os
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import audit
+from ansible_collections.zerotrust.mtls.plugins.module_utils import audit, backend_results
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
@@ -148,14 +147,6 @@ def argument_spec():
 
 VALIDATION_RULES = {}
 
-# Bad input, unreadable files and API errors (KubeError is one): one sentence.
-KNOWN_ERRORS = (MtlsError,)
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=error.field, changed=False)
-
-
-def unexpected_failure_result(error):
-    return dict(msg="mtls_audit failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
+# Bad input, unreadable sources and API errors (errors.MtlsError, KubeError among them): one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_audit', changed=False)

@@ -21,11 +21,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_file_output import FILE_OUTPUT_SPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import build_ca, check_ca
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
     certificate_pem,
@@ -336,15 +335,6 @@ VALIDATION_RULES = dict(
     required_by={'parent_key_passphrase': 'parent_key_path', 'parent_chain_path': 'parent_cert_path'},
 )
 
-# Bad input and unusable files: reported as one sentence naming the field.
-KNOWN_ERRORS = (MtlsError,)
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=error.field)
-
-
-def unexpected_failure_result(error):
-    # The type and message only: parameters hold passphrases.
-    return dict(msg="mtls_ca failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc())
+# Bad input and unusable files (errors.MtlsError and its subclasses): one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_ca')

@@ -14,14 +14,10 @@ __metaclass__ = type
 
 import base64
 import binascii
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import args_kube_auth
+from ansible_collections.zerotrust.mtls.plugins.module_utils import args_kube_auth, backend_results, kube, kube_connection, kube_validation
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
-from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
-from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection
-from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_validation
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import basic_constraints, certificate_summary, load_certificates
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import needs_renewal
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
@@ -230,14 +226,6 @@ def argument_spec():
 
 VALIDATION_RULES = {}
 
-# Bad input, unreadable sources and API errors (KubeError is one): one sentence naming the field.
-KNOWN_ERRORS = (MtlsError,)
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=error.field)
-
-
-def unexpected_failure_result(error):
-    return dict(msg="mtls_cert_info failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc())
+# Bad input, unreadable sources and API errors (errors.MtlsError, KubeError among them): one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_cert_info')

@@ -31,10 +31,11 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
     InvalidSignature,
     PkiError,
     UnsupportedAlgorithm,
+    extension_value,
     serialization,
     x509,
 )
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import CLOCK_SKEW_ALLOWANCE, aware, iso8601, x509_time
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import CLOCK_SKEW_ALLOWANCE, aware, iso8601, renewal_window, x509_time
 
 DEFAULT_VALID_FOR = '7d'
 
@@ -78,11 +79,8 @@ def _reason_name(flag):
 
 def check_crl_signer(issuer, cert_field='ca_cert_path'):
     """A CA whose keyUsage leaves out cRLSign may not sign CRLs (pki_certs.check_issuer did the rest)."""
-    try:
-        usage = issuer.cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not usage.crl_sign:
+    usage = extension_value(issuer.cert, x509.KeyUsage)
+    if usage is not None and not usage.crl_sign:
         raise PkiError(cert_field, "%s may not sign CRLs (keyUsage cRLSign missing); point it at a CA issued with "
                                    "cRLSign (mtls_ca sets it)." % cert_field)
 
@@ -129,10 +127,8 @@ def load_crls(data, field):
 
 
 def crl_number(crl):
-    try:
-        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        return None
+    value = extension_value(crl, x509.CRLNumber)
+    return value.crl_number if value is not None else None
 
 
 def signed_by(crl, ca_cert):
@@ -174,16 +170,6 @@ def desired_entries(wanted, existing, crl_mode, now):
     return result
 
 
-def renewal_window(valid_for, renew_before):
-    """How long before nextUpdate a CRL is re-signed: ``renew_before`` or a third of valid_for."""
-    if renew_before is None:
-        return valid_for / 3
-    kind, value = renew_before
-    if kind == 'percent':
-        return valid_for * value
-    return value
-
-
 def regenerate_reason(existing, existing_signed, desired, valid_for, renew_before, now, ca_not_after=None):
     """The first REGENERATE_REASONS entry that applies, or None when the CRL stays.
 
@@ -201,6 +187,7 @@ def regenerate_reason(existing, existing_signed, desired, valid_for, renew_befor
     next_update = next_update_of(existing)
     if next_update is None or next_update <= now:
         return 'expired'
+    # Re-signed renew_before (or a third of valid_for) before nextUpdate.
     if now >= next_update - renewal_window(valid_for, renew_before):
         return 'renewal_due'
     lifetime = next_update - existing.last_update_utc
@@ -290,7 +277,7 @@ def summary(crl, now=None, issuer_certs=None, refresh_before=None):
     refresh_due = None
     if next_update is not None:
         lifetime = next_update - crl.last_update_utc
-        window = renewal_window(lifetime, refresh_before) if refresh_before is not None else lifetime / 3
+        window = renewal_window(lifetime, refresh_before)
         refresh_due = now >= next_update - window
     entries = entries_of(crl)
     return {
@@ -322,8 +309,6 @@ def revocation_of(crl, cert):
 
 
 def _entry(revoked):
-    try:
-        reason = _reason_name(revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason)
-    except x509.ExtensionNotFound:
-        reason = 'unspecified'
+    value = extension_value(revoked, x509.CRLReason)
+    reason = _reason_name(value.reason) if value is not None else 'unspecified'
     return {revoked.serial_number: (reason, x509_time(revoked.revocation_date_utc))}

@@ -19,12 +19,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.crl_entries import parse_revoked
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import iso8601, parse_duration, parse_renew_before, utcnow
 
@@ -192,15 +191,6 @@ def argument_spec():
 
 VALIDATION_RULES = {}
 
-# Bad input and unusable files: reported as one sentence naming the field.
-KNOWN_ERRORS = (MtlsError,)
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=error.field)
-
-
-def unexpected_failure_result(error):
-    # The type and message only: parameters hold passphrases.
-    return dict(msg="mtls_crl failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc())
+# Bad input and unusable files (errors.MtlsError and its subclasses): one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_crl')

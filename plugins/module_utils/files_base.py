@@ -209,7 +209,7 @@ def syncfs(descriptor):
             # CDLL(None) is the running process, which links libc; find_library('c') would
             # spawn ldconfig to find the same thing.
             _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.syncfs  # pylint: disable=pointless-statement
+            _libc.syncfs.restype = ctypes.c_int  # AttributeError where libc has no syncfs
         except (OSError, AttributeError):
             _libc = False
     if not _libc:

@@ -23,11 +23,10 @@ __metaclass__ = type
 
 import os
 import re
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_file_output import FILE_OUTPUT_SPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import USAGES, LeafSpec, build_leaf, check_leaf
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
     certificate_pem,
@@ -403,16 +402,6 @@ VALIDATION_RULES = dict(
     required_by={'certs': 'dest_dir'},
 )
 
-# Bad input and unwritable files: reported as one sentence naming the field.
-KNOWN_ERRORS = (MtlsError,)
-
-
-def failure_result(error):
-    """The fail_json arguments for one of KNOWN_ERRORS."""
-    return dict(msg=str(error), field=getattr(error, 'field', None))
-
-
-def unexpected_failure_result(error):
-    # Say what happened without echoing parameters (they may hold passphrases).
-    return dict(msg="mtls_cert failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc())
+# Bad input and unusable files (errors.MtlsError and its subclasses): one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_cert')

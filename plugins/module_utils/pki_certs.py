@@ -15,6 +15,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
     InvalidSignature,
     PkiError,
     UnsupportedAlgorithm,
+    extension_value,
     hashes,
     serialization,
     x509,
@@ -54,11 +55,8 @@ def certificates_pem(certs):
 
 def basic_constraints(cert):
     """(is_ca, path_length) - (False, None) when the extension is absent."""
-    try:
-        value = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False, None
-    return value.ca, value.path_length
+    value = extension_value(cert, x509.BasicConstraints)
+    return (value.ca, value.path_length) if value is not None else (False, None)
 
 
 def certificate_summary(cert):
@@ -107,10 +105,10 @@ class Issuer(object):
         self.not_after = cert.not_valid_after_utc
         self.hash_algorithm = signature_hash_for(key)
         self.is_ca, self.path_length = basic_constraints(cert)
-        try:
-            ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        ski = extension_value(cert, x509.SubjectKeyIdentifier)
+        if ski is not None:
             self.authority_key_identifier = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-        except x509.ExtensionNotFound:
+        else:
             self.authority_key_identifier = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
         self.key_identifier = self.authority_key_identifier.key_identifier
         self.permitted_dns_domains, self.permitted_uri_domains = permitted_domains([cert] + self.chain)
@@ -127,13 +125,10 @@ def check_issuer(cert, key, cert_field, key_field, now=None, for_ca=False, ca_fi
     if not is_ca:
         raise PkiError(cert_field, "%s is not a CA certificate (basicConstraints CA:TRUE missing); "
                                    "point it at a CA certificate." % cert_field)
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not usage.key_cert_sign:
-            raise PkiError(cert_field, "%s may not sign certificates (keyUsage keyCertSign missing); "
-                                       "point it at a signing CA." % cert_field)
-    except x509.ExtensionNotFound:
-        pass
+    usage = extension_value(cert, x509.KeyUsage)
+    if usage is not None and not usage.key_cert_sign:
+        raise PkiError(cert_field, "%s may not sign certificates (keyUsage keyCertSign missing); "
+                                   "point it at a signing CA." % cert_field)
     if cert.not_valid_after_utc <= now:
         raise PkiError(cert_field, "%s expired on %s; renew that CA first." % (cert_field, iso8601(cert.not_valid_after_utc)))
     if cert.not_valid_before_utc > now + CLOCK_SKEW_ALLOWANCE:

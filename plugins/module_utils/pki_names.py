@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity quiet
     urlsplit = None
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import NameOID, PkiError, x509
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import NameOID, PkiError, extension_value, x509
 
 _DNS_LABEL = re.compile(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$')
 
@@ -140,9 +140,8 @@ def constraint_domain(domain, field):
 
 
 def san_values(cert):
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    san = extension_value(cert, x509.SubjectAlternativeName)
+    if san is None:
         return [], [], [], []
     return (
         san.get_values_for_type(x509.DNSName),
@@ -161,9 +160,8 @@ def permitted_domains(certs):
     """Permitted DNS and URI domains of every CA in ``certs`` (one list per CA with any)."""
     dns_sets, uri_sets = [], []
     for cert in certs:
-        try:
-            constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
-        except x509.ExtensionNotFound:
+        constraints = extension_value(cert, x509.NameConstraints)
+        if constraints is None:
             continue
         subtrees = constraints.permitted_subtrees or []
         dns = [n.value for n in subtrees if isinstance(n, x509.DNSName)]

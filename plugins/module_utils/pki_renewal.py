@@ -11,9 +11,8 @@ __metaclass__ = type
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import basic_constraints, signed_by
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import key_matches_certificate, key_type_of, same_public_key
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_names import build_name, permitted_domains
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, x509
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import aware, parse_renew_before
-
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, extension_value, x509
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import aware, parse_renew_before, renewal_window
 
 # Reasons a leaf is (re)issued, in the order they are checked: the first one that
 # applies is reported, so the most fundamental problem wins.
@@ -32,27 +31,13 @@ def renewal_time(cert, renew_before=None):
     """
     if not isinstance(renew_before, (tuple, type(None))):
         renew_before = parse_renew_before(renew_before)
-    not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
-    lifetime = not_after - not_before
-    if renew_before is None:
-        return not_after - lifetime / 3
-    kind, value = renew_before
-    if kind == 'percent':
-        return not_after - lifetime * value
-    return not_after - value
+    return not_after - renewal_window(not_after - cert.not_valid_before_utc, renew_before)
 
 
 def needs_renewal(cert, renew_before=None, now=None):
     """True when ``cert`` is inside its renewal window (or expired)."""
     return aware(now) >= renewal_time(cert, renew_before)
-
-
-def _authority_key_id(cert):
-    try:
-        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        return None
 
 
 def issued_by(cert, issuer):
@@ -63,23 +48,8 @@ def issued_by(cert, issuer):
     """
     if cert.issuer != issuer.subject:
         return False
-    aki = _authority_key_id(cert)
-    return aki is None or aki == issuer.key_identifier
-
-
-def _general_names(cert):
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return list(san)
-
-
-def _extended_key_usages(cert):
-    try:
-        return frozenset(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return frozenset()
+    aki = extension_value(cert, x509.AuthorityKeyIdentifier)
+    return aki is None or aki.key_identifier is None or aki.key_identifier == issuer.key_identifier
 
 
 def reissue_reason(spec, issuer, cert=None, key=None, cert_error=None, key_error=None,
@@ -104,9 +74,9 @@ def reissue_reason(spec, issuer, cert=None, key=None, cert_error=None, key_error
         return 'renewal_due'
     if cert.subject != spec.subject:
         return 'subject_changed'
-    if set(_general_names(cert)) != set(spec.general_names):
+    if set(extension_value(cert, x509.SubjectAlternativeName) or []) != set(spec.general_names):
         return 'sans_changed'
-    if _extended_key_usages(cert) != spec.extended_key_usages():
+    if frozenset(extension_value(cert, x509.ExtendedKeyUsage) or []) != spec.extended_key_usages():
         return 'usage_changed'
     try:
         if key_type_of(key) != spec.key_type:

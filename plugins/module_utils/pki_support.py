@@ -45,6 +45,15 @@ def check_cryptography():
         raise MtlsError("%s (%s)" % (missing_required_lib('cryptography'), CRYPTOGRAPHY_IMPORT_ERROR))
 
 
+def extension_value(item, extension_class):
+    """The value of the ``extension_class`` extension of ``item`` (a certificate, CRL or CRL
+    entry), or None when it has none."""
+    try:
+        return item.extensions.get_extension_for_class(extension_class).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 class PkiError(MtlsError):
     """A PKI problem the user can fix: ``str(e)`` names ``field`` and the fix.
 

@@ -12,7 +12,6 @@ import re
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
 
-
 # Certificates start this far in the past so that peers whose clocks run a little
 # behind ours do not reject a certificate that was issued a moment ago.
 CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)
@@ -69,6 +68,20 @@ def parse_duration(text, field):
     if duration <= datetime.timedelta(0):
         raise PkiError(field, "%s must be longer than zero, got %r." % (field, text))
     return duration
+
+
+def renewal_window(lifetime, renew_before):
+    """How long before the end of ``lifetime`` renewal starts.
+
+    ``renew_before`` is what parse_renew_before returns; by default a third of the
+    lifetime, as cert-manager renews.
+    """
+    if renew_before is None:
+        return lifetime / 3
+    kind, value = renew_before
+    if kind == 'percent':
+        return lifetime * value
+    return value
 
 
 def parse_renew_before(text, field='renew_before'):

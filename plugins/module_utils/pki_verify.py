@@ -20,7 +20,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_names import (
     uri_host,
     uri_host_matches,
 )
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, hashes, x509
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, extension_value, hashes, x509
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import aware, iso8601
 
 
@@ -85,12 +85,10 @@ def _check_ca_constraints(path, field):
         if not is_ca:
             raise PkiError(field, "%s does not verify: %s signs another certificate but is not a CA "
                                   "(basicConstraints CA:TRUE missing); reissue it as a CA." % (field, _describe(issuer_cert)))
-        try:
-            if not issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
-                raise PkiError(field, "%s does not verify: %s may not sign certificates (keyUsage keyCertSign "
-                                      "missing); reissue it as a signing CA." % (field, _describe(issuer_cert)))
-        except x509.ExtensionNotFound:
-            pass
+        usage = extension_value(issuer_cert, x509.KeyUsage)
+        if usage is not None and not usage.key_cert_sign:
+            raise PkiError(field, "%s does not verify: %s may not sign certificates (keyUsage keyCertSign "
+                                  "missing); reissue it as a signing CA." % (field, _describe(issuer_cert)))
         # CAs strictly between this issuer and the leaf count against its pathlen.
         intermediate_cas_below = depth - 1
         if path_length is not None and intermediate_cas_below > path_length:

@@ -23,15 +23,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files
+from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
+from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import certificates_pem, load_certificate
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import check_cryptography
-from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
-from ansible_collections.zerotrust.mtls.plugins.module_utils.crl import crl_fingerprint, crl_pem, load_crls
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
 
 ROOT_CA_ROTATION = 'root_ca'
 
@@ -190,8 +188,10 @@ def rotation_summary(state):
 
 VALIDATION_RULES = {}
 
-# Bad input, unreadable files, a rotation state or PKI directory to fix (RotationError is one).
-KNOWN_ERRORS = (MtlsError,)
+# Bad input, unreadable files, a rotation state or PKI directory to fix: MtlsError and its
+# subclasses (RotationError), one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_trust_bundle', changed=False)
 
 
 def argument_spec():
@@ -206,15 +206,6 @@ def argument_spec():
         active_crl_path=dict(type='path'),
         mode=dict(type='raw', default='0644'),
     )
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=getattr(error, 'field', None), changed=False)
-
-
-def unexpected_failure_result(error):
-    return dict(msg="mtls_trust_bundle failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
 
 
 def _planned_files(params, found):

@@ -24,8 +24,8 @@ description:
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
-  - zerotrust.mtls.attributes
   - zerotrust.mtls.attributes.info_module
+  - zerotrust.mtls.attributes
   - zerotrust.mtls.kube_auth
 options:
   paths:
@@ -65,6 +65,7 @@ requirements:
   - kubernetes >= 30.1.0 (Python client), with O(cluster=true)
 seealso:
   - module: zerotrust.mtls.mtls_cert_info
+    description: Each certificate and CRL of chosen files, PEM text or one Secret, in detail.
 '''
 
 EXAMPLES = r'''
@@ -81,7 +82,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 certificates:
-  description: One row per certificate source, soonest expiry first.
+  description: One row per certificate source (a file, a Secret key, a ConfigMap key), the soonest expiry first.
   returned: always
   type: list
   elements: dict
@@ -116,17 +117,11 @@ mesh:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import audit_backend
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import audit_backend, module_backend
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/audit_backend.py).
-    module = AnsibleModule(argument_spec=audit_backend.argument_spec(), supports_check_mode=True,
-                           **audit_backend.VALIDATION_RULES)
-    run_as_module(module, audit_backend)
+    module_backend.module_main(audit_backend)
 
 
 if __name__ == '__main__':

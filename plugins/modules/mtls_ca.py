@@ -44,16 +44,12 @@ author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.renews
   - zerotrust.mtls.file_output
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   idempotent:
-    support: partial
     details:
-      - Idempotent until the CA enters its renewal window (see O(renew_before)); then it is renewed once.
+      - Idempotent until the CA is due for renewal (O(renew_before)); the run that finds it due re-signs it, once.
 options:
   state:
     description:
@@ -144,7 +140,11 @@ requirements:
   - cryptography >= 42.0
 seealso:
   - module: zerotrust.mtls.mtls_cert
+    description: Issue server and client certificates from this CA.
+  - module: zerotrust.mtls.mtls_crl
+    description: Revoke certificates this CA issued.
   - module: zerotrust.mtls.mtls_cert_info
+    description: Check the expiry and chain of the CA and of what it issued.
 '''
 
 EXAMPLES = r'''
@@ -247,17 +247,11 @@ leftovers_removed:
   sample: 0
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import ca_backend
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import ca_backend, module_backend
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/ca_backend.py).
-    module = AnsibleModule(argument_spec=ca_backend.argument_spec(), supports_check_mode=True,
-                           **ca_backend.VALIDATION_RULES)
-    run_as_module(module, ca_backend)
+    module_backend.module_main(ca_backend)
 
 
 if __name__ == '__main__':

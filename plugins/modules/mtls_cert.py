@@ -45,28 +45,13 @@ author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.in_process_action
+  - zerotrust.mtls.attributes.renews
   - zerotrust.mtls.file_output
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   idempotent:
-    support: partial
     details:
       - Idempotent until a certificate enters its renewal window (see O(renew_before)); then it is reissued once.
-  action:
-    description: Has an action plugin that runs in the controller's process when the target is the controller.
-    support: full
-    details:
-      - When the task runs on the controller as the controller's user (connection C(local), no C(become),
-        no C(async), no C(environment)), the action plugin runs this module's code directly in the worker
-        process Ansible forks for the task. That skips a new Python interpreter, the module payload and a
-        JSON round trip of every item, which for a 1,000-certificate no-change run is most of the time.
-        Arguments are validated with the same specification, the result is the same, and no_log values are
-        masked the same way.
-      - Set the variable C(mtls_in_process=false) to always run it as an ordinary module, for example to use
-        the C(ansible_python_interpreter) of the host instead of the controller's Python.
 options:
   ca_cert_path:
     description: The issuing CA certificate (PEM). The first certificate in the file is the issuer.
@@ -221,7 +206,11 @@ requirements:
   - cryptography >= 42.0
 seealso:
   - module: zerotrust.mtls.mtls_ca
+    description: The CA that signs these certificates.
   - module: zerotrust.mtls.mtls_cert_info
+    description: Expiry, renewal state and chain of the certificates written here.
+  - module: zerotrust.mtls.mtls_secret
+    description: Deliver a certificate, its key and its CA to Kubernetes Secrets.
 '''
 
 EXAMPLES = r'''
@@ -305,19 +294,23 @@ certs:
       description: SHA-256 fingerprint of the certificate, uppercase colon-separated hex.
       type: str
 reason:
-  description: Single mode; as RV(certs[].reason).
+  description: Single mode; why the certificate was (or would be) issued - see RV(certs[].reason) for the values.
   returned: when O(cert_path) is used
   type: str
+  sample: missing
 serial:
-  description: Single mode; as RV(certs[].serial).
+  description: Single mode; the serial number (RV(certs[].serial)).
   returned: when O(cert_path) is used
   type: str
 not_after:
-  description: Single mode; as RV(certs[].not_after).
+  description:
+    - Single mode; the expiry, ISO 8601 UTC.
+    - Null in check mode when the certificate would be issued.
   returned: when O(cert_path) is used
   type: str
+  sample: '2026-12-22T15:55:00Z'
 sha256_fingerprint:
-  description: Single mode; as RV(certs[].sha256_fingerprint).
+  description: Single mode; RV(certs[].sha256_fingerprint) of the one certificate.
   returned: when O(cert_path) is used
   type: str
 key_fingerprint:
@@ -352,18 +345,13 @@ backup_files:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance, module_backend
 
 
 def main():
     # The argument spec and the work are the backend's (module_utils/issuance.py), shared
     # with the action plugin that runs them in the controller process.
-    module = AnsibleModule(argument_spec=issuance.argument_spec(), supports_check_mode=True,
-                           **issuance.VALIDATION_RULES)
-    run_as_module(module, issuance)
+    module_backend.module_main(issuance)
 
 
 if __name__ == '__main__':

@@ -27,9 +27,9 @@ description:
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
+  - zerotrust.mtls.kube_auth
   - zerotrust.mtls.attributes
   - zerotrust.mtls.attributes.info_module
-  - zerotrust.mtls.kube_auth
 options:
   paths:
     description: Certificate files (PEM) to inspect.
@@ -86,7 +86,11 @@ requirements:
   - cryptography >= 42.0
 seealso:
   - module: zerotrust.mtls.mtls_cert
-  - module: zerotrust.mtls.mtls_ca
+    description: Issue and renew the certificates inspected here.
+  - module: zerotrust.mtls.mtls_crl
+    description: Keep the CRLs that decide RV(certificates[].revoked).
+  - module: zerotrust.mtls.mtls_audit
+    description: Every certificate in files and in the cluster at once, with a diagnosis of the mesh.
 '''
 
 EXAMPLES = r'''
@@ -267,17 +271,11 @@ all_chains_valid:
   type: bool
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import cert_info_backend
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import cert_info_backend, module_backend
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/cert_info_backend.py).
-    module = AnsibleModule(argument_spec=cert_info_backend.argument_spec(), supports_check_mode=True,
-                           **cert_info_backend.VALIDATION_RULES)
-    run_as_module(module, cert_info_backend)
+    module_backend.module_main(cert_info_backend)
 
 
 if __name__ == '__main__':

@@ -35,15 +35,12 @@ author:
   - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.renews
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details:
       - The diff shows the CRL number, dates and the revoked serials with reasons and dates.
   idempotent:
-    support: partial
     details:
       - Idempotent until the CRL enters its renewal window (O(renew_before) before nextUpdate); then it is re-signed
         once.
@@ -138,8 +135,11 @@ requirements:
   - cryptography >= 42.0
 seealso:
   - module: zerotrust.mtls.mtls_ca
+    description: The CA whose key signs the CRL - a root, or an intermediate.
   - module: zerotrust.mtls.mtls_cert_info
+    description: Whether a certificate is revoked, and whether its CRL is still fresh.
   - module: zerotrust.mtls.mtls_secret
+    description: Deliver the CRL together with the CA that signed it.
 '''
 
 EXAMPLES = r'''
@@ -170,12 +170,12 @@ EXAMPLES = r'''
 
 - name: Scheduled refresh - re-signs only within a third of valid_for before nextUpdate
   zerotrust.mtls.mtls_crl:
-    ca_cert_path: /etc/pki/mtls/clusters/prod-eu1/ca.crt
-    ca_key_path: /etc/pki/mtls/clusters/prod-eu1/ca.key
-    ca_key_passphrase: "{{ mtls_intermediate_key_passphrase }}"
     crl_path: /etc/pki/mtls/clusters/prod-eu1/ca.crl
     crl_mode: update
     valid_for: 7d
+    ca_cert_path: /etc/pki/mtls/clusters/prod-eu1/ca.crt
+    ca_key_path: /etc/pki/mtls/clusters/prod-eu1/ca.key
+    ca_key_passphrase: "{{ mtls_intermediate_key_passphrase }}"
 '''
 
 RETURN = r'''
@@ -241,17 +241,11 @@ backup_file:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import crl_backend
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import crl_backend, module_backend
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/crl_backend.py).
-    module = AnsibleModule(argument_spec=crl_backend.argument_spec(), supports_check_mode=True,
-                           **crl_backend.VALIDATION_RULES)
-    run_as_module(module, crl_backend)
+    module_backend.module_main(crl_backend)
 
 
 if __name__ == '__main__':

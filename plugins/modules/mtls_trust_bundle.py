@@ -61,15 +61,17 @@ options:
     description: File mode of the files written, as an octal string.
     type: raw
     default: '0644'
-extends_documentation_fragment:
-  - zerotrust.mtls.attributes
 attributes:
   check_mode:
     support: full
+    details:
+      - Nothing is written; RV(changed_paths) lists the files that would be written or removed.
   diff_mode:
     support: full
   idempotent:
     support: full
+extends_documentation_fragment:
+  - zerotrust.mtls.attributes
 author:
   - zerotrust.mtls maintainers (@zerotrust)
 '''
@@ -127,17 +129,11 @@ changed_paths:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import trust_bundle
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, trust_bundle
 
 
 def main():
-    # The argument spec and the work are the backend's (module_utils/trust_bundle.py).
-    module = AnsibleModule(argument_spec=trust_bundle.argument_spec(), supports_check_mode=True,
-                           **trust_bundle.VALIDATION_RULES)
-    run_as_module(module, trust_bundle)
+    module_backend.module_main(trust_bundle)
 
 
 if __name__ == '__main__':

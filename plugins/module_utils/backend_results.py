@@ -1,0 +1,37 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerotrust.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The failure results of the PKI backends (issuance, ca_backend, crl_backend, trust_bundle,
+cert_info_backend, audit_backend), as module_backend.run_as_module and the in-process action
+plugins report them.
+
+Each of these backends raises errors.MtlsError (or a subclass) for what the user can fix:
+one sentence naming the option. Anything else is a bug, reported with its traceback.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+
+KNOWN_ERRORS = (MtlsError,)
+
+
+def failure_results(module_name, **extra):
+    """(failure_result, unexpected_failure_result) of the backend of ``module_name``.
+
+    ``extra`` (such as ``changed=False``) goes into both results.
+    """
+
+    def failure_result(error):
+        return dict(msg=str(error), field=error.field, **extra)
+
+    def unexpected_failure_result(error):
+        # The type and message only: the parameters are never echoed, they hold passphrases.
+        return dict(msg="%s failed unexpectedly: %s: %s" % (module_name, type(error).__name__, error),
+                    exception=traceback.format_exc(), **extra)
+
+    return failure_result, unexpected_failure_result
