@@ -36,6 +36,10 @@ ROOT_CA_PHASES = (
     (5, 'remove the old root from every bundle and archive the old CA'),
 )
 
+# The phases of each rotation that has a fixed plan, by rotation name: the one list the
+# playbooks print (mtls_rotation_state returns it as ``plan``) and the tests check.
+PHASES = {'root_ca': ROOT_CA_PHASES}
+
 RECORD_FIELDS = ('last_success', 'last_failure', 'failures_total')
 
 
@@ -123,6 +127,27 @@ def pending_phases(state, phases, stop_after=None):
         return []
     return [(number, text) for number, text in phases
             if number > done and (stop_after is None or number <= stop_after)]
+
+
+def plan(rotation, state, stop_after=None, restart_completed=False):
+    """What a run of ``rotation`` would do from ``state``: its phases, the ones still to do
+    (up to the gate ``stop_after``), the next one. None for a rotation without a fixed plan.
+    A complete rotation has nothing to do unless a new one starts (``restart_completed``)."""
+    phases = PHASES.get(rotation)
+    if phases is None:
+        return None
+    if stop_after is not None and not 1 <= stop_after <= len(phases):
+        raise RotationError("stop_after_phase must be a phase number from 1 to %d, got %d."
+                            % (len(phases), stop_after), 'stop_after_phase')
+    if state and state.get('status') == 'complete' and restart_completed:
+        state = None
+    pending = pending_phases(state, phases, stop_after)
+    return {
+        'phase_count': len(phases),
+        'phases': ['phase %d: %s' % phase for phase in phases],
+        'pending': ['phase %d: %s' % phase for phase in pending],
+        'next_phase': pending[0][0] if pending else None,
+    }
 
 
 def state_configmap_data(state):

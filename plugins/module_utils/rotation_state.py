@@ -40,6 +40,7 @@ def argument_spec():
         phase=dict(type='int'),
         phase_count=dict(type='int'),
         restart_completed=dict(type='bool', default=False),
+        stop_after_phase=dict(type='int'),
         data=dict(type='dict', default={}),
         promote=dict(rotation_promote.argument_spec()['promote'], **DEPRECATED_IN),
         archive=dict(rotation_promote.argument_spec()['archive'], **DEPRECATED_IN),
@@ -99,6 +100,7 @@ def run_state(module, rotation, now):
         raise rot.RotationError("state_path is required unless operation is record.", 'state_path')
     before = rot.load_state(params['state_path'])
     state = decide_state(params, rotation, before, now)
+    plan = rot.plan(rotation, state, params['stop_after_phase'], params['restart_completed'])
     promoted, archived = [], []
     if params['operation'] == 'complete_phase':
         promoted, archived = rotation_promote.move_files(params['promote'], params['archive'], module.check_mode)
@@ -109,7 +111,7 @@ def run_state(module, rotation, now):
         name, namespace = configmaps.configmap_ref(params['state_configmap'], 'state_configmap')
         changed = configmaps.sync_data(configmaps.client_for(params), name, namespace,
                                        rot.state_configmap_data(state), module.check_mode) or changed
-    result = dict(changed=changed, state=state, promoted=promoted, archived=archived)
+    result = dict(changed=changed, state=state, promoted=promoted, archived=archived, plan=plan)
     if module._diff:
         result['diff'] = state_diff(before, state)
     return result

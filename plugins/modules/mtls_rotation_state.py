@@ -69,9 +69,16 @@ options:
     description: Number of phases of the rotation; when O(phase) reaches it the rotation is V(complete).
     type: int
   restart_completed:
-    description: With O(operation=start), start a new rotation even though the last one is complete.
+    description:
+      - With O(operation=start), start a new rotation even though the last one is complete.
+      - With O(operation=read), RV(plan) shows the phases of such a new rotation.
     type: bool
     default: false
+  stop_after_phase:
+    description:
+      - The last phase this run does (the gate of C(rotation_stop_after_phase)); RV(plan) lists the phases
+        to do up to it. Only for a rotation with a fixed phase list (V(root_ca)).
+    type: int
   data:
     description:
       - Facts to keep in the state, for example the fingerprints of the old and new roots. Values are stored as
@@ -210,6 +217,31 @@ state:
     history:
       description: One entry per completed phase with its completion time (epoch seconds).
       type: list
+plan:
+  description:
+    - What a run of the rotation does from this state - the one list of its phases the playbooks print.
+    - Null for a rotation without a fixed phase list (only V(root_ca) has one).
+  returned: unless O(operation=record)
+  type: dict
+  contains:
+    phase_count:
+      description: Number of phases.
+      type: int
+      sample: 5
+    phases:
+      description: 'Every phase, as C(phase <n>: <what it does>).'
+      type: list
+      elements: str
+    pending:
+      description:
+        - The phases still to do, up to O(stop_after_phase); empty for a complete rotation unless
+          O(restart_completed=true).
+      type: list
+      elements: str
+      sample: ["phase 3: switch signing to the new intermediate and reissue leaves and client certificates"]
+    next_phase:
+      description: Number of the next phase to do (null when there is none).
+      type: int
 promoted:
   description: Paths that were (or would be) replaced by the deprecated O(promote).
   returned: always

@@ -54,6 +54,31 @@ def test_pending_phases_honour_the_gate_and_completion():
     assert rot.pending_phases(state, phases) == []
 
 
+def test_the_plan_lists_the_phases_to_do_up_to_the_gate():
+    plan = rot.plan('root_ca', None)
+    assert plan['phase_count'] == 5 and plan['next_phase'] == 1 and plan['pending'] == plan['phases']
+    assert plan['phases'][0] == 'phase 1: create the new root CA and its intermediate'
+    assert plan['phases'][4] == 'phase 5: remove the old root from every bundle and archive the old CA'
+    state, _unused = rot.complete_phase(rot.new_state('root_ca', NOW, 5), 1, NOW)
+    gated = rot.plan('root_ca', state, stop_after=3)
+    assert [text.split(':')[0] for text in gated['pending']] == ['phase 2', 'phase 3'] and gated['next_phase'] == 2
+    assert rot.plan('root_ca', state, stop_after=1)['pending'] == [] and rot.plan('intermediate', state) is None
+
+
+def test_a_complete_rotation_plans_nothing_unless_a_new_one_starts():
+    state = rot.new_state('root_ca', NOW, 5)
+    for phase in (1, 2, 3, 4, 5):
+        state, _unused = rot.complete_phase(state, phase, NOW + phase)
+    assert rot.plan('root_ca', state)['pending'] == [] and rot.plan('root_ca', state)['next_phase'] is None
+    assert rot.plan('root_ca', state, restart_completed=True)['pending'] == rot.plan('root_ca', None)['phases']
+
+
+@pytest.mark.parametrize('gate', [0, 6])
+def test_a_gate_outside_the_phases_is_one_sentence(gate):
+    with pytest.raises(rot.RotationError, match=r'^stop_after_phase must be a phase number from 1 to 5, got %d\.$' % gate):
+        rot.plan('root_ca', None, stop_after=gate)
+
+
 def test_state_file_round_trip_and_clear_errors(tmp_path):
     path = tmp_path / 'state.json'
     assert rot.load_state(str(path)) is None

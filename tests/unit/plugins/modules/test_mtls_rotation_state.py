@@ -144,3 +144,17 @@ def test_a_phase_out_of_order_moves_no_file(tmp_path, capsys):
 
 def test_without_promote_no_deprecation():
     assert _deprecations(dict(rotation='root_ca', operation='start', state_path='/x/state.json', phase_count=5)) == []
+
+
+def test_read_returns_the_plan_of_the_next_run(tmp_path, capsys):
+    state_path = str(tmp_path / 'state.json')
+    fresh = run(capsys, rotation='root_ca', state_path=state_path, stop_after_phase=2)
+    assert fresh['changed'] is False and fresh['state'] is None
+    assert fresh['plan']['pending'] == fresh['plan']['phases'][:2] and fresh['plan']['next_phase'] == 1
+    run(capsys, rotation='root_ca', operation='start', state_path=state_path, phase_count=5)
+    run(capsys, rotation='root_ca', operation='complete_phase', phase=1, state_path=state_path)
+    resumed = run(capsys, rotation='root_ca', state_path=state_path)
+    assert resumed['plan']['next_phase'] == 2 and len(resumed['plan']['pending']) == 4
+    assert run(capsys, rotation='client_certs', state_path=str(tmp_path / 'other.json'))['plan'] is None
+    bad = run(capsys, rotation='root_ca', state_path=state_path, stop_after_phase=9)
+    assert bad['failed'] is True and bad['msg'] == 'stop_after_phase must be a phase number from 1 to 5, got 9.'
