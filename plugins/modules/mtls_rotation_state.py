@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.kube_auth
+  - zerotrust.mtls.rotation_promote
 attributes:
   check_mode:
     support: full
@@ -89,57 +90,14 @@ options:
     description:
       - Deprecated, will be removed in version 1.0.0 of zerotrust.mtls - use
         O(zerotrust.mtls.mtls_rotation_promote#module:promote), then record the phase with this module.
-      - CA file sets to install into their active paths before the phase is recorded. The pair in C(dest) is
-        copied into C(archive_dir) first when it holds another key.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      source:
-        description: Dict with C(cert), C(key) and optional C(chain) paths of the CA to install.
-        type: dict
-        required: true
-      dest:
-        description: Dict with C(cert), C(key) and optional C(chain) paths to install it to.
-        type: dict
-        required: true
-      archive_dir:
-        description: Where the replaced CA is kept.
-        type: path
-        required: true
-      carry_crls:
-        description:
-          - Move the replaced CA's CRLs (C(ca.crl), C(chain.crl) beside C(dest.cert)) into C(archive_dir) with it,
-            so they are not taken for the new CA's. The root CA rotation sets it; the trust bundles deliver the
-            archived CRLs while the old root stays trusted (M(zerotrust.mtls.mtls_trust_bundle)).
-        type: bool
-        default: false
-      key_passphrase:
-        description: Passphrase of the source key, used only to check that it matches its certificate.
-        type: str
+      - CA file sets to install into their active paths before the phase is recorded, as
+        M(zerotrust.mtls.mtls_rotation_promote) installs them.
   archive:
     description:
       - Deprecated, will be removed in version 1.0.0 of zerotrust.mtls - use
         O(zerotrust.mtls.mtls_rotation_promote#module:archive), then record the phase with this module.
-      - CA file sets to move into an archive directory (copied, verified, then removed from their place).
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      cert:
-        description: Certificate path.
-        type: path
-        required: true
-      key:
-        description: Key path.
-        type: path
-      chain:
-        description: Chain path.
-        type: path
-      archive_dir:
-        description: Archive directory (created C(0700)).
-        type: path
-        required: true
+      - CA file sets to move into an archive directory (copied, verified, then removed from their place)
+        before the phase is recorded.
   state_configmap:
     description:
       - Mirror the state into this ConfigMap (C(name), C(namespace)); skipped when not given.

@@ -6,37 +6,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import json
 import os
 
-import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki, rotation_state
+from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_state
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_rotation_state
-
-DAY = datetime.timedelta(days=1)
-
-
-def run(capsys, check_mode=False, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_rotation_state.main()
-    return json.loads(capsys.readouterr().out)
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import rotation_cases
 
 
-def _ca(directory, name, passphrase=None):
-    key = pki.generate_private_key()
-    cert = pki.build_ca(key, name, 3650 * DAY, path_length=1)
-    directory.mkdir(parents=True)
-    (directory / 'ca.crt').write_bytes(pki.certificate_pem(cert))
-    (directory / 'ca.key').write_bytes(pki.private_key_pem(key, passphrase=passphrase))
-    os.chmod(str(directory / 'ca.key'), 0o600)
-    return {'cert': str(directory / 'ca.crt'), 'key': str(directory / 'ca.key')}
+def run(capsys, **args):
+    return rotation_cases.run_module(mtls_rotation_state, capsys, **args)
+
+
+_ca = rotation_cases.write_ca
 
 
 def test_start_resume_and_complete(tmp_path, capsys):
