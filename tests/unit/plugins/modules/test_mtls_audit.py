@@ -10,7 +10,6 @@ import datetime
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_audit
@@ -18,11 +17,7 @@ from ansible_collections.zerotrust.mtls.plugins.modules import mtls_audit
 DAY = datetime.timedelta(days=1)
 
 
-def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_audit.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_audit
 
 
 @pytest.fixture(scope='module')
@@ -44,8 +39,8 @@ def pki_dir(tmp_path_factory):
     return base
 
 
-def test_files_are_audited_and_due_counted(pki_dir, capsys):
-    result = run(capsys, paths=[str(pki_dir / 'leaves')], trust_bundle_path=str(pki_dir / 'bundle.pem'))
+def test_files_are_audited_and_due_counted(pki_dir, run):
+    result = run(paths=[str(pki_dir / 'leaves')], trust_bundle_path=str(pki_dir / 'bundle.pem'))
     assert result['changed'] is False and result['mesh'] is None
     rows = result['certificates']
     assert [r['subject'] for r in rows] == ['CN=old', 'CN=fresh'], 'soonest expiry first; keys are not read'
@@ -54,11 +49,11 @@ def test_files_are_audited_and_due_counted(pki_dir, capsys):
     assert 'PRIVATE KEY' not in json.dumps(result)
 
 
-def test_a_missing_path_fails_with_one_sentence(pki_dir, capsys):
-    result = run(capsys, paths=[str(pki_dir / 'nope')])
+def test_a_missing_path_fails_with_one_sentence(pki_dir, run):
+    result = run(paths=[str(pki_dir / 'nope')])
     assert result['failed'] is True and result['msg'] == 'paths: %s does not exist.' % (pki_dir / 'nope')
 
 
-def test_mesh_needs_the_cluster(capsys):
-    result = run(capsys, mesh=True)
+def test_mesh_needs_the_cluster(run):
+    result = run(mesh=True)
     assert result['failed'] is True and 'mesh=true needs cluster=true' in result['msg']

@@ -11,7 +11,6 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_ca
@@ -19,14 +18,8 @@ from ansible_collections.zerotrust.mtls.plugins.modules import mtls_ca
 PASSPHRASE = 'correct horse battery staple'
 
 
-def run(capsys, check_mode=False, diff=True, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    args['_ansible_diff'] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_ca.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_ca
+RUN_DEFAULTS = {"diff": True}
 
 
 def snapshot(directory):
@@ -63,11 +56,11 @@ def inter_args(tmp_path, **extra):
     return args
 
 
-def test_root_check_mode_then_create_then_idempotent(tmp_path, capsys):
-    predicted = run(capsys, check_mode=True, **root_args(tmp_path))
+def test_root_check_mode_then_create_then_idempotent(tmp_path, run):
+    predicted = run(check_mode=True, **root_args(tmp_path))
     assert predicted['changed'] is True and predicted['reason'] == 'created'
     assert os.listdir(str(tmp_path)) == []
-    created = run(capsys, **root_args(tmp_path))
+    created = run(**root_args(tmp_path))
     assert created['changed'] is True and created['reason'] == 'created'
     assert stat.S_IMODE(os.stat(str(tmp_path / 'root.key')).st_mode) == 0o600
     assert (tmp_path / 'root.key').read_bytes().startswith(b'-----BEGIN ENCRYPTED PRIVATE KEY-----')
@@ -81,26 +74,26 @@ def test_root_check_mode_then_create_then_idempotent(tmp_path, capsys):
     assert 'PRIVATE KEY' not in text and PASSPHRASE not in text
     before = snapshot(tmp_path)
     for check_mode in (True, False):
-        again = run(capsys, check_mode=check_mode, **root_args(tmp_path))
+        again = run(check_mode=check_mode, **root_args(tmp_path))
         assert again['changed'] is False and again['reason'] == 'unchanged'
         assert again['serial'] == created['serial']
     assert snapshot(tmp_path) == before
 
 
-def test_intermediate_chain_and_openssl(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path))
-    created = run(capsys, **inter_args(tmp_path))
+def test_intermediate_chain_and_openssl(tmp_path, run):
+    run(**root_args(tmp_path))
+    created = run(**inter_args(tmp_path))
     assert created['changed'] and created['reason'] == 'created' and created['is_root'] is False
     chain = pki.load_certificates((tmp_path / 'int.chain.crt').read_bytes(), 'x')
     assert [c.subject.rfc4514_string() for c in chain] == ['CN=Unit Intermediate', 'CN=Unit Root,O=Unit']
     pki.verify_chain(chain[0], [], [chain[1]], 'chain')
     assert pki.basic_constraints(chain[0]) == (True, 0)
-    assert run(capsys, **inter_args(tmp_path))['changed'] is False
+    assert run(**inter_args(tmp_path))['changed'] is False
 
 
-def test_renewal_keeps_the_key(tmp_path, capsys):
-    first = run(capsys, **root_args(tmp_path))
-    renewed = run(capsys, **root_args(tmp_path, renew_before='3651d'))
+def test_renewal_keeps_the_key(tmp_path, run):
+    first = run(**root_args(tmp_path))
+    renewed = run(**root_args(tmp_path, renew_before='3651d'))
     assert renewed['changed'] and renewed['reason'] == 'renewed'
     assert renewed['serial'] != first['serial']
     assert renewed['key_fingerprint'] == first['key_fingerprint']
@@ -109,10 +102,10 @@ def test_renewal_keeps_the_key(tmp_path, capsys):
     assert 'PRIVATE' not in json.dumps(renewed['diff'])
 
 
-def test_key_type_change_makes_a_new_key_and_always_backs_up_the_old(tmp_path, capsys):
-    first = run(capsys, **root_args(tmp_path))
+def test_key_type_change_makes_a_new_key_and_always_backs_up_the_old(tmp_path, run):
+    first = run(**root_args(tmp_path))
     old_key = (tmp_path / 'root.key').read_bytes()
-    changed = run(capsys, **root_args(tmp_path, key_type='ec_p384', backup=False))
+    changed = run(**root_args(tmp_path, key_type='ec_p384', backup=False))
     assert changed['reason'] == 'drift' and changed['key_fingerprint'] != first['key_fingerprint']
     key_backups = [p for p in changed['backup_files'] if p.startswith(str(tmp_path / 'root.key'))]
     assert len(key_backups) == 1
@@ -121,16 +114,16 @@ def test_key_type_change_makes_a_new_key_and_always_backs_up_the_old(tmp_path, c
     assert stat.S_IMODE(os.stat(key_backups[0]).st_mode) == 0o600
 
 
-def test_force_is_reported_and_backs_up(tmp_path, capsys):
-    first = run(capsys, **root_args(tmp_path))
-    forced = run(capsys, **root_args(tmp_path, force=True))
+def test_force_is_reported_and_backs_up(tmp_path, run):
+    first = run(**root_args(tmp_path))
+    forced = run(**root_args(tmp_path, force=True))
     assert forced['reason'] == 'forced' and forced['key_fingerprint'] != first['key_fingerprint']
     assert any(p.startswith(str(tmp_path / 'root.key.')) for p in forced['backup_files'])
 
 
-def test_subject_change_is_drift_with_the_same_key(tmp_path, capsys):
-    first = run(capsys, **root_args(tmp_path))
-    drift = run(capsys, **root_args(tmp_path, common_name='Renamed Root'))
+def test_subject_change_is_drift_with_the_same_key(tmp_path, run):
+    first = run(**root_args(tmp_path))
+    drift = run(**root_args(tmp_path, common_name='Renamed Root'))
     assert drift['reason'] == 'drift' and drift['key_fingerprint'] == first['key_fingerprint']
 
 
@@ -142,10 +135,10 @@ def test_subject_change_is_drift_with_the_same_key(tmp_path, capsys):
     (dict(valid_for='-3d'), 'valid_for', 'positive'),
     (dict(key_type='dsa'), None, 'key_type'),
 ])
-def test_bad_intermediate_requests_fail_and_change_nothing(tmp_path, capsys, change, field, fragment):
-    run(capsys, **root_args(tmp_path, path_length=1, valid_for='3650d'))
+def test_bad_intermediate_requests_fail_and_change_nothing(tmp_path, run, change, field, fragment):
+    run(**root_args(tmp_path, path_length=1, valid_for='3650d'))
     before = snapshot(tmp_path)
-    result = run(capsys, **inter_args(tmp_path, **change))
+    result = run(**inter_args(tmp_path, **change))
     assert result['failed'] is True
     assert fragment in result['msg']
     if field:
@@ -153,66 +146,66 @@ def test_bad_intermediate_requests_fail_and_change_nothing(tmp_path, capsys, cha
     assert snapshot(tmp_path) == before
 
 
-def test_parent_with_pathlen_zero_cannot_sign_an_intermediate(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path, path_length=0))
+def test_parent_with_pathlen_zero_cannot_sign_an_intermediate(tmp_path, run):
+    run(**root_args(tmp_path, path_length=0))
     before = snapshot(tmp_path)
-    result = run(capsys, **inter_args(tmp_path))
+    result = run(**inter_args(tmp_path))
     assert result['failed'] and result['field'] == 'parent_cert_path' and 'pathlen 0' in result['msg']
     assert snapshot(tmp_path) == before
 
 
-def test_parent_that_is_not_a_ca(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path))
+def test_parent_that_is_not_a_ca(tmp_path, run):
+    run(**root_args(tmp_path))
     issuer = pki.Issuer(pki.load_certificate((tmp_path / 'root.crt').read_bytes(), 'x'),
                         pki.load_private_key((tmp_path / 'root.key').read_bytes(), 'x', PASSPHRASE))
     leaf_key = pki.generate_private_key()
     leaf = pki.build_leaf(issuer, pki.LeafSpec('not-a-ca'), leaf_key)
     (tmp_path / 'leaf.crt').write_bytes(pki.certificate_pem(leaf))
     (tmp_path / 'leaf.key').write_bytes(pki.private_key_pem(leaf_key))
-    result = run(capsys, **inter_args(tmp_path, parent_cert_path=str(tmp_path / 'leaf.crt'),
+    result = run(**inter_args(tmp_path, parent_cert_path=str(tmp_path / 'leaf.crt'),
                                       parent_key_path=str(tmp_path / 'leaf.key'), parent_key_passphrase=None))
     assert result['failed'] and result['field'] == 'parent_cert_path' and 'not a CA' in result['msg']
     assert not (tmp_path / 'int.crt').exists()
 
 
-def test_unreadable_existing_ca_key_is_an_error_not_a_new_key(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path))
+def test_unreadable_existing_ca_key_is_an_error_not_a_new_key(tmp_path, run):
+    run(**root_args(tmp_path))
     before = snapshot(tmp_path)
-    result = run(capsys, **root_args(tmp_path, key_passphrase='not it'))
+    result = run(**root_args(tmp_path, key_passphrase='not it'))
     assert result['failed'] and result['field'] == 'key_passphrase' and result['msg'].startswith('key_path ')
     assert snapshot(tmp_path) == before
 
 
-def test_state_absent_removes_with_key_backup(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path))
-    predicted = run(capsys, check_mode=True, state='absent', cert_path=str(tmp_path / 'root.crt'),
+def test_state_absent_removes_with_key_backup(tmp_path, run):
+    run(**root_args(tmp_path))
+    predicted = run(check_mode=True, state='absent', cert_path=str(tmp_path / 'root.crt'),
                     key_path=str(tmp_path / 'root.key'))
     assert predicted['changed'] and (tmp_path / 'root.key').exists()
-    removed = run(capsys, state='absent', cert_path=str(tmp_path / 'root.crt'), key_path=str(tmp_path / 'root.key'),
+    removed = run(state='absent', cert_path=str(tmp_path / 'root.crt'), key_path=str(tmp_path / 'root.key'),
                   chain_path=str(tmp_path / 'root.chain.crt'))
     assert removed['changed'] and removed['reason'] == 'removed'
     assert not (tmp_path / 'root.key').exists() and not (tmp_path / 'root.crt').exists()
     assert len(removed['backup_files']) == 1 and '.key.' in removed['backup_files'][0]
-    again = run(capsys, state='absent', cert_path=str(tmp_path / 'root.crt'), key_path=str(tmp_path / 'root.key'))
+    again = run(state='absent', cert_path=str(tmp_path / 'root.crt'), key_path=str(tmp_path / 'root.key'))
     assert again['changed'] is False and again['reason'] == 'absent'
 
 
-def test_key_mode_drift_is_fixed_without_reissuing(tmp_path, capsys):
-    first = run(capsys, **root_args(tmp_path))
+def test_key_mode_drift_is_fixed_without_reissuing(tmp_path, run):
+    first = run(**root_args(tmp_path))
     os.chmod(str(tmp_path / 'root.key'), 0o644)
-    predicted = run(capsys, check_mode=True, **root_args(tmp_path))
+    predicted = run(check_mode=True, **root_args(tmp_path))
     assert predicted['changed'] and predicted['reason'] == 'files_updated'
-    fixed = run(capsys, **root_args(tmp_path))
+    fixed = run(**root_args(tmp_path))
     assert fixed['changed'] and fixed['serial'] == first['serial']
     assert stat.S_IMODE(os.stat(str(tmp_path / 'root.key')).st_mode) == 0o600
 
 
-def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, capsys):
+def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, run):
     """An intermediate left unencrypted by an older release is encrypted in place: same key,
     same certificate, a backup of the plain key, then nothing to do."""
-    run(capsys, **root_args(tmp_path))
+    run(**root_args(tmp_path))
     plain_args = inter_args(tmp_path)
-    created = run(capsys, **plain_args)
+    created = run(**plain_args)
     assert created['changed'] is True
     plain_key = (tmp_path / 'int.key').read_bytes()
     assert plain_key.startswith(b'-----BEGIN PRIVATE KEY-----')
@@ -220,13 +213,13 @@ def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, capsys):
     before = snapshot(tmp_path)
 
     encrypted_args = inter_args(tmp_path, key_passphrase='intermediate passphrase')
-    predicted = run(capsys, check_mode=True, **encrypted_args)
+    predicted = run(check_mode=True, **encrypted_args)
     assert predicted['changed'] is True and predicted['reason'] == 'key_encrypted'
     assert predicted['diff']['before']['key_encrypted'] is False
     assert predicted['diff']['after']['key_encrypted'] is True
     assert snapshot(tmp_path) == before
 
-    converted = run(capsys, **encrypted_args)
+    converted = run(**encrypted_args)
     assert converted['changed'] is True and converted['reason'] == 'key_encrypted'
     new_key = (tmp_path / 'int.key').read_bytes()
     assert new_key.startswith(b'-----BEGIN ENCRYPTED PRIVATE KEY-----')
@@ -240,16 +233,16 @@ def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, capsys):
     assert stat.S_IMODE(os.stat(converted['backup_files'][0]).st_mode) == 0o600
     assert 'PRIVATE KEY' not in json.dumps(converted)
 
-    rerun = run(capsys, **encrypted_args)
+    rerun = run(**encrypted_args)
     assert rerun['changed'] is False and rerun['reason'] == 'unchanged'
     assert (tmp_path / 'int.key').read_bytes() == new_key
 
 
-def test_encrypted_key_with_the_wrong_passphrase_is_never_rewritten(tmp_path, capsys):
-    run(capsys, **root_args(tmp_path))
-    run(capsys, **inter_args(tmp_path, key_passphrase='intermediate passphrase'))
+def test_encrypted_key_with_the_wrong_passphrase_is_never_rewritten(tmp_path, run):
+    run(**root_args(tmp_path))
+    run(**inter_args(tmp_path, key_passphrase='intermediate passphrase'))
     before = snapshot(tmp_path)
-    failed = run(capsys, **inter_args(tmp_path, key_passphrase='another passphrase'))
+    failed = run(**inter_args(tmp_path, key_passphrase='another passphrase'))
     assert failed['failed'] is True and failed['field'] == 'key_passphrase'
     assert 'cannot be decrypted with the given passphrase (key_passphrase)' in failed['msg']
     assert snapshot(tmp_path) == before

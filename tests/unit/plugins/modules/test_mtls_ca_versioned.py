@@ -14,23 +14,15 @@ import shutil
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils import files, pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_ca
 
 NAMES = ('ca.crt', 'ca.key', 'chain.pem')
 
 
-def run(capsys, check_mode=False, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_ca.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_ca
+RUN_DEFAULTS = {"diff": True}
 
 
 def ca_args(directory, **extra):
@@ -73,19 +65,19 @@ def tree(directory):
     return result
 
 
-def test_created_in_the_versioned_layout_and_idempotent(tmp_path, capsys):
-    created = run(capsys, **ca_args(tmp_path))
+def test_created_in_the_versioned_layout_and_idempotent(tmp_path, run):
+    created = run(**ca_args(tmp_path))
     assert created['changed'] and created['reason'] == 'created' and created['layout'] == 'versioned'
     assert_versioned(tmp_path)
     before = tree(tmp_path)
     for check_mode in (True, False):
-        again = run(capsys, check_mode=check_mode, **ca_args(tmp_path))
+        again = run(check_mode=check_mode, **ca_args(tmp_path))
         assert again['changed'] is False and again['reason'] == 'unchanged'
     assert tree(tmp_path) == before
 
 
-def test_rekey_switches_the_pair_in_one_rename(tmp_path, capsys, monkeypatch):
-    run(capsys, **ca_args(tmp_path))
+def test_rekey_switches_the_pair_in_one_rename(tmp_path, run, monkeypatch):
+    run(**ca_args(tmp_path))
     old_cert, old_key = pair(tmp_path)
     old_key_bytes = (tmp_path / 'ca.key').read_bytes()
     renames = []
@@ -100,7 +92,7 @@ def test_rekey_switches_the_pair_in_one_rename(tmp_path, capsys, monkeypatch):
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, 'rename', recording_rename)
-    forced = run(capsys, **ca_args(tmp_path, force=True))
+    forced = run(**ca_args(tmp_path, force=True))
     monkeypatch.setattr(os, 'rename', real_rename)
     assert forced['changed'] and forced['reason'] == 'forced'
     # Only the key's backup copy and ..data are renamed into place; never a visible name.
@@ -134,14 +126,14 @@ def _make_plain(directory):
     return contents
 
 
-def test_plain_files_are_converted_once_without_changing_a_byte(tmp_path, capsys):
-    created = run(capsys, **ca_args(tmp_path))
+def test_plain_files_are_converted_once_without_changing_a_byte(tmp_path, run):
+    created = run(**ca_args(tmp_path))
     contents = _make_plain(tmp_path)
     before = tree(tmp_path)
-    predicted = run(capsys, check_mode=True, **ca_args(tmp_path))
+    predicted = run(check_mode=True, **ca_args(tmp_path))
     assert predicted['changed'] is True and predicted['reason'] == 'files_updated'
     assert tree(tmp_path) == before, 'check mode wrote something'
-    converted = run(capsys, **ca_args(tmp_path))
+    converted = run(**ca_args(tmp_path))
     assert converted['changed'] is True and converted['reason'] == 'files_updated'
     assert converted['serial'] == created['serial'] and converted['backup_files'] == []
     assert 'PRIVATE' not in json.dumps(converted)
@@ -150,20 +142,20 @@ def test_plain_files_are_converted_once_without_changing_a_byte(tmp_path, capsys
         assert (tmp_path / name).read_bytes() == content
         assert stat.S_IMODE(os.stat(str(tmp_path / name)).st_mode) == mode
     for check_mode in (True, False):
-        again = run(capsys, check_mode=check_mode, **ca_args(tmp_path))
+        again = run(check_mode=check_mode, **ca_args(tmp_path))
         assert again['changed'] is False and again['reason'] == 'unchanged'
 
 
-def test_renewal_of_plain_files_converts_and_keeps_the_key(tmp_path, capsys):
-    created = run(capsys, **ca_args(tmp_path))
+def test_renewal_of_plain_files_converts_and_keeps_the_key(tmp_path, run):
+    created = run(**ca_args(tmp_path))
     contents = _make_plain(tmp_path)
-    renewed = run(capsys, **ca_args(tmp_path, renew_before='3651d'))
+    renewed = run(**ca_args(tmp_path, renew_before='3651d'))
     assert renewed['reason'] == 'renewed' and renewed['key_fingerprint'] == created['key_fingerprint']
     assert_versioned(tmp_path)
     assert (tmp_path / 'ca.key').read_bytes() == contents['ca.key'][0]
 
 
-def test_other_files_and_subdirectories_are_left_exactly_as_they_are(tmp_path, capsys):
+def test_other_files_and_subdirectories_are_left_exactly_as_they_are(tmp_path, run):
     (tmp_path / 'README').write_text('not ours\n')
     (tmp_path / 'serial.txt').write_text('42\n')
     os.chmod(str(tmp_path / 'serial.txt'), 0o640)
@@ -175,9 +167,9 @@ def test_other_files_and_subdirectories_are_left_exactly_as_they_are(tmp_path, c
     (tmp_path / ('.other.crt.%d.0.tmp' % os.getpid())).write_text('busy\n')
     (tmp_path / '.other.crt.999999999.0.tmp').write_text('not ours to remove\n')
     others = tree(tmp_path)
-    run(capsys, **ca_args(tmp_path))
-    run(capsys, **ca_args(tmp_path, force=True))
-    run(capsys, **ca_args(tmp_path, common_name='Renamed Root'))
+    run(**ca_args(tmp_path))
+    run(**ca_args(tmp_path, force=True))
+    run(**ca_args(tmp_path, common_name='Renamed Root'))
     assert_versioned(tmp_path)
     after = tree(tmp_path)
     assert dict((k, v) for k, v in after.items() if k in others) == others
@@ -187,18 +179,18 @@ def test_other_files_and_subdirectories_are_left_exactly_as_they_are(tmp_path, c
     assert sorted(os.listdir(str(tmp_path / files.DATA_LINK))) == sorted(NAMES)
 
 
-def test_leftovers_of_killed_runs_are_removed_and_not_a_change(tmp_path, capsys):
-    run(capsys, **ca_args(tmp_path))
+def test_leftovers_of_killed_runs_are_removed_and_not_a_change(tmp_path, run):
+    run(**ca_args(tmp_path))
     dead = '..20200101T000000.000000Z.999999999.0'
     (tmp_path / dead).mkdir()
     (tmp_path / dead / 'ca.key').write_text('half written')
     os.symlink(dead, str(tmp_path / '..data_tmp.999999999.0'))
     (tmp_path / '.ca.crt.999999999.3.tmp').write_text('x')
     (tmp_path / '.ca.crt.999999999.probe').write_text('')
-    predicted = run(capsys, check_mode=True, **ca_args(tmp_path))
+    predicted = run(check_mode=True, **ca_args(tmp_path))
     assert predicted['changed'] is False and predicted['leftovers_removed'] == 4
     assert (tmp_path / dead).is_dir()
-    cleaned = run(capsys, **ca_args(tmp_path))
+    cleaned = run(**ca_args(tmp_path))
     assert cleaned['changed'] is False and cleaned['leftovers_removed'] == 4
     assert not (tmp_path / dead).exists() and not os.path.lexists(str(tmp_path / '..data_tmp.999999999.0'))
     assert [n for n in os.listdir(str(tmp_path)) if n.endswith(('.tmp', '.probe'))] == []
@@ -206,8 +198,8 @@ def test_leftovers_of_killed_runs_are_removed_and_not_a_change(tmp_path, capsys)
 
 
 @pytest.mark.parametrize('fail_on', ['switch', 'flush'])
-def test_failure_mid_commit_leaves_the_old_complete_pair(tmp_path, capsys, monkeypatch, fail_on):
-    run(capsys, **ca_args(tmp_path))
+def test_failure_mid_commit_leaves_the_old_complete_pair(tmp_path, run, monkeypatch, fail_on):
+    run(**ca_args(tmp_path))
     old = dict((name, (tmp_path / name).read_bytes()) for name in NAMES)
     old_version = files.current_version(str(tmp_path))
     real_rename, real_fsync = os.rename, os.fsync
@@ -224,7 +216,7 @@ def test_failure_mid_commit_leaves_the_old_complete_pair(tmp_path, capsys, monke
 
     monkeypatch.setattr(os, 'rename', failing_rename)
     monkeypatch.setattr(os, 'fsync', failing_fsync)
-    failed = run(capsys, **ca_args(tmp_path, force=True))
+    failed = run(**ca_args(tmp_path, force=True))
     monkeypatch.setattr(os, 'rename', real_rename)
     monkeypatch.setattr(os, 'fsync', real_fsync)
     assert failed.get('failed') is True and 'injected I/O error' in failed['msg']
@@ -236,34 +228,34 @@ def test_failure_mid_commit_leaves_the_old_complete_pair(tmp_path, capsys, monke
     assert [n for n in os.listdir(str(tmp_path)) if n.startswith('..') and n != files.DATA_LINK] == [old_version]
     assert_versioned(tmp_path)
     # The next run does what the failed one could not.
-    forced = run(capsys, **ca_args(tmp_path, force=True))
+    forced = run(**ca_args(tmp_path, force=True))
     assert forced['changed'] and (tmp_path / 'ca.key').read_bytes() != old['ca.key']
     assert_versioned(tmp_path)
 
 
-def test_different_directories_keep_one_file_per_rename(tmp_path, capsys):
+def test_different_directories_keep_one_file_per_rename(tmp_path, run):
     (tmp_path / 'certs').mkdir()
     (tmp_path / 'keys').mkdir()
     args = dict(cert_path=str(tmp_path / 'certs' / 'ca.crt'), key_path=str(tmp_path / 'keys' / 'ca.key'),
                 common_name='Split Root')
-    created = run(capsys, **args)
+    created = run(**args)
     assert created['changed'] and created['layout'] == 'files'
     for path in (args['cert_path'], args['key_path']):
         assert not os.path.islink(path)
-    assert run(capsys, **args)['changed'] is False
+    assert run(**args)['changed'] is False
 
 
-def test_state_absent_removes_the_hidden_key_too(tmp_path, capsys):
+def test_state_absent_removes_the_hidden_key_too(tmp_path, run):
     (tmp_path / 'keep.txt').write_text('keep\n')
-    run(capsys, **ca_args(tmp_path))
-    removed = run(capsys, state='absent', **dict((k, v) for k, v in ca_args(tmp_path).items() if k != 'common_name'))
+    run(**ca_args(tmp_path))
+    removed = run(state='absent', **dict((k, v) for k, v in ca_args(tmp_path).items() if k != 'common_name'))
     assert removed['changed'] and removed['reason'] == 'removed'
     assert sorted(os.listdir(str(tmp_path))) == sorted(['keep.txt'] + [os.path.basename(p) for p in removed['backup_files']])
     (backup,) = removed['backup_files']
     assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
 
 
-def test_reserved_names_are_refused_naming_the_field(tmp_path, capsys):
-    failed = run(capsys, **ca_args(tmp_path, key_path=str(tmp_path / '..data')))
+def test_reserved_names_are_refused_naming_the_field(tmp_path, run):
+    failed = run(**ca_args(tmp_path, key_path=str(tmp_path / '..data')))
     assert failed.get('failed') is True and failed['field'] == 'key_path' and 'reserved' in failed['msg']
     assert os.listdir(str(tmp_path)) == []

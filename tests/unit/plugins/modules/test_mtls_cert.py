@@ -14,7 +14,6 @@ import stat
 import subprocess
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
@@ -24,14 +23,7 @@ OPENSSL = shutil.which('openssl')
 DAY = datetime.timedelta(days=1)
 
 
-def run(capsys, check_mode=False, diff=False, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    args['_ansible_diff'] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_cert.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_cert
 
 
 def snapshot(directory):
@@ -84,11 +76,11 @@ def batch(base, count=20, **extra):
     return args
 
 
-def test_single_check_mode_create_and_idempotent(pki_dir, capsys):
-    predicted = run(capsys, check_mode=True, **single(pki_dir))
+def test_single_check_mode_create_and_idempotent(pki_dir, run):
+    predicted = run(check_mode=True, **single(pki_dir))
     assert predicted['changed'] and predicted['reason'] == 'missing' and predicted['serial'] is None
     assert os.listdir(str(pki_dir / 'out')) == []
-    created = run(capsys, diff=True, **single(pki_dir))
+    created = run(diff=True, **single(pki_dir))
     assert created['changed'] and created['reason'] == 'missing'
     cert = pki.load_certificate((pki_dir / 'out' / 'web.crt').read_bytes(), 'x')
     key = pki.load_private_key((pki_dir / 'out' / 'web.key').read_bytes(), 'x')
@@ -102,13 +94,13 @@ def test_single_check_mode_create_and_idempotent(pki_dir, capsys):
     assert summary['dns_names'] == ['web.example.com'] and summary['uris'] == ['spiffe://example.org/ns/default/sa/web']
     before = snapshot(pki_dir / 'out')
     for check_mode in (True, False):
-        again = run(capsys, check_mode=check_mode, **single(pki_dir))
+        again = run(check_mode=check_mode, **single(pki_dir))
         assert again['changed'] is False and again['reason'] == 'unchanged' and again['serial'] == created['serial']
     assert snapshot(pki_dir / 'out') == before
 
 
 @pytest.mark.skipif(OPENSSL is None, reason='openssl is needed to cross-check the chain')
-def test_fullchain_and_chain_files_verify_with_openssl(tmp_path, capsys):
+def test_fullchain_and_chain_files_verify_with_openssl(tmp_path, run):
     root_key = pki.generate_private_key()
     root_cert = pki.build_ca(root_key, 'Chain Root', 3650 * DAY, path_length=1)
     inter_key = pki.generate_private_key()
@@ -117,7 +109,7 @@ def test_fullchain_and_chain_files_verify_with_openssl(tmp_path, capsys):
     (tmp_path / 'root.crt').write_bytes(pki.certificate_pem(root_cert))
     (tmp_path / 'int.crt').write_bytes(pki.certificate_pem(inter_cert))
     (tmp_path / 'int.key').write_bytes(pki.private_key_pem(inter_key))
-    result = run(capsys, ca_cert_path=str(tmp_path / 'int.crt'), ca_key_path=str(tmp_path / 'int.key'),
+    result = run(ca_cert_path=str(tmp_path / 'int.crt'), ca_key_path=str(tmp_path / 'int.key'),
                  ca_chain_path=str(tmp_path / 'root.crt'), cert_path=str(tmp_path / 'c.crt'),
                  key_path=str(tmp_path / 'c.key'), chain_path=str(tmp_path / 'c.chain.crt'),
                  fullchain_path=str(tmp_path / 'c.full.crt'), common_name='c', usage='client')
@@ -132,19 +124,19 @@ def test_fullchain_and_chain_files_verify_with_openssl(tmp_path, capsys):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_batch_create_rerun_and_targeted_reissue(pki_dir, capsys):
+def test_batch_create_rerun_and_targeted_reissue(pki_dir, run):
     out = pki_dir / 'out'
-    predicted = run(capsys, check_mode=True, **batch(pki_dir))
+    predicted = run(check_mode=True, **batch(pki_dir))
     assert predicted['changed'] and predicted['summary'] == {'missing': 20}
     assert os.listdir(str(out)) == []
-    created = run(capsys, **batch(pki_dir))
+    created = run(**batch(pki_dir))
     assert created['summary'] == {'missing': 20}
     # The versioned layout: 40 visible symlinks into ..data, plus ..data and one version directory.
     visible = [name for name in os.listdir(str(out)) if not name.startswith('.')]
     assert len(visible) == 40 and all(os.readlink(str(out / name)) == '..data/' + name for name in visible)
     assert len(os.listdir(str(out))) == 42
     assert all(entry['changed'] and entry['serial'] for entry in created['certs'])
-    assert run(capsys, **batch(pki_dir))['changed'] is False
+    assert run(**batch(pki_dir))['changed'] is False
     serial_of = dict((entry['name'], entry['serial']) for entry in created['certs'])
 
     # Three different problems on three items; the other 17 must stay untouched.
@@ -160,8 +152,8 @@ def test_batch_create_rerun_and_targeted_reissue(pki_dir, capsys):
     expected = {'client-001': 'missing', 'client-002': 'unreadable', 'client-003': 'key_mismatch',
                 'client-004': 'sans_changed', 'client-005': 'usage_changed', 'client-006': 'key_type_changed',
                 'client-007': 'subject_changed'}
-    predicted = run(capsys, check_mode=True, **args)
-    result = run(capsys, **args)
+    predicted = run(check_mode=True, **args)
+    result = run(**args)
     for outcome in (predicted, result):
         reasons = dict((entry['name'], entry['reason']) for entry in outcome['certs'] if entry['changed'])
         assert reasons == expected
@@ -172,40 +164,40 @@ def test_batch_create_rerun_and_targeted_reissue(pki_dir, capsys):
             assert entry['serial'] == serial_of[entry['name']] and entry['reason'] == 'unchanged'
     ed_key = pki.load_private_key((out / 'client-006.key').read_bytes(), 'x')
     assert pki.key_type_of(ed_key) == 'ed25519'
-    assert run(capsys, **args)['changed'] is False
+    assert run(**args)['changed'] is False
 
 
-def test_new_ca_means_issuer_changed(pki_dir, capsys):
-    run(capsys, **batch(pki_dir, count=3))
+def test_new_ca_means_issuer_changed(pki_dir, run):
+    run(**batch(pki_dir, count=3))
     make_ca(pki_dir / 'ca', name='other')
     args = batch(pki_dir, count=3)
     args.update(ca_args(pki_dir, 'other'))
-    result = run(capsys, **args)
+    result = run(**args)
     assert result['summary'] == {'issuer_changed': 3}
 
 
-def test_renewal_rotates_the_key_unless_told_not_to(pki_dir, capsys):
-    first = run(capsys, **single(pki_dir))
+def test_renewal_rotates_the_key_unless_told_not_to(pki_dir, run):
+    first = run(**single(pki_dir))
     key_before = (pki_dir / 'out' / 'web.key').read_bytes()
-    kept = run(capsys, **single(pki_dir, renew_before='31d', rotate_key=False))
+    kept = run(**single(pki_dir, renew_before='31d', rotate_key=False))
     assert kept['reason'] == 'renewal_due' and kept['serial'] != first['serial']
     assert kept['key_fingerprint'] == first['key_fingerprint']
     assert (pki_dir / 'out' / 'web.key').read_bytes() == key_before
-    rotated = run(capsys, **single(pki_dir, renew_before='31d'))
+    rotated = run(**single(pki_dir, renew_before='31d'))
     assert rotated['reason'] == 'renewal_due' and rotated['key_fingerprint'] != first['key_fingerprint']
 
 
-def test_default_renewal_window_is_a_third(pki_dir, capsys):
-    run(capsys, **single(pki_dir, valid_for='30d'))
+def test_default_renewal_window_is_a_third(pki_dir, run):
+    run(**single(pki_dir, valid_for='30d'))
     cert = pki.load_certificate((pki_dir / 'out' / 'web.crt').read_bytes(), 'x')
     due = pki.renewal_time(cert)
     assert abs((cert.not_valid_after_utc - due) - (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3) < DAY / 1000
 
 
-def test_force_and_backup(pki_dir, capsys):
-    first = run(capsys, **single(pki_dir))
+def test_force_and_backup(pki_dir, run):
+    first = run(**single(pki_dir))
     old_key = (pki_dir / 'out' / 'web.key').read_bytes()
-    forced = run(capsys, **single(pki_dir, force=True, backup=True))
+    forced = run(**single(pki_dir, force=True, backup=True))
     assert forced['reason'] == 'forced' and forced['serial'] != first['serial']
     key_backup = [p for p in forced['backup_files'] if '/web.key.' in p]
     assert len(key_backup) == 1 and stat.S_IMODE(os.stat(key_backup[0]).st_mode) == 0o600
@@ -213,25 +205,25 @@ def test_force_and_backup(pki_dir, capsys):
         assert handle.read() == old_key
 
 
-def test_mode_only_change_is_files_updated(pki_dir, capsys):
-    first = run(capsys, **single(pki_dir))
+def test_mode_only_change_is_files_updated(pki_dir, run):
+    first = run(**single(pki_dir))
     os.chmod(str(pki_dir / 'out' / 'web.key'), 0o640)
-    predicted = run(capsys, check_mode=True, **single(pki_dir))
+    predicted = run(check_mode=True, **single(pki_dir))
     assert predicted['changed'] and predicted['reason'] == 'files_updated'
-    fixed = run(capsys, **single(pki_dir))
+    fixed = run(**single(pki_dir))
     assert fixed['reason'] == 'files_updated' and fixed['serial'] == first['serial']
     assert stat.S_IMODE(os.stat(str(pki_dir / 'out' / 'web.key')).st_mode) == 0o600
-    assert run(capsys, **single(pki_dir))['changed'] is False
+    assert run(**single(pki_dir))['changed'] is False
 
 
-def test_batch_chain_files(pki_dir, capsys):
-    result = run(capsys, **batch(pki_dir, count=2, write_chain=True, write_fullchain=True))
+def test_batch_chain_files(pki_dir, run):
+    result = run(**batch(pki_dir, count=2, write_chain=True, write_fullchain=True))
     assert result['changed']
     out = pki_dir / 'out'
     ca_pem = (pki_dir / 'ca' / 'ca.crt').read_bytes()
     assert (out / 'client-000.chain.crt').read_bytes() == ca_pem
     assert (out / 'client-000.fullchain.crt').read_bytes() == (out / 'client-000.crt').read_bytes() + ca_pem
-    assert run(capsys, **batch(pki_dir, count=2, write_chain=True, write_fullchain=True))['changed'] is False
+    assert run(**batch(pki_dir, count=2, write_chain=True, write_fullchain=True))['changed'] is False
 
 
 @pytest.mark.parametrize('mutate, field, fragment', [
@@ -243,14 +235,14 @@ def test_batch_chain_files(pki_dir, capsys):
     (lambda certs: certs[0].update(valid_for='400d'), 'certs[0].valid_for', 'shorten valid_for or renew the CA'),
     (lambda certs: certs[0].update(valid_for='0d'), 'certs[0].valid_for', 'longer than zero'),
 ])
-def test_bad_batch_item_fails_before_anything_is_written(pki_dir, capsys, mutate, field, fragment):
-    run(capsys, **batch(pki_dir, count=6))
+def test_bad_batch_item_fails_before_anything_is_written(pki_dir, run, mutate, field, fragment):
+    run(**batch(pki_dir, count=6))
     for name in ('client-000', 'client-005'):  # make work that a half-run would do
         os.unlink(str(pki_dir / 'out' / (name + '.crt')))
     before = snapshot(pki_dir / 'out')
     args = batch(pki_dir, count=6)
     mutate(args['certs'])
-    result = run(capsys, **args)
+    result = run(**args)
     assert result['failed'] is True and result['field'] == field, result
     assert fragment in result['msg'] and result['msg'].startswith(field)
     assert snapshot(pki_dir / 'out') == before
@@ -266,41 +258,41 @@ def test_bad_batch_item_fails_before_anything_is_written(pki_dir, capsys, mutate
     (dict(common_name=None), 'common_name'),
     (dict(cert_path='/nonexistent/dir/web.crt'), 'cert_path'),
 ])
-def test_bad_single_input_names_the_field(pki_dir, capsys, change, field):
-    result = run(capsys, **single(pki_dir, **change))
+def test_bad_single_input_names_the_field(pki_dir, run, change, field):
+    result = run(**single(pki_dir, **change))
     assert result['failed'] is True and result['field'] == field, result
     assert field in result['msg']
     assert os.listdir(str(pki_dir / 'out')) == []
 
 
-def test_ca_key_not_matching_ca_cert(pki_dir, capsys):
+def test_ca_key_not_matching_ca_cert(pki_dir, run):
     make_ca(pki_dir / 'ca', name='other')
-    result = run(capsys, **single(pki_dir, ca_key_path=str(pki_dir / 'ca' / 'other.key')))
+    result = run(**single(pki_dir, ca_key_path=str(pki_dir / 'ca' / 'other.key')))
     assert result['failed'] and result['field'] == 'ca_key_path' and 'does not match' in result['msg']
 
 
-def test_expired_ca_is_refused(pki_dir, capsys):
+def test_expired_ca_is_refused(pki_dir, run):
     key = pki.generate_private_key()
     old = pki.build_ca(key, 'Old CA', 10 * DAY, now=datetime.datetime.now(datetime.timezone.utc) - 20 * DAY)
     (pki_dir / 'ca' / 'old.crt').write_bytes(pki.certificate_pem(old))
     (pki_dir / 'ca' / 'old.key').write_bytes(pki.private_key_pem(key, 'pw'))
     args = single(pki_dir)
     args.update(ca_args(pki_dir, 'old'))
-    result = run(capsys, **args)
+    result = run(**args)
     assert result['failed'] and result['field'] == 'ca_cert_path' and 'expired' in result['msg']
 
 
-def test_name_constrained_ca_refuses_outside_names(tmp_path, capsys):
+def test_name_constrained_ca_refuses_outside_names(tmp_path, run):
     (tmp_path / 'ca').mkdir()
     (tmp_path / 'out').mkdir()
     make_ca(tmp_path / 'ca', permitted_dns_domains=['example.com'])
-    ok = run(capsys, **single(tmp_path, uris=[]))
+    ok = run(**single(tmp_path, uris=[]))
     assert ok['changed']
-    refused = run(capsys, **single(tmp_path, dns_names=['web.example.net'], uris=[], force=True))
+    refused = run(**single(tmp_path, dns_names=['web.example.net'], uris=[], force=True))
     assert refused['failed'] and refused['field'] == 'dns_names' and 'permitted' in refused['msg']
 
 
-def test_rsa_leaf_has_key_encipherment(pki_dir, capsys):
-    run(capsys, **single(pki_dir, key_type='rsa2048'))
+def test_rsa_leaf_has_key_encipherment(pki_dir, run):
+    run(**single(pki_dir, key_type='rsa2048'))
     cert = pki.load_certificate((pki_dir / 'out' / 'web.crt').read_bytes(), 'x')
     assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_encipherment

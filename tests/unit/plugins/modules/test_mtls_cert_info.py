@@ -10,7 +10,6 @@ import datetime
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert_info
@@ -18,11 +17,7 @@ from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert_info
 DAY = datetime.timedelta(days=1)
 
 
-def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_cert_info.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_cert_info
 
 
 @pytest.fixture(scope='module')
@@ -48,8 +43,8 @@ def chain(tmp_path_factory):
     return base
 
 
-def test_reports_expiry_renewal_and_chain(chain, capsys):
-    result = run(capsys, paths=[str(chain / 'fresh.full.crt'), str(chain / 'aging.crt')],
+def test_reports_expiry_renewal_and_chain(chain, run):
+    result = run(paths=[str(chain / 'fresh.full.crt'), str(chain / 'aging.crt')],
                  chain_path=str(chain / 'int.crt'), trust_bundle_path=str(chain / 'root.crt'))
     assert result['changed'] is False
     fresh, inter, aging = result['certificates']
@@ -61,22 +56,22 @@ def test_reports_expiry_renewal_and_chain(chain, capsys):
     assert all(entry['chain_valid'] for entry in result['certificates']) and result['all_chains_valid'] is True
 
 
-def test_renew_before_changes_the_verdict(chain, capsys):
-    result = run(capsys, paths=[str(chain / 'aging.crt')], renew_before='2d')
+def test_renew_before_changes_the_verdict(chain, run):
+    result = run(paths=[str(chain / 'aging.crt')], renew_before='2d')
     assert result['certificates'][0]['renewal_due'] is False
     assert result['certificates'][0]['chain_valid'] is None and result['all_chains_valid'] is None
 
 
-def test_foreign_trust_bundle_fails_the_chain(chain, capsys):
-    result = run(capsys, content=(chain / 'fresh.full.crt').read_text(),
+def test_foreign_trust_bundle_fails_the_chain(chain, run):
+    result = run(content=(chain / 'fresh.full.crt').read_text(),
                  trust_bundle_content=(chain / 'foreign.crt').read_text())
     entry = result['certificates'][0]
     assert entry['source'] == 'content' and entry['chain_valid'] is False
     assert 'does not verify' in entry['chain_error'] and result['all_chains_valid'] is False
 
 
-def test_chain_missing_intermediate_fails(chain, capsys):
-    result = run(capsys, paths=[str(chain / 'aging.crt')], trust_bundle_path=str(chain / 'root.crt'))
+def test_chain_missing_intermediate_fails(chain, run):
+    result = run(paths=[str(chain / 'aging.crt')], trust_bundle_path=str(chain / 'root.crt'))
     assert result['certificates'][0]['chain_valid'] is False
     assert 'missing intermediate' in result['certificates'][0]['chain_error']
 
@@ -88,14 +83,14 @@ def test_chain_missing_intermediate_fails(chain, capsys):
     (dict(content='x', trust_bundle_content='nope'), 'content'),
     (dict(paths=[], content=None, renew_before='sometime'), 'paths'),
 ])
-def test_bad_input_names_the_field(capsys, args, field):
-    result = run(capsys, **args)
+def test_bad_input_names_the_field(run, args, field):
+    result = run(**args)
     assert result['failed'] is True and result['field'] == field
     assert result['msg'].startswith(field)
 
 
-def test_garbage_trust_bundle(chain, capsys):
-    result = run(capsys, paths=[str(chain / 'aging.crt')], trust_bundle_content='nope')
+def test_garbage_trust_bundle(chain, run):
+    result = run(paths=[str(chain / 'aging.crt')], trust_bundle_content='nope')
     assert result['failed'] and result['field'] == 'trust_bundle_content'
 
 
@@ -156,8 +151,8 @@ def secret_server(chain):
     server.close()
 
 
-def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server, capsys):
-    result = run(capsys, secret_name='web-tls', secret_namespace='prod', host=secret_server.host,
+def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server, run):
+    result = run(secret_name='web-tls', secret_namespace='prod', host=secret_server.host,
                  trust_bundle_path=str(chain / 'root.crt'))
     sources = [(entry['source'], entry['common_name']) for entry in result['certificates']]
     assert sources == [('secret/prod/web-tls/ca.crt', 'Info Root'), ('secret/prod/web-tls/tls.crt', 'fresh'),
@@ -165,13 +160,13 @@ def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server
     assert result['all_chains_valid'] is True
 
 
-def test_secret_errors_name_the_field(secret_server, capsys):
-    missing = run(capsys, secret_name='nope', secret_namespace='prod', host=secret_server.host)
+def test_secret_errors_name_the_field(secret_server, run):
+    missing = run(secret_name='nope', secret_namespace='prod', host=secret_server.host)
     assert missing['failed'] and missing['field'] == 'secret_name' and 'does not exist' in missing['msg']
-    wrong_key = run(capsys, secret_name='web-tls', secret_namespace='prod', secret_keys=['tls.pem'],
+    wrong_key = run(secret_name='web-tls', secret_namespace='prod', secret_keys=['tls.pem'],
                     host=secret_server.host)
     assert wrong_key['failed'] and wrong_key['field'] == 'secret_keys' and 'ca.crt, tls.crt, tls.key' in wrong_key['msg']
-    bad_name = run(capsys, secret_name='Bad_Name', host=secret_server.host)
+    bad_name = run(secret_name='Bad_Name', host=secret_server.host)
     assert bad_name['failed'] and 'secret_name' in bad_name['msg']
 
 
@@ -216,9 +211,9 @@ def _forger(inter, key):
     return issuer
 
 
-def test_crls_are_read_and_decide_revocation(crl_chain, capsys):
+def test_crls_are_read_and_decide_revocation(crl_chain, run):
     p = crl_chain['path']
-    result = run(capsys, paths=[str(p / 'revoked.crt'), str(p / 'sibling.crt')], crl_paths=[str(p / 'edge.crl')],
+    result = run(paths=[str(p / 'revoked.crt'), str(p / 'sibling.crt')], crl_paths=[str(p / 'edge.crl')],
                  chain_path=str(p / 'int.crt'), trust_bundle_path=str(p / 'root.crt'))
     root_crl, int_crl = result['crls']
     assert (root_crl['issuer'], root_crl['crl_number'], root_crl['revoked']) == ('CN=Info CRL Root', 1, [])
@@ -232,32 +227,32 @@ def test_crls_are_read_and_decide_revocation(crl_chain, capsys):
     assert sibling['revoked'] is False and sibling['revocation'] is None
 
 
-def test_stale_crl_and_no_crl_of_the_issuer(crl_chain, capsys):
+def test_stale_crl_and_no_crl_of_the_issuer(crl_chain, run):
     p = crl_chain['path']
-    result = run(capsys, paths=[str(p / 'revoked.crt'), str(p / 'int.crt')], crl_paths=[str(p / 'stale.crl')])
+    result = run(paths=[str(p / 'revoked.crt'), str(p / 'int.crt')], crl_paths=[str(p / 'stale.crl')])
     assert result['crls'][0]['stale'] is True and result['crls'][0]['seconds_left'] < 0
     assert result['crls'][0]['refresh_due'] is True
     # The intermediate's own issuer (the root) gave no CRL: unknown, not "not revoked".
     assert result['certificates'][0]['revoked'] is True and result['certificates'][1]['revoked'] is None
 
 
-def test_forged_crl_is_not_used(crl_chain, capsys):
+def test_forged_crl_is_not_used(crl_chain, run):
     p = crl_chain['path']
-    result = run(capsys, paths=[str(p / 'sibling.crt')], crl_paths=[str(p / 'forged.crl')],
+    result = run(paths=[str(p / 'sibling.crt')], crl_paths=[str(p / 'forged.crl')],
                  chain_path=str(p / 'int.crt'))
     assert result['crls'][0]['signature_valid'] is False
     assert result['certificates'][0]['revoked'] is None
 
 
-def test_crl_only_and_bad_crl_input(crl_chain, capsys):
+def test_crl_only_and_bad_crl_input(crl_chain, run):
     p = crl_chain['path']
-    only = run(capsys, crl_content=(p / 'stale.crl').read_text())
+    only = run(crl_content=(p / 'stale.crl').read_text())
     assert only['certificates'] == [] and only['crls'][0]['signature_valid'] is None
-    bad = run(capsys, crl_paths=[str(p / 'root.crt')])
+    bad = run(crl_paths=[str(p / 'root.crt')])
     assert bad['failed'] and bad['field'] == 'crl_paths[0]' and 'not a certificate revocation list' in bad['msg']
 
 
-def test_secret_crl_keys_are_read_as_crls(crl_chain, capsys):
+def test_secret_crl_keys_are_read_as_crls(crl_chain, run):
     import base64
     p = crl_chain['path']
     server = _SecretServer({('istio-system', 'cacerts'): {
@@ -268,7 +263,7 @@ def test_secret_crl_keys_are_read_as_crls(crl_chain, capsys):
                  'ca-crl.pem': base64.b64encode((p / 'edge.crl').read_bytes()).decode(),
                  'ca-key.pem': '!!! never decoded !!!'}}})
     try:
-        result = run(capsys, secret_name='cacerts', secret_namespace='istio-system', host=server.host)
+        result = run(secret_name='cacerts', secret_namespace='istio-system', host=server.host)
     finally:
         server.close()
     assert [c['source'] for c in result['crls']] == ['secret/istio-system/cacerts/ca-crl.pem'] * 2

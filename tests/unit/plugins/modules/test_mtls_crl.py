@@ -19,7 +19,6 @@ import stat
 import subprocess
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
@@ -31,14 +30,8 @@ DAY = datetime.timedelta(days=1)
 OPENSSL = shutil.which('openssl')
 
 
-def run(capsys, check_mode=False, diff=True, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    args['_ansible_diff'] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mtls_crl.main()
-    return json.loads(capsys.readouterr().out)
+MODULE = mtls_crl
+RUN_DEFAULTS = {"diff": True}
 
 
 def checksums(directory):
@@ -107,14 +100,14 @@ def load(path):
     return crl_utils.load_crl(open(str(path), 'rb').read(), 'crl')
 
 
-def test_check_mode_then_create_then_idempotent(pki_dir, capsys):
+def test_check_mode_then_create_then_idempotent(pki_dir, run):
     p = pki_dir['path']
     before = checksums(p)
-    predicted = run(capsys, check_mode=True, **args_for(pki_dir))
+    predicted = run(check_mode=True, **args_for(pki_dir))
     assert predicted['changed'] is True and predicted['reason'] == 'created'
     assert predicted['crl_number'] == 1 and predicted['sha256_fingerprint'] is None
     assert checksums(p) == before
-    created = run(capsys, **args_for(pki_dir))
+    created = run(**args_for(pki_dir))
     assert created['changed'] is True and created['reason'] == 'created' and created['crl_number'] == 1
     serial = '%X' % pki_dir['serials']['client-a']
     assert created['revoked'] == [serial]
@@ -134,19 +127,19 @@ def test_check_mode_then_create_then_idempotent(pki_dir, capsys):
     assert created['diff']['after']['revoked'][0]['serial'] == serial
     snapshot = checksums(p)
     for check_mode in (True, False):
-        again = run(capsys, check_mode=check_mode, **args_for(pki_dir))
+        again = run(check_mode=check_mode, **args_for(pki_dir))
         assert again['changed'] is False and again['reason'] == 'unchanged'
         assert again['crl_number'] == 1 and again['sha256_fingerprint'] == created['sha256_fingerprint']
     assert checksums(p) == snapshot
 
 
-def test_number_grows_and_dates_are_kept(pki_dir, capsys):
+def test_number_grows_and_dates_are_kept(pki_dir, run):
     p = pki_dir['path']
-    first = run(capsys, **args_for(pki_dir))
+    first = run(**args_for(pki_dir))
     more = args_for(pki_dir)
     more['revoked'].append(dict(serial='%X' % pki_dir['serials']['client-b']))
-    predicted = run(capsys, check_mode=True, **more)
-    second = run(capsys, **more)
+    predicted = run(check_mode=True, **more)
+    second = run(**more)
     assert predicted['changed'] and second['changed'] and second['reason'] == 'revoked_changed'
     assert predicted['crl_number'] == second['crl_number'] == 2
     entries = dict((e['serial'], e) for e in second['revoked_entries'])
@@ -159,21 +152,21 @@ def test_number_grows_and_dates_are_kept(pki_dir, capsys):
         entry.extensions.get_extension_for_class(x509.CRLReason)
     assert second['diff']['before']['crl_number'] == 1 and second['diff']['after']['crl_number'] == 2
     # Un-revoking (generate mode, the entry left out) is a change too, and the number still grows.
-    third = run(capsys, **args_for(pki_dir))
+    third = run(**args_for(pki_dir))
     assert third['changed'] and third['crl_number'] == 3 and len(third['revoked']) == 1
 
 
-def test_update_mode_keeps_existing_entries(pki_dir, capsys):
-    run(capsys, **args_for(pki_dir))
-    added = run(capsys, **args_for(pki_dir, crl_mode='update',
+def test_update_mode_keeps_existing_entries(pki_dir, run):
+    run(**args_for(pki_dir))
+    added = run(**args_for(pki_dir, crl_mode='update',
                                    revoked=[dict(serial=pki_dir['serials']['client-b'], reason='superseded')]))
     assert added['changed'] and sorted(added['revoked']) == sorted('%X' % s for k, s in pki_dir['serials'].items()
                                                                    if k != 'stranger')
-    again = run(capsys, **args_for(pki_dir, crl_mode='update', revoked=[]))
+    again = run(**args_for(pki_dir, crl_mode='update', revoked=[]))
     assert again['changed'] is False and len(again['revoked']) == 2
 
 
-def test_renewal_due_and_expired_crls_are_resigned(pki_dir, capsys):
+def test_renewal_due_and_expired_crls_are_resigned(pki_dir, run):
     p = pki_dir['path']
     inter = pki_dir['inter']
     now = pki.utcnow()
@@ -182,75 +175,75 @@ def test_renewal_due_and_expired_crls_are_resigned(pki_dir, capsys):
     old = crl_utils.build_crl(inter, desired, 41, now - 6 * DAY, now + DAY)
     write(p / 'int.crl', crl_utils.crl_pem(old))
     revoked = [dict(cert_path=str(p / 'client-a.crt'))]
-    predicted = run(capsys, check_mode=True, **args_for(pki_dir, revoked=revoked))
-    renewed = run(capsys, **args_for(pki_dir, revoked=revoked))
+    predicted = run(check_mode=True, **args_for(pki_dir, revoked=revoked))
+    renewed = run(**args_for(pki_dir, revoked=revoked))
     assert predicted['reason'] == renewed['reason'] == 'renewal_due'
     assert renewed['crl_number'] == 42
     assert renewed['revoked_entries'][0]['reason'] == 'key_compromise'
     # With a shorter renew_before the same CRL is not due.
     write(p / 'int.crl', crl_utils.crl_pem(old))
-    assert run(capsys, **args_for(pki_dir, revoked=revoked, renew_before='12h', valid_for='7d'))['changed'] is False
+    assert run(**args_for(pki_dir, revoked=revoked, renew_before='12h', valid_for='7d'))['changed'] is False
     # Past nextUpdate: stale, re-signed whatever renew_before says.
     stale = crl_utils.build_crl(inter, desired, 50, now - 8 * DAY, now - DAY)
     write(p / 'int.crl', crl_utils.crl_pem(stale))
-    expired = run(capsys, **args_for(pki_dir, revoked=revoked, renew_before='1h'))
+    expired = run(**args_for(pki_dir, revoked=revoked, renew_before='1h'))
     assert expired['reason'] == 'expired' and expired['crl_number'] == 51
 
 
-def test_crl_from_another_ca_is_replaced_and_the_number_continues(pki_dir, capsys):
+def test_crl_from_another_ca_is_replaced_and_the_number_continues(pki_dir, run):
     p = pki_dir['path']
     root = pki_dir['root']
     other = crl_utils.build_crl(root, {}, 9, pki.utcnow() - DAY, pki.utcnow() + 6 * DAY)
     write(p / 'int.crl', crl_utils.crl_pem(other))
-    result = run(capsys, **args_for(pki_dir))
+    result = run(**args_for(pki_dir))
     assert result['reason'] == 'issuer_changed' and result['crl_number'] == 10
 
 
-def test_valid_for_change_and_mode_change(pki_dir, capsys):
+def test_valid_for_change_and_mode_change(pki_dir, run):
     p = pki_dir['path']
-    run(capsys, **args_for(pki_dir))
-    changed = run(capsys, **args_for(pki_dir, valid_for='2d'))
+    run(**args_for(pki_dir))
+    changed = run(**args_for(pki_dir, valid_for='2d'))
     assert changed['reason'] == 'validity_changed' and changed['crl_number'] == 2
     os.chmod(str(p / 'int.crl'), 0o600)
-    fixed = run(capsys, **args_for(pki_dir, valid_for='2d'))
+    fixed = run(**args_for(pki_dir, valid_for='2d'))
     assert fixed['changed'] and fixed['reason'] == 'files_updated' and fixed['crl_number'] == 2
     assert stat.S_IMODE(os.stat(str(p / 'int.crl')).st_mode) == 0o644
 
 
-def test_next_update_never_beyond_the_ca(pki_dir, capsys):
-    result = run(capsys, **args_for(pki_dir, valid_for='800d', renew_before='1d'))
+def test_next_update_never_beyond_the_ca(pki_dir, run):
+    result = run(**args_for(pki_dir, valid_for='800d', renew_before='1d'))
     assert result['next_update'] == pki.iso8601(pki_dir['inter'].cert.not_valid_after_utc)
     # The clamped lifetime is not a changed valid_for: the rerun changes nothing.
-    again = run(capsys, **args_for(pki_dir, valid_for='800d', renew_before='1d'))
+    again = run(**args_for(pki_dir, valid_for='800d', renew_before='1d'))
     assert again['changed'] is False and again['reason'] == 'unchanged'
 
 
-def test_backup_and_absent(pki_dir, capsys):
+def test_backup_and_absent(pki_dir, run):
     p = pki_dir['path']
-    run(capsys, **args_for(pki_dir))
+    run(**args_for(pki_dir))
     old = (p / 'int.crl').read_bytes()
-    replaced = run(capsys, **args_for(pki_dir, revoked=[], backup=True))
+    replaced = run(**args_for(pki_dir, revoked=[], backup=True))
     assert replaced['backup_file'] and open(replaced['backup_file'], 'rb').read() == old
-    predicted = run(capsys, check_mode=True, state='absent', crl_path=str(p / 'int.crl'))
+    predicted = run(check_mode=True, state='absent', crl_path=str(p / 'int.crl'))
     assert predicted['changed'] and (p / 'int.crl').exists()
-    removed = run(capsys, state='absent', crl_path=str(p / 'int.crl'))
+    removed = run(state='absent', crl_path=str(p / 'int.crl'))
     assert removed['changed'] and removed['reason'] == 'removed' and not (p / 'int.crl').exists()
-    assert run(capsys, state='absent', crl_path=str(p / 'int.crl'))['changed'] is False
+    assert run(state='absent', crl_path=str(p / 'int.crl'))['changed'] is False
 
 
-def test_root_revokes_the_intermediate(pki_dir, capsys):
+def test_root_revokes_the_intermediate(pki_dir, run):
     p = pki_dir['path']
-    result = run(capsys, ca_cert_path=str(p / 'root.crt'), ca_key_path=str(p / 'root.key'),
+    result = run(ca_cert_path=str(p / 'root.crt'), ca_key_path=str(p / 'root.key'),
                  ca_key_passphrase=PASSPHRASE, crl_path=str(p / 'root.crl'),
                  revoked=[dict(cert_path=str(p / 'int.crt'), reason='ca_compromise')])
     assert result['changed'] and result['revoked'] == ['%X' % pki_dir['inter'].cert.serial_number]
 
 
 @pytest.mark.skipif(OPENSSL is None, reason='openssl not installed')
-def test_openssl_crl_check_agrees(pki_dir, capsys):
+def test_openssl_crl_check_agrees(pki_dir, run):
     p = pki_dir['path']
-    run(capsys, **args_for(pki_dir))
-    run(capsys, ca_cert_path=str(p / 'root.crt'), ca_key_path=str(p / 'root.key'), ca_key_passphrase=PASSPHRASE,
+    run(**args_for(pki_dir))
+    run(ca_cert_path=str(p / 'root.crt'), ca_key_path=str(p / 'root.key'), ca_key_passphrase=PASSPHRASE,
         crl_path=str(p / 'root.crl'), revoked=[])
     bundle = p / 'bundle.pem'
     bundle.write_bytes((p / 'root.crt').read_bytes() + (p / 'int.crt').read_bytes())
@@ -311,10 +304,10 @@ def _bad_cases():
 
 
 @pytest.mark.parametrize('name, change, field, fragment', _bad_cases(), ids=[c[0] for c in _bad_cases()])
-def test_bad_input_is_refused_and_changes_nothing(pki_dir, capsys, name, change, field, fragment):
+def test_bad_input_is_refused_and_changes_nothing(pki_dir, run, name, change, field, fragment):
     p = pki_dir['path']
     # An existing CRL, so "nothing changed" covers replacing it too.
-    run(capsys, **args_for(pki_dir))
+    run(**args_for(pki_dir))
     change = dict(change)
     for key in ('ca_cert_path', 'ca_key_path', 'crl_path'):
         if change.get(key):
@@ -331,7 +324,7 @@ def test_bad_input_is_refused_and_changes_nothing(pki_dir, capsys, name, change,
         change['revoked'] = entries
     before = checksums(p)
     for check_mode in (True, False):
-        result = run(capsys, check_mode=check_mode, **args_for(pki_dir, **change))
+        result = run(check_mode=check_mode, **args_for(pki_dir, **change))
         assert result.get('failed') is True, result
         assert fragment in result['msg'], result['msg']
         assert field in result['msg'], result['msg']
