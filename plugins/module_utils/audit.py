@@ -19,10 +19,8 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints im
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_verify import verify_chain
 from ansible_collections.zerotrust.mtls.plugins.module_utils.policy import SYSTEM_NAMESPACES, pod_has_sidecar
-
-# Secret data keys that hold certificates (never keys), by the layouts consumers use.
-CERT_KEYS = ('tls.crt', 'ca.crt', 'ca-cert.pem', 'cert-chain.pem', 'root-cert.pem', 'bundle.crt')
-ROOT_BUNDLE_KEYS = ('ca.crt', 'root-cert.pem', 'bundle.crt')
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import CERTIFICATE_KEYS as CERT_KEYS
+from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts import ROOT_BUNDLE_KEYS
 DEFAULT_ROOT_NAMESPACE = 'istio-system'
 
 

@@ -61,6 +61,15 @@ LAYOUTS = {
     "generic": {"type": SECRET_TYPE_OPAQUE, "keys": {}},
 }
 
+# Every Secret key that holds certificates in some layout, in LAYOUTS order: the one list
+# the audit reads (the exporter and the cert_exporter role keep their own copies, proven
+# equal to it by tests/estate/test_exporter_agreement.py, since they ship apart from the
+# collection's Python).
+CERTIFICATE_KEYS = tuple(dict.fromkeys(key for layout in LAYOUTS.values() for key, role in layout["keys"].items() if role == "certs"))
+# The keys whose certificates are the trusted roots a consumer is given (tls, ca_bundle:
+# ca.crt; istio_cacerts: root-cert.pem; spire_upstream: bundle.crt).
+ROOT_BUNDLE_KEYS = ("ca.crt", "root-cert.pem", "bundle.crt")
+
 # which source options each layout needs, and which it may use
 REQUIRED_SOURCES = {
     "tls": ("cert", "key"),
