@@ -15,12 +15,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import traceback
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import check_cryptography
 
-KNOWN_ERRORS = (MtlsError,)
+VALIDATION_RULES = {}
+
+# A source to fix, an archive copy that does not verify, a file that cannot be written:
+# MtlsError and its subclasses (RotationError, PkiError, FileError), one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_rotation_promote', changed=False)
 
 PROMOTE_OPTIONS = dict(
     source=dict(type='dict', required=True),
@@ -43,15 +48,6 @@ def argument_spec():
         promote=dict(type='list', elements='dict', default=[], options=PROMOTE_OPTIONS),
         archive=dict(type='list', elements='dict', default=[], options=ARCHIVE_OPTIONS),
     )
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=getattr(error, 'field', None), changed=False)
-
-
-def unexpected_failure_result(error):
-    return dict(msg="mtls_rotation_promote failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
 
 
 def check_sources(promote):
@@ -110,6 +106,7 @@ def _diff(params, present_before, promoted, archived):
 
 def run_module(module):
     """Promotes and archives what ``module.params`` asks for (in check mode: predicts it)."""
+    check_cryptography()
     params = module.params
     present_before = set(path for path in _destinations(params['promote']) if os.path.exists(path))
     promoted, archived = move_files(params['promote'], params['archive'], dry_run=module.check_mode)

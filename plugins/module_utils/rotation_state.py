@@ -16,19 +16,22 @@ __metaclass__ = type
 
 import os
 import time
-import traceback
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import files, rotation_promote
+from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files, rotation_promote
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_configmaps as configmaps
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
 
-KNOWN_ERRORS = (MtlsError,)
+VALIDATION_RULES = {}
+
+# A state file, phase, ConfigMap or CA file to fix, the API server's refusal: MtlsError and
+# its subclasses (RotationError, KubeError, PkiError, FileError), one sentence each.
+KNOWN_ERRORS = backend_results.KNOWN_ERRORS
+failure_result, unexpected_failure_result = backend_results.failure_results('mtls_rotation_state', changed=False)
 
 OPERATIONS = ('read', 'start', 'complete_phase', 'record')
 
-# promote and archive moved to mtls_rotation_promote; they keep working here until then.
+# promote and archive moved to mtls_rotation_promote; here they keep working until 1.0.0.
 DEPRECATED_IN = dict(removed_in_version='1.0.0', removed_from_collection='zerotrust.mtls')
 
 
@@ -50,15 +53,6 @@ def argument_spec():
     )
     spec.update(KUBE_AUTH_SPEC)
     return spec
-
-
-def failure_result(error):
-    return dict(msg=str(error), field=getattr(error, 'field', None), changed=False)
-
-
-def unexpected_failure_result(error):
-    return dict(msg="mtls_rotation_state failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
 
 
 def decide_state(params, rotation, before, now):

@@ -87,18 +87,11 @@ archived:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_promote
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import HAS_CRYPTOGRAPHY
+from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, rotation_promote
 
 
 def main():
-    module = AnsibleModule(argument_spec=rotation_promote.argument_spec(), supports_check_mode=True)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg="mtls_rotation_promote needs the Python cryptography library; install it on the host.")
-    run_as_module(module, rotation_promote)
+    module_backend.module_main(rotation_promote)
 
 
 if __name__ == '__main__':

@@ -216,15 +216,11 @@ record:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_state
-from ansible_collections.zerotrust.mtls.plugins.module_utils.module_backend import run_as_module
+from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, rotation_state
 
 
 def main():
-    module = AnsibleModule(argument_spec=rotation_state.argument_spec(), supports_check_mode=True)
-    run_as_module(module, rotation_state)
+    module_backend.module_main(rotation_state)
 
 
 if __name__ == '__main__':
