@@ -18,13 +18,13 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import audit, backe
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, read_file
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
+    CONFIG_MAP,
     DESTINATION_RULE,
     NAMESPACE,
     PEER_AUTHENTICATION,
     POD,
     SECRET,
     KubeClient,
-    ResourceKind,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
@@ -32,7 +32,6 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import lo
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import parse_duration, utcnow
 
-CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
 ISTIO_ROOT_CERT = 'istio-ca-root-cert'
 
 

@@ -49,6 +49,7 @@ ResourceKind = namedtuple(
 SECRET = ResourceKind("v1", "Secret", "secrets", True, None)
 NAMESPACE = ResourceKind("v1", "Namespace", "namespaces", False, None)
 POD = ResourceKind("v1", "Pod", "pods", True, None)
+CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
 PEER_AUTHENTICATION = ResourceKind(
     "security.istio.io/v1", "PeerAuthentication", "peerauthentications", True, "Istio")
 ISTIO_AUTHORIZATION_POLICY = ResourceKind(
@@ -64,7 +65,7 @@ MESH_TLS_AUTHENTICATION = ResourceKind(
     "policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications", True,
     "Linkerd")
 
-KNOWN_KINDS = (SECRET, NAMESPACE, POD, PEER_AUTHENTICATION, ISTIO_AUTHORIZATION_POLICY,
+KNOWN_KINDS = (SECRET, NAMESPACE, POD, CONFIG_MAP, PEER_AUTHENTICATION, ISTIO_AUTHORIZATION_POLICY,
                DESTINATION_RULE, LINKERD_SERVER, LINKERD_AUTHORIZATION_POLICY,
                MESH_TLS_AUTHENTICATION)
 

@@ -14,18 +14,13 @@ __metaclass__ = type
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube import (
-    APPLY_PATCH_CONTENT_TYPE,
-    FIELD_MANAGER,
+    CONFIG_MAP,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     KubeClient,
-    ResourceKind,
-    resource_path,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_connection import ConnectionSettings
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation import validate_namespace_name, validate_object_name
-
-CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
 
 
 def configmap_ref(value, field):
@@ -55,16 +50,10 @@ def configmap_manifest(name, namespace, data):
 
 
 def apply_configmap(client, manifest, dry_run):
-    """Server-side apply of ``manifest`` as KubeClient.apply does it (field manager
-    zerotrust.mtls, force): kube.kind_for does not list ConfigMap, so the request is sent
-    here with the same query and content type."""
-    metadata = manifest["metadata"]
-    query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-    if dry_run:
-        query.append(("dryRun", "All"))
-    return client.request("PATCH", resource_path(CONFIG_MAP, metadata["namespace"], metadata["name"]), "patch",
-                          CONFIG_MAP, metadata["name"], metadata["namespace"], query=query, body=manifest,
-                          content_type=APPLY_PATCH_CONTENT_TYPE)
+    """Server-side apply of ``manifest`` through KubeClient.apply, like every other kind.
+    Forced: the rotation's ConfigMaps are the collection's alone, so a field another
+    manager took over is taken back rather than failing the rotation."""
+    return client.apply(manifest, dry_run=dry_run, force_conflicts=True)
 
 
 def write_data(client, name, namespace, data, dry_run):

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation as rot
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_configmaps as configmaps
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_state
@@ -18,7 +19,8 @@ NOW = 1795363200
 
 
 class FakeClient(object):
-    """Answers GETs from ``objects`` and records every write."""
+    """Answers GETs from ``objects`` and records every write; apply is KubeClient's own,
+    so what is recorded is the request the real client sends."""
 
     def __init__(self, objects=None, namespaces=('mtls-system',)):
         self.objects = dict(objects or {})
@@ -31,9 +33,7 @@ class FakeClient(object):
     def namespace_exists(self, namespace):
         return namespace in self.namespaces
 
-    def apply(self, manifest, dry_run=False, force_conflicts=False):
-        self.writes.append(('apply', manifest['kind'], manifest['metadata']['name'], dry_run, force_conflicts))
-        return manifest
+    apply = kube.KubeClient.apply
 
     def request(self, method, path, verb, kind, name=None, namespace=None, query=None, body=None,
                 content_type='application/json', allow_404=False):
@@ -67,7 +67,8 @@ def test_a_configmap_is_applied_as_the_collection_with_force():
 def test_a_missing_namespace_is_applied_first_but_not_in_check_mode():
     client = FakeClient(namespaces=())
     configmaps.write_data(client, 'status', 'mtls-system', {}, dry_run=False)
-    assert client.writes[0] == ('apply', 'Namespace', 'mtls-system', False, True)
+    assert client.writes[0][1:4] == ('PATCH', '/api/v1/namespaces/mtls-system', [('fieldManager', 'zerotrust.mtls'), ('force', 'true')])
+    assert client.writes[0][4]['kind'] == 'Namespace'
     client = FakeClient(namespaces=())
     configmaps.write_data(client, 'status', 'mtls-system', {}, dry_run=True)
     assert [write[0] for write in client.writes] == ['request']
