@@ -14,6 +14,5 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
 
 
 class ActionModule(BackendAction):
-
     BACKEND = policy_apply
-    MODULE = 'zerotrust.mtls.mesh_policy'
+    MODULE = "zerotrust.mtls.mesh_policy"

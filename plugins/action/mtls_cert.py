@@ -25,10 +25,10 @@ from ansible_collections.zerotrust.mtls.plugins.plugin_utils import in_process
 display = Display()
 
 # A private key in PEM, or base64 of one (a Secret's data): never part of a result.
-_PRIVATE_KEY_PEM = re.compile(r'-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)', re.S)
-_BASE64_PEM_PREFIX = 'LS0tLS1CRUdJT'  # base64 of "-----BEGIN"
-_BASE64_TOKEN = re.compile(r'LS0tLS1CRUdJT[A-Za-z0-9+/=]*')
-MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+_PRIVATE_KEY_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
+_BASE64_PEM_PREFIX = "LS0tLS1CRUdJT"  # base64 of "-----BEGIN"
+_BASE64_TOKEN = re.compile(r"LS0tLS1CRUdJT[A-Za-z0-9+/=]*")
+MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def _mask_string(value):
@@ -55,7 +55,7 @@ def without_key_material(result):
     result reaches callbacks and logs. Only a result that holds such text is walked.
     """
     text = json.dumps(result, default=str)
-    if 'PRIVATE KEY-----' not in text and _BASE64_PEM_PREFIX not in text:
+    if "PRIVATE KEY-----" not in text and _BASE64_PEM_PREFIX not in text:
         return result
     return _mask(result)
 
@@ -81,13 +81,15 @@ class BackendAction(ActionBase):
 
         reason = in_process.why_not_in_process(self, task_vars)
         if reason is None:
-            display.vvv('%s: running in the controller process' % self.MODULE)
-            result.update(without_key_material(in_process.run_module(
-                self.BACKEND, self._task.resolved_action or self.MODULE, self._task.args,
-                self._task.check_mode, self._task.diff)))
+            display.vvv("%s: running in the controller process" % self.MODULE)
+            result.update(
+                without_key_material(
+                    in_process.run_module(self.BACKEND, self._task.resolved_action or self.MODULE, self._task.args, self._task.check_mode, self._task.diff)
+                )
+            )
             return result
 
-        display.vvv('%s: running as a module (%s)' % (self.MODULE, reason))
+        display.vvv("%s: running as a module (%s)" % (self.MODULE, reason))
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result.update(self._execute_module(module_name=self.MODULE, task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
@@ -96,6 +98,5 @@ class BackendAction(ActionBase):
 
 
 class ActionModule(BackendAction):
-
     BACKEND = issuance
-    MODULE = 'zerotrust.mtls.mtls_cert'
+    MODULE = "zerotrust.mtls.mtls_cert"

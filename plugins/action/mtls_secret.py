@@ -14,6 +14,5 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_deliv
 
 
 class ActionModule(BackendAction):
-
     BACKEND = secret_delivery
-    MODULE = 'zerotrust.mtls.mtls_secret'
+    MODULE = "zerotrust.mtls.mtls_secret"

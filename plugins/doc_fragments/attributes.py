@@ -14,7 +14,7 @@ class ModuleDocFragment(object):
     attributes fragment does: ``zerotrust.mtls.attributes.info_module``.
     """
 
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options: {}
 attributes:
   check_mode:
@@ -27,11 +27,11 @@ attributes:
     description:
       - When run twice in a row with the same arguments, the second run reports C(changed=false)
         and changes nothing.
-'''
+"""
 
     # Modules that write files and renew what they wrote once it is due (mtls_ca, mtls_cert,
     # mtls_crl); each says in idempotent's details what it renews and when.
-    RENEWS = r'''
+    RENEWS = r"""
 options: {}
 attributes:
   check_mode:
@@ -40,10 +40,10 @@ attributes:
     support: full
   idempotent:
     support: partial
-'''
+"""
 
     # Modules whose action plugin runs the module's backend in the controller's process.
-    IN_PROCESS_ACTION = r'''
+    IN_PROCESS_ACTION = r"""
 options: {}
 attributes:
   action:
@@ -58,10 +58,10 @@ attributes:
         no_log values are masked the same way.
       - Set the variable C(mtls_in_process=false) to always run it as an ordinary module, for example to use
         the C(ansible_python_interpreter) of the host instead of the controller's Python.
-'''
+"""
 
     # Modules that only read: mtls_cert_info, mtls_audit.
-    INFO_MODULE = r'''
+    INFO_MODULE = r"""
 options: {}
 attributes:
   check_mode:
@@ -74,4 +74,4 @@ attributes:
       - Read-only; there is never a difference to show.
   idempotent:
     support: full
-'''
+"""

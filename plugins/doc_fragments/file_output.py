@@ -13,7 +13,7 @@ class ModuleDocFragment(object):
     Spec: module_utils/args_file_output.py, FILE_OUTPUT_SPEC.
     """
 
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   backup:
     description:
@@ -38,4 +38,4 @@ notes:
     its final mode, flushed to disk, then renamed over the target - so a reader never sees a
     half-written certificate or a key with a looser mode. A file whose content is already
     right is not touched.
-'''
+"""

@@ -10,7 +10,7 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     # What the modules that write objects by server-side apply add to kube_auth (spec:
     # module_utils/args_kube_auth.py, APPLY_SPEC); read-only modules leave it out.
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   force_conflicts:
     description:
@@ -23,4 +23,4 @@ notes:
   - Objects are written with server-side apply as field manager C(zerotrust.mtls);
     check mode sends the same requests as a server-side dry run, so admission and schema
     validation happen there too and nothing is stored.
-'''
+"""

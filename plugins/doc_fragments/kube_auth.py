@@ -11,7 +11,7 @@ class ModuleDocFragment(object):
     # How the modules reach the Kubernetes API (spec: module_utils/args_kube_auth.py,
     # KUBE_AUTH_SPEC). Same names as kubernetes.core uses, so an inventory written for one
     # works for the other.
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   kubeconfig:
     description:
@@ -49,4 +49,4 @@ requirements:
 notes:
   - Requests answered with 429 or 5xx, and connection resets, are retried up to four
     times with exponential backoff.
-'''
+"""

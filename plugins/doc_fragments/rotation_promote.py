@@ -10,7 +10,7 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     # The promote and archive options (spec: module_utils/rotation_promote.py) of
     # mtls_rotation_promote, and of mtls_rotation_state, where they are deprecated.
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   promote:
     description:
@@ -66,4 +66,4 @@ options:
         description: Archive directory (created C(0700)).
         type: path
         required: true
-'''
+"""

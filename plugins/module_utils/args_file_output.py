@@ -14,7 +14,7 @@ __metaclass__ = type
 
 # doc_fragments/file_output.py
 FILE_OUTPUT_SPEC = dict(
-    backup=dict(type='bool', default=False),
-    mode=dict(type='raw', default='0644'),
-    key_mode=dict(type='raw', default='0600', no_log=False),
+    backup=dict(type="bool", default=False),
+    mode=dict(type="raw", default="0644"),
+    key_mode=dict(type="raw", default="0600", no_log=False),
 )

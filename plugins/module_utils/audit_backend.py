@@ -32,19 +32,19 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import lo
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import parse_duration, utcnow
 
-ISTIO_ROOT_CERT = 'istio-ca-root-cert'
+ISTIO_ROOT_CERT = "istio-ca-root-cert"
 
 
 def _files(paths):
     found = []
     for path in paths:
         if os.path.isdir(path):
-            for pattern in ('*.crt', '*.pem'):
+            for pattern in ("*.crt", "*.pem"):
                 found.extend(sorted(glob.glob(os.path.join(path, pattern))))
         elif os.path.exists(path):
             found.append(path)
         else:
-            raise PkiError('paths', "paths: %s does not exist." % path)
+            raise PkiError("paths", "paths: %s does not exist." % path)
     return found
 
 
@@ -71,14 +71,14 @@ def _cluster_sources(client, namespaces):
     """([(source, PEM)] of every Secret and istio-ca-root-cert ConfigMap, {namespace: its Istio root bundle})."""
     sources = []
     for secret in _list(client, SECRET, namespaces):
-        secret.setdefault('kind', 'Secret')
+        secret.setdefault("kind", "Secret")
         sources.extend(audit.secret_certificates(secret))
     bundles = {}
     for config_map in _list(client, CONFIG_MAP, namespaces):
-        config_map['kind'] = 'ConfigMap'
-        metadata = config_map.get('metadata') or {}
-        if metadata.get('name') == ISTIO_ROOT_CERT:
-            bundles[metadata.get('namespace')] = ((config_map.get('data') or {}).get('root-cert.pem') or '').encode()
+        config_map["kind"] = "ConfigMap"
+        metadata = config_map.get("metadata") or {}
+        if metadata.get("name") == ISTIO_ROOT_CERT:
+            bundles[metadata.get("namespace")] = ((config_map.get("data") or {}).get("root-cert.pem") or "").encode()
             sources.extend(audit.secret_certificates(config_map))
     return sources, bundles
 
@@ -87,19 +87,19 @@ def _audit_cluster(params, inspect, warnings):
     """(rows of the cluster's certificates, the mesh diagnosis or None)."""
     client = KubeClient(ConnectionSettings.from_params(params))
     try:
-        namespaces = params['namespaces'] or sorted(
-            (n.get('metadata') or {}).get('name') for n in client.list(NAMESPACE))
-        sources, bundles = _cluster_sources(client, params['namespaces'])
+        namespaces = params["namespaces"] or sorted((n.get("metadata") or {}).get("name") for n in client.list(NAMESPACE))
+        sources, bundles = _cluster_sources(client, params["namespaces"])
         rows = [row for source, pem in sources for row in inspect(source, pem)]
-        if not params['mesh']:
+        if not params["mesh"]:
             return rows, None
         return rows, audit.diagnose_mesh(
             namespaces,
-            _optional_list(client, PEER_AUTHENTICATION, params['namespaces'] + (
-                [params['root_namespace']] if params['namespaces'] else []), warnings),
-            _optional_list(client, DESTINATION_RULE, params['namespaces'], warnings),
-            _list(client, POD, params['namespaces']),
-            bundles, params['root_namespace'])
+            _optional_list(client, PEER_AUTHENTICATION, params["namespaces"] + ([params["root_namespace"]] if params["namespaces"] else []), warnings),
+            _optional_list(client, DESTINATION_RULE, params["namespaces"], warnings),
+            _list(client, POD, params["namespaces"]),
+            bundles,
+            params["root_namespace"],
+        )
     finally:
         client.close()
 
@@ -107,38 +107,36 @@ def _audit_cluster(params, inspect, warnings):
 def run_module(module):
     """Audits the files and (with cluster) the cluster of ``module.params``; changes nothing."""
     params = module.params
-    if params['mesh'] and not params['cluster']:
-        raise MtlsError("mesh=true needs cluster=true: the mesh is diagnosed from the Kubernetes API.", 'mesh')
+    if params["mesh"] and not params["cluster"]:
+        raise MtlsError("mesh=true needs cluster=true: the mesh is diagnosed from the Kubernetes API.", "mesh")
     check_cryptography()
     now = utcnow()
-    due_seconds = int(parse_duration(params['due_within'], 'due_within').total_seconds())
-    roots = load_certificates(read_file(params['trust_bundle_path'], 'trust_bundle_path'), 'trust_bundle_path') \
-        if params['trust_bundle_path'] else []
-    extra = load_certificates(read_file(params['chain_path'], 'chain_path'), 'chain_path') if params['chain_path'] else []
+    due_seconds = int(parse_duration(params["due_within"], "due_within").total_seconds())
+    roots = load_certificates(read_file(params["trust_bundle_path"], "trust_bundle_path"), "trust_bundle_path") if params["trust_bundle_path"] else []
+    extra = load_certificates(read_file(params["chain_path"], "chain_path"), "chain_path") if params["chain_path"] else []
 
     def inspect(source, pem):
         return audit.inspect_pem(source, pem, roots, extra, due_seconds, now)
 
-    rows = [row for path in _files(params['paths']) for row in inspect(path, read_file(path, 'paths'))]
+    rows = [row for path in _files(params["paths"]) for row in inspect(path, read_file(path, "paths"))]
     mesh, warnings = None, []
-    if params['cluster']:
+    if params["cluster"]:
         cluster_rows, mesh = _audit_cluster(params, inspect, warnings)
         rows.extend(cluster_rows)
-    rows.sort(key=lambda r: r.get('seconds_left', -10 ** 12))
-    return dict(changed=False, certificates=rows, due=sum(1 for r in rows if r.get('due')),
-                table=audit.table(rows), mesh=mesh, warnings=warnings)
+    rows.sort(key=lambda r: r.get("seconds_left", -(10**12)))
+    return dict(changed=False, certificates=rows, due=sum(1 for r in rows if r.get("due")), table=audit.table(rows), mesh=mesh, warnings=warnings)
 
 
 def argument_spec():
     spec = dict(
-        paths=dict(type='list', elements='path', default=[]),
-        trust_bundle_path=dict(type='path'),
-        chain_path=dict(type='path'),
-        due_within=dict(type='str', default='14d'),
-        cluster=dict(type='bool', default=False),
-        namespaces=dict(type='list', elements='str', default=[]),
-        mesh=dict(type='bool', default=False),
-        root_namespace=dict(type='str', default='istio-system'),
+        paths=dict(type="list", elements="path", default=[]),
+        trust_bundle_path=dict(type="path"),
+        chain_path=dict(type="path"),
+        due_within=dict(type="str", default="14d"),
+        cluster=dict(type="bool", default=False),
+        namespaces=dict(type="list", elements="str", default=[]),
+        mesh=dict(type="bool", default=False),
+        root_namespace=dict(type="str", default="istio-system"),
     )
     spec.update(KUBE_AUTH_SPEC)
     return spec
@@ -148,4 +146,4 @@ VALIDATION_RULES = {}
 
 # Bad input, unreadable sources and API errors (errors.MtlsError, KubeError among them): one sentence each.
 KNOWN_ERRORS = backend_results.KNOWN_ERRORS
-failure_result, unexpected_failure_result = backend_results.failure_results('mtls_audit', changed=False)
+failure_result, unexpected_failure_result = backend_results.failure_results("mtls_audit", changed=False)

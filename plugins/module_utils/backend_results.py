@@ -31,7 +31,6 @@ def failure_results(module_name, **extra):
 
     def unexpected_failure_result(error):
         # The type and message only: the parameters are never echoed, they hold passphrases.
-        return dict(msg="%s failed unexpectedly: %s: %s" % (module_name, type(error).__name__, error),
-                    exception=traceback.format_exc(), **extra)
+        return dict(msg="%s failed unexpectedly: %s: %s" % (module_name, type(error).__name__, error), exception=traceback.format_exc(), **extra)
 
     return failure_result, unexpected_failure_result

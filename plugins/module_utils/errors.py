@@ -28,7 +28,7 @@ def read_file(path, field, required=True):
     """The bytes of ``path`` (the value of option ``field``), or None when it is absent
     and not ``required``. Any failure is an ``MtlsError`` naming ``field`` and the fix."""
     try:
-        with open(path, 'rb') as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except (IOError, OSError) as error:
         if error.errno == errno.ENOENT:
@@ -37,5 +37,4 @@ def read_file(path, field, required=True):
             raise MtlsError("%s %s does not exist; give the path of an existing file." % (field, path), field)
         if error.errno == errno.EISDIR:
             raise MtlsError("%s %s is a directory; give the path of a file." % (field, path), field)
-        raise MtlsError("%s %s cannot be read (%s); fix its permissions or give another path."
-                        % (field, path, error.strerror or type(error).__name__), field)
+        raise MtlsError("%s %s cannot be read (%s); fix its permissions or give another path." % (field, path, error.strerror or type(error).__name__), field)

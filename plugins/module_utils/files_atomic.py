@@ -107,8 +107,10 @@ class AtomicBatch(Batch):
                 fsync_directory(directory)
         except (IOError, OSError) as exc:
             self.abort()
-            raise FileError(getattr(exc, 'filename', None), "cannot write %s: %s; fix the directory or its permissions." % (
-                getattr(exc, 'filename', None) or 'the output files', exc.strerror or exc))
+            raise FileError(
+                getattr(exc, "filename", None),
+                "cannot write %s: %s; fix the directory or its permissions." % (getattr(exc, "filename", None) or "the output files", exc.strerror or exc),
+            )
         self._staged = []
         return backups
 

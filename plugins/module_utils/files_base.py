@@ -41,9 +41,9 @@ class FileError(MtlsError):
         self.path = path
 
 
-def parse_mode(mode, default, field='mode'):
+def parse_mode(mode, default, field="mode"):
     """'0600', '600', 0o600 or None (default) -> int."""
-    if mode is None or mode == '':
+    if mode is None or mode == "":
         return default
     if isinstance(mode, int) and not isinstance(mode, bool):
         value = mode
@@ -60,7 +60,7 @@ def parse_mode(mode, default, field='mode'):
 def read_if_exists(path):
     """The file's bytes, or None when it does not exist."""
     try:
-        with open(path, 'rb') as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
@@ -76,7 +76,7 @@ def read_with_mode(path, field=None):
     ``path``) a file that cannot be read is the MtlsError errors.read_file raises for it.
     """
     try:
-        with open(path, 'rb') as handle:
+        with open(path, "rb") as handle:
             return handle.read(), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
@@ -98,7 +98,7 @@ def current_mode(path):
 def check_writable(path, field=None):
     """Refuse early (before anything is written) a path whose directory is missing or read-only."""
     directory = os.path.dirname(os.path.abspath(path))
-    label = ("%s " % field) if field else ''
+    label = ("%s " % field) if field else ""
     if os.path.isdir(path):
         raise FileError(path, "%s%s is a directory; give a file path." % (label, path), field)
     if not os.path.isdir(directory):
@@ -110,14 +110,15 @@ def check_writable(path, field=None):
     # access() says yes to root everywhere, yet sysfs, read-only bind mounts and some
     # network filesystems still refuse to create files: only trying tells. The probe is
     # removed at once, so check mode still leaves the directory's contents as they were.
-    probe = os.path.join(directory, '.%s.%d.probe' % (os.path.basename(path), os.getpid()))
+    probe = os.path.join(directory, ".%s.%d.probe" % (os.path.basename(path), os.getpid()))
     try:
         descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             return
-        raise FileError(path, "%sdirectory %s does not accept new files (%s); fix its permissions or choose another "
-                              "path." % (label, directory, exc.strerror), field)
+        raise FileError(
+            path, "%sdirectory %s does not accept new files (%s); fix its permissions or choose another path." % (label, directory, exc.strerror), field
+        )
     os.close(descriptor)
     unlink_quietly(probe)
 
@@ -125,7 +126,7 @@ def check_writable(path, field=None):
 def backup_path_for(path, now=None):
     """'<path>.<UTC timestamp with microseconds>~' - sortable and unique per run."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return '%s.%s~' % (path, now.strftime('%Y%m%dT%H%M%S.%fZ'))
+    return "%s.%s~" % (path, now.strftime("%Y%m%dT%H%M%S.%fZ"))
 
 
 def create_file(path, content, mode):
@@ -135,12 +136,12 @@ def create_file(path, content, mode):
     key never exists with a looser mode, even as a temp file. EEXIST is the caller's to
     handle; on any other failure nothing is left behind.
     """
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0), 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         os.fchmod(descriptor, mode)
         view = memoryview(content)
         while view:
-            view = view[os.write(descriptor, view):]
+            view = view[os.write(descriptor, view) :]
     except BaseException:
         os.close(descriptor)
         unlink_quietly(path)
@@ -153,7 +154,7 @@ def write_temp(path, content, mode):
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     for attempt in range(100):
-        temp = os.path.join(directory, '.%s.%d.%d.tmp' % (base, os.getpid(), attempt))
+        temp = os.path.join(directory, ".%s.%d.%d.tmp" % (base, os.getpid(), attempt))
         try:
             return temp, create_file(temp, content, mode)
         except OSError as exc:
@@ -165,8 +166,9 @@ def write_temp(path, content, mode):
 
 def write_error(path, error, field=None):
     """The FileError for an OSError met while writing ``path`` (the value of option ``field``)."""
-    return FileError(path, "%scannot write %s: %s; fix the directory or its permissions." % (
-        ("%s: " % field) if field else '', path, error.strerror or error), field)
+    return FileError(
+        path, "%scannot write %s: %s; fix the directory or its permissions." % (("%s: " % field) if field else "", path, error.strerror or error), field
+    )
 
 
 def remove_error(path, error):
@@ -241,7 +243,7 @@ def copy_backup(path, mode):
 
 
 class WriteResult(object):
-    __slots__ = ('path', 'changed', 'backup_path')
+    __slots__ = ("path", "changed", "backup_path")
 
     def __init__(self, path, changed, backup_path=None):
         self.path = path

@@ -26,8 +26,8 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.files_versioned imp
 )
 
 # What a killed writer leaves beside its target: write_temp's and check_writable's files.
-_FILE_TEMP = re.compile(r'^\..+\.(?P<pid>\d+)\.\d+\.tmp$')
-_PROBE = re.compile(r'^\..+\.(?P<pid>\d+)\.probe$')
+_FILE_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)\.\d+\.tmp$")
+_PROBE = re.compile(r"^\..+\.(?P<pid>\d+)\.probe$")
 
 
 def _pid_alive(pid):
@@ -59,21 +59,21 @@ def find_leftovers(directory, names=None):
     current = None
     found = []
     for name in entries:
-        if not name.startswith('.'):
+        if not name.startswith("."):
             continue
         match = VERSION_DIR_NAME.match(name)
         if match:
             if current is None:
-                current = current_version(directory) or ''
-            if name != current and not _pid_alive(int(match.group('pid'))):
+                current = current_version(directory) or ""
+            if name != current and not _pid_alive(int(match.group("pid"))):
                 found.append(name)
             continue
         match = DATA_TEMP_NAME.match(name)
         if not match:
             match = _FILE_TEMP.match(name) or _PROBE.match(name)
-            if match and names is not None and not any(name.startswith('.%s.' % n) for n in names):
+            if match and names is not None and not any(name.startswith(".%s." % n) for n in names):
                 continue
-        if match and not _pid_alive(int(match.group('pid'))):
+        if match and not _pid_alive(int(match.group("pid"))):
             found.append(name)
     return sorted(found)
 
@@ -100,5 +100,8 @@ def remove_leftovers_beside(paths, dry_run=False):
     for path in paths:
         if path:
             by_directory.setdefault(os.path.dirname(os.path.abspath(path)), []).append(os.path.basename(path))
-    return [os.path.join(directory, name) for directory in sorted(by_directory)
-            for name in remove_leftovers(directory, names=by_directory[directory], dry_run=dry_run)]
+    return [
+        os.path.join(directory, name)
+        for directory in sorted(by_directory)
+        for name in remove_leftovers(directory, names=by_directory[directory], dry_run=dry_run)
+    ]

@@ -39,17 +39,17 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.files_base import (
     write_error,
 )
 
-DATA_LINK = '..data'
+DATA_LINK = "..data"
 # ..<UTC timestamp>.<pid of the writer>.<n>: sortable, unique, and it says who made it.
-VERSION_DIR_NAME = re.compile(r'^\.\.\d{8}T\d{6}\.\d{6}Z\.(?P<pid>\d+)\.\d+$')
+VERSION_DIR_NAME = re.compile(r"^\.\.\d{8}T\d{6}\.\d{6}Z\.(?P<pid>\d+)\.\d+$")
 # The new ..data symlink before it is renamed over the old one.
-DATA_TEMP_NAME = re.compile(r'^\.\.data_tmp\.(?P<pid>\d+)\.\d+$')
+DATA_TEMP_NAME = re.compile(r"^\.\.data_tmp\.(?P<pid>\d+)\.\d+$")
 
 
 def is_versioned_link(path):
     """True when ``path`` is the symlink ``..data/<its name>`` of the versioned layout."""
     try:
-        return os.readlink(path) == DATA_LINK + '/' + os.path.basename(path)
+        return os.readlink(path) == DATA_LINK + "/" + os.path.basename(path)
     except (OSError, ValueError):
         return False
 
@@ -101,7 +101,7 @@ def _link_or_copy(source, target, link=True):
         except OSError as exc:
             if exc.errno == errno.EEXIST:
                 raise
-    with open(source, 'rb') as handle:
+    with open(source, "rb") as handle:
         content = handle.read()
     descriptor = create_file(target, content, stat.S_IMODE(os.stat(source).st_mode))
     try:
@@ -129,32 +129,35 @@ class VersionedBatch(Batch):
 
     def __init__(self, directory):
         self.directory = os.path.abspath(directory)
-        self._version = None      # the new version directory, made at the first write
-        self._descriptors = []    # open files of the new version, flushed at commit
-        self._written = set()     # names written into the new version
-        self._adopt = []          # plain files (or foreign symlinks) to bring into the layout
-        self._backup = {}         # name -> mode of its backup copy
-        self._names = []          # every staged name: its visible symlink must exist
-        self._linked = set()      # staged names whose visible symlink is already in place
+        self._version = None  # the new version directory, made at the first write
+        self._descriptors = []  # open files of the new version, flushed at commit
+        self._written = set()  # names written into the new version
+        self._adopt = []  # plain files (or foreign symlinks) to bring into the layout
+        self._backup = {}  # name -> mode of its backup copy
+        self._names = []  # every staged name: its visible symlink must exist
+        self._linked = set()  # staged names whose visible symlink is already in place
 
     in_layout = staticmethod(is_versioned_link)
 
     def _name_of(self, path, field):
         name = os.path.basename(path)
-        if not (path.startswith(self.directory) and path[len(self.directory):] == '/' + name) \
-                and os.path.dirname(os.path.abspath(path)) != self.directory or not name or name.startswith('..'):
-            raise FileError(path, "%s%s is not a file name directly in %s." % (
-                ("%s: " % field) if field else '', path, self.directory), field)
+        if (
+            not (path.startswith(self.directory) and path[len(self.directory) :] == "/" + name)
+            and os.path.dirname(os.path.abspath(path)) != self.directory
+            or not name
+            or name.startswith("..")
+        ):
+            raise FileError(path, "%s%s is not a file name directly in %s." % (("%s: " % field) if field else "", path, self.directory), field)
         return name
 
     def _new_version_dir(self):
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         try:
             mode = stat.S_IMODE(os.stat(self.directory).st_mode)
         except OSError:
             mode = 0o755
         for attempt in range(100):
-            path = os.path.join(self.directory, '..%s.%d.%d' % (stamp, os.getpid(), attempt))
+            path = os.path.join(self.directory, "..%s.%d.%d" % (stamp, os.getpid(), attempt))
             try:
                 os.mkdir(path, 0o700)
             except OSError as exc:
@@ -164,8 +167,7 @@ class VersionedBatch(Batch):
             # Readers of the files pass through it: the directory's own permissions.
             os.chmod(path, mode)
             return path
-        raise FileError(self.directory, "could not create a version directory in %s; remove stale ..* "
-                                        "directories there." % self.directory)  # pragma: no cover
+        raise FileError(self.directory, "could not create a version directory in %s; remove stale ..* directories there." % self.directory)  # pragma: no cover
 
     def stage(self, path, content, mode, backup=False, backup_mode=None, existing=UNREAD, field=None):
         """Queue ``content`` for ``path``; False when it is already exactly that, in the layout."""
@@ -211,7 +213,7 @@ class VersionedBatch(Batch):
     def _switch(self, version):
         """Point ..data at ``version`` in one rename."""
         for attempt in range(100):
-            temp = os.path.join(self.directory, '..data_tmp.%d.%d' % (os.getpid(), attempt))
+            temp = os.path.join(self.directory, "..data_tmp.%d.%d" % (os.getpid(), attempt))
             try:
                 os.symlink(os.path.basename(version), temp)
             except OSError as exc:
@@ -230,7 +232,7 @@ class VersionedBatch(Batch):
     def _link_visible(self, name):
         """Make ``<directory>/<name>`` the symlink ``..data/<name>`` (replacing what is there)."""
         path = os.path.join(self.directory, name)
-        target = DATA_LINK + '/' + name
+        target = DATA_LINK + "/" + name
         try:
             os.symlink(target, path)
             return
@@ -238,8 +240,8 @@ class VersionedBatch(Batch):
             if exc.errno != errno.EEXIST:
                 raise
         if os.path.isdir(path) and not os.path.islink(path):
-            raise OSError(errno.EISDIR, 'is a directory', path)
-        temp = os.path.join(self.directory, '.%s.%d.0.tmp' % (name, os.getpid()))
+            raise OSError(errno.EISDIR, "is a directory", path)
+        temp = os.path.join(self.directory, ".%s.%d.0.tmp" % (name, os.getpid()))
         unlink_quietly(temp)
         os.symlink(target, temp)
         try:
@@ -291,7 +293,7 @@ class VersionedBatch(Batch):
 
     def _link_missing_names(self):
         # Certificates before keys, so that a key is never visible without its certificate.
-        for name in sorted(self._names, key=lambda n: n.endswith('.key')):
+        for name in sorted(self._names, key=lambda n: n.endswith(".key")):
             if name not in self._linked:
                 self._link_visible(name)
         fsync_directory(self.directory)
@@ -301,8 +303,8 @@ class VersionedBatch(Batch):
         backups = dict((os.path.join(self.directory, name), None) for name in self._names)
         if not self._names:
             return backups
-        made = []          # version directories made here, not (yet) current
-        previous = []      # version directories replaced here, removed at the end
+        made = []  # version directories made here, not (yet) current
+        previous = []  # version directories replaced here, removed at the end
         start = current_version(self.directory)
         try:
             self._flush()
@@ -335,7 +337,13 @@ class VersionedBatch(Batch):
             if version is not None and os.path.basename(version) != now_current:
                 shutil.rmtree(version, ignore_errors=True)
         self.__init__(self.directory)
-        where = getattr(error, 'filename', None) or self.directory
-        return FileError(where, "cannot write %s: %s; %s fix the directory or its permissions." % (
-            where, error.strerror or error, 'the new files are in place but some names are not linked yet;'
-            if now_current != start else 'nothing visible changed;'))
+        where = getattr(error, "filename", None) or self.directory
+        return FileError(
+            where,
+            "cannot write %s: %s; %s fix the directory or its permissions."
+            % (
+                where,
+                error.strerror or error,
+                "the new files are in place but some names are not linked yet;" if now_current != start else "nothing visible changed;",
+            ),
+        )

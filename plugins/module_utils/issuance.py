@@ -52,18 +52,34 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
 
 KEY_TYPE_CHOICES = list(KEY_TYPES)
 USAGE_CHOICES = list(USAGES)
-_ITEM_NAME = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9._-]*$')
+_ITEM_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 _INVOCATION_ECHO_LIMIT = 50
-_ITEM_KEYS = ('name', 'common_name', 'organization', 'dns_names', 'ip_addresses', 'uris', 'emails',
-              'usage', 'key_type', 'valid_for')
+_ITEM_KEYS = ("name", "common_name", "organization", "dns_names", "ip_addresses", "uris", "emails", "usage", "key_type", "valid_for")
 
 
 class _Item(object):
     """One requested certificate and what we found and decided about it."""
 
-    __slots__ = ('name', 'spec', 'cert_path', 'key_path', 'chain_path', 'fullchain_path',
-                 'cert_bytes', 'key_bytes', 'cert_mode', 'key_mode', 'cert', 'key', 'reason', 'new_cert', 'new_key',
-                 'new_cert_pem', 'new_key_pem', 'changed')
+    __slots__ = (
+        "name",
+        "spec",
+        "cert_path",
+        "key_path",
+        "chain_path",
+        "fullchain_path",
+        "cert_bytes",
+        "key_bytes",
+        "cert_mode",
+        "key_mode",
+        "cert",
+        "key",
+        "reason",
+        "new_cert",
+        "new_key",
+        "new_cert_pem",
+        "new_key_pem",
+        "changed",
+    )
 
     def __init__(self, name, spec, cert_path, key_path, chain_path=None, fullchain_path=None):
         self.name = name
@@ -81,90 +97,116 @@ class _Item(object):
 
 def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
     """The _Item of ``certs[index]``: its own options over the top-level ones."""
-    prefix = 'certs[%d].' % index
+    prefix = "certs[%d]." % index
     if not isinstance(entry, dict):
-        raise PkiError('certs[%d]' % index, "certs[%d] must be a dictionary with at least a name." % index)
-    name = entry.get('name')
+        raise PkiError("certs[%d]" % index, "certs[%d] must be a dictionary with at least a name." % index)
+    name = entry.get("name")
     if not isinstance(name, str) or not _ITEM_NAME.match(name):
-        raise PkiError(prefix + 'name', "%sname must be a file name stem of letters, digits, '.', '_' and '-' "
-                                        "not starting with a dot, got %r." % (prefix, name))
+        raise PkiError(
+            prefix + "name", "%sname must be a file name stem of letters, digits, '.', '_' and '-' not starting with a dot, got %r." % (prefix, name)
+        )
     if name in seen:
-        raise PkiError(prefix + 'name', "%sname %r is used twice in certs; give each certificate its own name."
-                       % (prefix, name))
+        raise PkiError(prefix + "name", "%sname %r is used twice in certs; give each certificate its own name." % (prefix, name))
     seen.add(name)
     merged = dict(defaults)
     for key, value in entry.items():
         if value is not None:
             merged[key] = value
-    valid_for = merged['valid_for']
+    valid_for = merged["valid_for"]
     if valid_for not in parsed_valid_for:
-        parsed_valid_for[valid_for] = parse_duration(valid_for, prefix + 'valid_for')
+        parsed_valid_for[valid_for] = parse_duration(valid_for, prefix + "valid_for")
     spec = LeafSpec(
-        merged.get('common_name') or name, dns_names=merged['dns_names'], ip_addresses=merged['ip_addresses'],
-        uris=merged['uris'], emails=merged['emails'], usage=merged['usage'], key_type=merged['key_type'],
-        valid_for=parsed_valid_for[valid_for], organization=merged['organization'], field_prefix=prefix)
-    base = os.path.join(params['dest_dir'], name)
-    return _Item(name, spec, base + '.crt', base + '.key',
-                 chain_path=(base + '.chain.crt') if params['write_chain'] else None,
-                 fullchain_path=(base + '.fullchain.crt') if params['write_fullchain'] else None)
+        merged.get("common_name") or name,
+        dns_names=merged["dns_names"],
+        ip_addresses=merged["ip_addresses"],
+        uris=merged["uris"],
+        emails=merged["emails"],
+        usage=merged["usage"],
+        key_type=merged["key_type"],
+        valid_for=parsed_valid_for[valid_for],
+        organization=merged["organization"],
+        field_prefix=prefix,
+    )
+    base = os.path.join(params["dest_dir"], name)
+    return _Item(
+        name,
+        spec,
+        base + ".crt",
+        base + ".key",
+        chain_path=(base + ".chain.crt") if params["write_chain"] else None,
+        fullchain_path=(base + ".fullchain.crt") if params["write_fullchain"] else None,
+    )
 
 
 def _batch_items(params):
-    if not params['dest_dir']:
-        raise PkiError('dest_dir', "dest_dir is required with certs; give the directory for <name>.crt and <name>.key.")
-    dest_dir = params['dest_dir']
+    if not params["dest_dir"]:
+        raise PkiError("dest_dir", "dest_dir is required with certs; give the directory for <name>.crt and <name>.key.")
+    dest_dir = params["dest_dir"]
     if not os.path.isdir(dest_dir):
-        raise PkiError('dest_dir', "dest_dir %s is not an existing directory; create it first." % dest_dir)
-    files.check_writable(os.path.join(dest_dir, '.probe'), 'dest_dir')
-    if not params['certs']:
-        raise PkiError('certs', "certs is empty; list at least one certificate or use cert_path.")
-    defaults = dict((key, params.get(key)) for key in _ITEM_KEYS if key != 'name')
+        raise PkiError("dest_dir", "dest_dir %s is not an existing directory; create it first." % dest_dir)
+    files.check_writable(os.path.join(dest_dir, ".probe"), "dest_dir")
+    if not params["certs"]:
+        raise PkiError("certs", "certs is empty; list at least one certificate or use cert_path.")
+    defaults = dict((key, params.get(key)) for key in _ITEM_KEYS if key != "name")
     seen, parsed_valid_for = set(), {}
-    return [_batch_item(index, entry, defaults, seen, parsed_valid_for, params)
-            for index, entry in enumerate(params['certs'])]
+    return [_batch_item(index, entry, defaults, seen, parsed_valid_for, params) for index, entry in enumerate(params["certs"])]
 
 
 def _build_items(params):
     """Decide step, part one: the requested certificates (one, or each of certs)."""
-    if params['certs'] is not None:
+    if params["certs"] is not None:
         return _batch_items(params)
-    if not params['cert_path'] or not params['key_path']:
-        raise PkiError('cert_path', "cert_path and key_path (one certificate) or certs with dest_dir (a batch) "
-                                    "are required; give one of them.")
-    if not params['common_name']:
-        raise PkiError('common_name', "common_name is required with cert_path; give the subject common name.")
+    if not params["cert_path"] or not params["key_path"]:
+        raise PkiError("cert_path", "cert_path and key_path (one certificate) or certs with dest_dir (a batch) are required; give one of them.")
+    if not params["common_name"]:
+        raise PkiError("common_name", "common_name is required with cert_path; give the subject common name.")
     spec = LeafSpec(
-        params['common_name'], dns_names=params['dns_names'], ip_addresses=params['ip_addresses'],
-        uris=params['uris'], emails=params['emails'], usage=params['usage'], key_type=params['key_type'],
-        valid_for=parse_duration(params['valid_for'], 'valid_for'), organization=params['organization'])
-    for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path'):
+        params["common_name"],
+        dns_names=params["dns_names"],
+        ip_addresses=params["ip_addresses"],
+        uris=params["uris"],
+        emails=params["emails"],
+        usage=params["usage"],
+        key_type=params["key_type"],
+        valid_for=parse_duration(params["valid_for"], "valid_for"),
+        organization=params["organization"],
+    )
+    for field in ("cert_path", "key_path", "chain_path", "fullchain_path"):
         if params[field]:
             files.check_writable(params[field], field)
-    name = os.path.splitext(os.path.basename(params['cert_path']))[0]
-    return [_Item(name, spec, params['cert_path'], params['key_path'], params['chain_path'], params['fullchain_path'])]
+    name = os.path.splitext(os.path.basename(params["cert_path"]))[0]
+    return [_Item(name, spec, params["cert_path"], params["key_path"], params["chain_path"], params["fullchain_path"])]
 
 
 def _inspect(item, issuer, renew_before, now, force):
     """Read the existing files of ``item`` and decide whether and why to reissue."""
-    item.cert_bytes, item.cert_mode = files.read_with_mode(item.cert_path, 'cert_path')
-    item.key_bytes, item.key_mode = files.read_with_mode(item.key_path, 'key_path')
+    item.cert_bytes, item.cert_mode = files.read_with_mode(item.cert_path, "cert_path")
+    item.key_bytes, item.key_mode = files.read_with_mode(item.key_path, "key_path")
     cert_error = key_error = None
     if item.cert_bytes is not None:
         try:
-            item.cert = load_certificate(item.cert_bytes, 'cert_path')
+            item.cert = load_certificate(item.cert_bytes, "cert_path")
         except PkiError as exc:
             cert_error = exc
     if item.key_bytes is not None:
         try:
-            item.key = load_private_key(item.key_bytes, 'key_path')
+            item.key = load_private_key(item.key_bytes, "key_path")
         except PkiError as exc:
             key_error = exc
     reason = reissue_reason(
-        item.spec, issuer, item.cert, item.key, cert_error=cert_error, key_error=key_error,
-        renew_before=renew_before, now=now, cert_missing=item.cert_bytes is None,
-        key_missing=item.key_bytes is None)
+        item.spec,
+        issuer,
+        item.cert,
+        item.key,
+        cert_error=cert_error,
+        key_error=key_error,
+        renew_before=renew_before,
+        now=now,
+        cert_missing=item.cert_bytes is None,
+        key_missing=item.key_bytes is None,
+    )
     if reason is None and force:
-        reason = 'forced'
+        reason = "forced"
     item.reason = reason
 
 
@@ -178,20 +220,21 @@ def _planned_files(item, chain_pem, cert_mode, key_mode):
     """
     cert_pem = item.new_cert_pem if item.new_cert_pem is not None else item.cert_bytes
     key_pem = item.new_key_pem if item.new_key_pem is not None else item.key_bytes
-    planned = [(item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, item.cert_mode, 'cert_path'),
-               (item.key_path, key_pem, key_mode, True, item.key_bytes, item.key_mode, 'key_path')]
+    planned = [
+        (item.cert_path, cert_pem, cert_mode, False, item.cert_bytes, item.cert_mode, "cert_path"),
+        (item.key_path, key_pem, key_mode, True, item.key_bytes, item.key_mode, "key_path"),
+    ]
     if item.chain_path:
-        planned.append((item.chain_path, chain_pem, cert_mode, False, files.UNREAD, None, 'chain_path'))
+        planned.append((item.chain_path, chain_pem, cert_mode, False, files.UNREAD, None, "chain_path"))
     if item.fullchain_path:
-        planned.append((item.fullchain_path, (cert_pem or b'') + chain_pem, cert_mode, False, files.UNREAD, None,
-                        'fullchain_path'))
+        planned.append((item.fullchain_path, (cert_pem or b"") + chain_pem, cert_mode, False, files.UNREAD, None, "fullchain_path"))
     return planned
 
 
 def _current_cert_and_key(item):
     if item.new_cert is not None:
         return item.new_cert, item.new_key
-    if item.reason in (None, 'files_updated'):
+    if item.reason in (None, "files_updated"):
         return item.cert, item.key
     return None, None  # check mode: would be issued, nothing known yet
 
@@ -200,47 +243,51 @@ def _result_entry(item):
     # Kept to the essentials: with 1,000 certificates, every extra field costs time in
     # Ansible's result processing.
     cert, _key = _current_cert_and_key(item)
-    entry = {'name': item.name, 'changed': item.changed, 'reason': item.reason or 'unchanged',
-             'serial': None, 'not_after': None, 'sha256_fingerprint': None}
+    entry = {"name": item.name, "changed": item.changed, "reason": item.reason or "unchanged", "serial": None, "not_after": None, "sha256_fingerprint": None}
     if cert is not None:
-        entry['serial'] = '%X' % cert.serial_number
-        entry['not_after'] = iso8601(cert.not_valid_after_utc)
-        entry['sha256_fingerprint'] = sha256_fingerprint(cert)
+        entry["serial"] = "%X" % cert.serial_number
+        entry["not_after"] = iso8601(cert.not_valid_after_utc)
+        entry["sha256_fingerprint"] = sha256_fingerprint(cert)
     return entry
 
 
 def _diff_state(cert, key):
     if cert is None:
         return None
-    state = {'serial': '%X' % cert.serial_number, 'not_after': iso8601(cert.not_valid_after_utc),
-             'sha256_fingerprint': sha256_fingerprint(cert)}
+    state = {"serial": "%X" % cert.serial_number, "not_after": iso8601(cert.not_valid_after_utc), "sha256_fingerprint": sha256_fingerprint(cert)}
     if key is not None:
-        state['key_fingerprint'] = key_fingerprint(key)
+        state["key_fingerprint"] = key_fingerprint(key)
     return state
 
 
 def _read_issuer(params, now):
     """The CA (certificate, key, optional chain) that signs every certificate of the call."""
-    ca_cert_bytes = read_file(params['ca_cert_path'], 'ca_cert_path')
-    ca_key_bytes = read_file(params['ca_key_path'], 'ca_key_path')
-    chain_bytes = read_file(params['ca_chain_path'], 'ca_chain_path') if params['ca_chain_path'] else None
-    return load_issuer(ca_cert_bytes, ca_key_bytes, 'ca_cert_path', 'ca_key_path',
-                       passphrase=params['ca_key_passphrase'], chain_pem=chain_bytes,
-                       chain_field='ca_chain_path', now=now, passphrase_field='ca_key_passphrase')
+    ca_cert_bytes = read_file(params["ca_cert_path"], "ca_cert_path")
+    ca_key_bytes = read_file(params["ca_key_path"], "ca_key_path")
+    chain_bytes = read_file(params["ca_chain_path"], "ca_chain_path") if params["ca_chain_path"] else None
+    return load_issuer(
+        ca_cert_bytes,
+        ca_key_bytes,
+        "ca_cert_path",
+        "ca_key_path",
+        passphrase=params["ca_key_passphrase"],
+        chain_pem=chain_bytes,
+        chain_field="ca_chain_path",
+        now=now,
+        passphrase_field="ca_key_passphrase",
+    )
 
 
 def _remove_leftovers(params, check_mode):
     """What killed runs left (never a change; check mode only counts it)."""
-    if params['certs'] is not None:
-        return files.remove_leftovers(params['dest_dir'], dry_run=check_mode)
-    return files.remove_leftovers_beside([params[field] for field in ('cert_path', 'key_path', 'chain_path', 'fullchain_path')],
-                                         dry_run=check_mode)
+    if params["certs"] is not None:
+        return files.remove_leftovers(params["dest_dir"], dry_run=check_mode)
+    return files.remove_leftovers_beside([params[field] for field in ("cert_path", "key_path", "chain_path", "fullchain_path")], dry_run=check_mode)
 
 
 def _issue(item, issuer, params, now):
     """Build step: the new key (or the kept one) and certificate of ``item``, in memory."""
-    reuse_key = (not params['rotate_key'] and item.key is not None and item.reason != 'key_type_changed'
-                 and key_type_of(item.key) == item.spec.key_type)
+    reuse_key = not params["rotate_key"] and item.key is not None and item.reason != "key_type_changed" and key_type_of(item.key) == item.spec.key_type
     item.new_key = item.key if reuse_key else generate_private_key(item.spec.key_type)
     item.new_cert = build_leaf(issuer, item.spec, item.new_key, now)
     item.new_cert_pem = certificate_pem(item.new_cert)
@@ -261,7 +308,7 @@ def _stays(item, batch, path, content, mode, known, known_mode):
 def _write(items, params, chain_pem, cert_mode, key_mode, check_mode):
     """Write step: every file staged, then switched in one commit; returns the backup paths."""
     # Batch mode: kubelet's versioned layout, every file of dest_dir switched in one rename.
-    batch = files.VersionedBatch(params['dest_dir']) if params['certs'] is not None else files.AtomicBatch()
+    batch = files.VersionedBatch(params["dest_dir"]) if params["certs"] is not None else files.AtomicBatch()
     backup_files = []
     with batch:
         for item in items:
@@ -273,11 +320,17 @@ def _write(items, params, chain_pem, cert_mode, key_mode, check_mode):
                     if _stays(item, batch, path, content, mode, known, known_mode):
                         continue
                     item.changed = True
-                    item.reason = 'files_updated'
+                    item.reason = "files_updated"
                 if not check_mode:
-                    batch.stage(path, content, mode, backup=params['backup'],
-                                backup_mode=files.KEY_MODE if is_key else None, existing=known,
-                                field='dest_dir' if params['certs'] is not None else field)
+                    batch.stage(
+                        path,
+                        content,
+                        mode,
+                        backup=params["backup"],
+                        backup_mode=files.KEY_MODE if is_key else None,
+                        existing=known,
+                        field="dest_dir" if params["certs"] is not None else field,
+                    )
         if not check_mode:
             backups = batch.commit()
             backup_files = sorted(path for path in backups.values() if path)
@@ -290,33 +343,35 @@ def _diff(items):
         if not item.changed:
             continue
         before[item.name] = _diff_state(item.cert, item.key)
-        after[item.name] = _diff_state(item.new_cert, item.new_key) if item.new_cert is not None else (
-            _diff_state(item.cert, item.key) if item.reason == 'files_updated' else '(would be issued: %s)' % item.reason)
-    return {'before': before, 'after': after}
+        after[item.name] = (
+            _diff_state(item.new_cert, item.new_key)
+            if item.new_cert is not None
+            else (_diff_state(item.cert, item.key) if item.reason == "files_updated" else "(would be issued: %s)" % item.reason)
+        )
+    return {"before": before, "after": after}
 
 
 def _outcome(items, params, backup_files, leftovers, diff):
     results = [_result_entry(item) for item in items]
     summary = {}
     for entry in results:
-        summary[entry['reason']] = summary.get(entry['reason'], 0) + 1
-    outcome = dict(changed=any(item.changed for item in items), certs=results, summary=summary,
-                   backup_files=backup_files, leftovers_removed=len(leftovers))
-    if params['certs'] is None:
-        for key in ('reason', 'serial', 'not_after', 'sha256_fingerprint'):
+        summary[entry["reason"]] = summary.get(entry["reason"], 0) + 1
+    outcome = dict(changed=any(item.changed for item in items), certs=results, summary=summary, backup_files=backup_files, leftovers_removed=len(leftovers))
+    if params["certs"] is None:
+        for key in ("reason", "serial", "not_after", "sha256_fingerprint"):
             outcome[key] = results[0][key]
         _cert, key = _current_cert_and_key(items[0])
-        outcome['key_fingerprint'] = key_fingerprint(key) if key is not None else None
-        outcome['cert_path'], outcome['key_path'] = items[0].cert_path, items[0].key_path
-    if params['certs'] is not None and len(params['certs']) > _INVOCATION_ECHO_LIMIT:
+        outcome["key_fingerprint"] = key_fingerprint(key) if key is not None else None
+        outcome["cert_path"], outcome["key_path"] = items[0].cert_path, items[0].key_path
+    if params["certs"] is not None and len(params["certs"]) > _INVOCATION_ECHO_LIMIT:
         # Ansible echoes every argument back in `invocation` (shown with -vvv). For a big
         # batch that doubles the result and the controller's work for no information the
         # caller lacks; keep the other arguments and only count the items.
         module_args = dict(params)
-        module_args['certs'] = '(%d items, see certs[].name in the result)' % len(params['certs'])
-        outcome['invocation'] = {'module_args': module_args}
+        module_args["certs"] = "(%d items, see certs[].name in the result)" % len(params["certs"])
+        outcome["invocation"] = {"module_args": module_args}
     if diff:
-        outcome['diff'] = _diff(items)
+        outcome["diff"] = _diff(items)
     return outcome
 
 
@@ -329,9 +384,9 @@ def run_module(module):
     """
     check_cryptography()
     params = module.params
-    cert_mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
-    key_mode = files.parse_mode(params['key_mode'], files.KEY_MODE, 'key_mode')
-    renew_before = parse_renew_before(params['renew_before'], 'renew_before')
+    cert_mode = files.parse_mode(params["mode"], files.CERT_MODE, "mode")
+    key_mode = files.parse_mode(params["key_mode"], files.KEY_MODE, "key_mode")
+    renew_before = parse_renew_before(params["renew_before"], "renew_before")
     items = _build_items(params)
     now = utcnow()
     issuer = _read_issuer(params, now)
@@ -339,7 +394,7 @@ def run_module(module):
 
     # Decide everything, and build every certificate, before the first write.
     for item in items:
-        _inspect(item, issuer, renew_before, now, params['force'])
+        _inspect(item, issuer, renew_before, now, params["force"])
         if item.reason is None:
             continue
         check_leaf(issuer, item.spec, now)
@@ -351,43 +406,47 @@ def run_module(module):
 
 
 def argument_spec():
-    list_of_str = dict(type='list', elements='str', default=[])
+    list_of_str = dict(type="list", elements="str", default=[])
     spec = dict(
-        ca_cert_path=dict(type='path', required=True),
-        ca_key_path=dict(type='path', required=True),
-        ca_key_passphrase=dict(type='str', no_log=True),
-        ca_chain_path=dict(type='path'),
-        cert_path=dict(type='path'),
-        key_path=dict(type='path', no_log=False),
-        chain_path=dict(type='path'),
-        fullchain_path=dict(type='path'),
-        certs=dict(type='list', elements='dict', options=dict(
-            name=dict(type='str', required=True),
-            common_name=dict(type='str'),
-            organization=dict(type='str'),
-            dns_names=dict(type='list', elements='str'),
-            ip_addresses=dict(type='list', elements='str'),
-            uris=dict(type='list', elements='str'),
-            emails=dict(type='list', elements='str'),
-            usage=dict(type='str', choices=USAGE_CHOICES),
-            key_type=dict(type='str', choices=KEY_TYPE_CHOICES, no_log=False),
-            valid_for=dict(type='str'),
-        )),
-        dest_dir=dict(type='path'),
-        write_chain=dict(type='bool', default=False),
-        write_fullchain=dict(type='bool', default=False),
-        common_name=dict(type='str'),
-        organization=dict(type='str'),
+        ca_cert_path=dict(type="path", required=True),
+        ca_key_path=dict(type="path", required=True),
+        ca_key_passphrase=dict(type="str", no_log=True),
+        ca_chain_path=dict(type="path"),
+        cert_path=dict(type="path"),
+        key_path=dict(type="path", no_log=False),
+        chain_path=dict(type="path"),
+        fullchain_path=dict(type="path"),
+        certs=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                common_name=dict(type="str"),
+                organization=dict(type="str"),
+                dns_names=dict(type="list", elements="str"),
+                ip_addresses=dict(type="list", elements="str"),
+                uris=dict(type="list", elements="str"),
+                emails=dict(type="list", elements="str"),
+                usage=dict(type="str", choices=USAGE_CHOICES),
+                key_type=dict(type="str", choices=KEY_TYPE_CHOICES, no_log=False),
+                valid_for=dict(type="str"),
+            ),
+        ),
+        dest_dir=dict(type="path"),
+        write_chain=dict(type="bool", default=False),
+        write_fullchain=dict(type="bool", default=False),
+        common_name=dict(type="str"),
+        organization=dict(type="str"),
         dns_names=dict(list_of_str),
         ip_addresses=dict(list_of_str),
         uris=dict(list_of_str),
         emails=dict(list_of_str),
-        usage=dict(type='str', choices=USAGE_CHOICES, default='both'),
-        key_type=dict(type='str', choices=KEY_TYPE_CHOICES, default='ec_p256', no_log=False),
-        valid_for=dict(type='str', default='30d'),
-        renew_before=dict(type='str'),
-        rotate_key=dict(type='bool', default=True, no_log=False),
-        force=dict(type='bool', default=False),
+        usage=dict(type="str", choices=USAGE_CHOICES, default="both"),
+        key_type=dict(type="str", choices=KEY_TYPE_CHOICES, default="ec_p256", no_log=False),
+        valid_for=dict(type="str", default="30d"),
+        renew_before=dict(type="str"),
+        rotate_key=dict(type="bool", default=True, no_log=False),
+        force=dict(type="bool", default=False),
     )
     spec.update(FILE_OUTPUT_SPEC)
     return spec
@@ -395,13 +454,12 @@ def argument_spec():
 
 # Cross-option rules, shared by AnsibleModule and by the action plugin's validator.
 VALIDATION_RULES = dict(
-    mutually_exclusive=[('certs', 'cert_path'), ('certs', 'key_path'), ('certs', 'chain_path'),
-                        ('certs', 'fullchain_path')],
-    required_together=[('cert_path', 'key_path')],
-    required_one_of=[('certs', 'cert_path')],
-    required_by={'certs': 'dest_dir'},
+    mutually_exclusive=[("certs", "cert_path"), ("certs", "key_path"), ("certs", "chain_path"), ("certs", "fullchain_path")],
+    required_together=[("cert_path", "key_path")],
+    required_one_of=[("certs", "cert_path")],
+    required_by={"certs": "dest_dir"},
 )
 
 # Bad input and unusable files (errors.MtlsError and its subclasses): one sentence each.
 KNOWN_ERRORS = backend_results.KNOWN_ERRORS
-failure_result, unexpected_failure_result = backend_results.failure_results('mtls_cert')
+failure_result, unexpected_failure_result = backend_results.failure_results("mtls_cert")

@@ -43,31 +43,31 @@ DEFAULT_BACKOFF_SECONDS = 0.2
 MAX_RETRY_AFTER_SECONDS = 5.0
 DEFAULT_TIMEOUT = (5, 30)  # (connect, read) seconds
 
-ResourceKind = namedtuple(
-    "ResourceKind", ["api_version", "kind", "plural", "namespaced", "provided_by"])
+ResourceKind = namedtuple("ResourceKind", ["api_version", "kind", "plural", "namespaced", "provided_by"])
 
 SECRET = ResourceKind("v1", "Secret", "secrets", True, None)
 NAMESPACE = ResourceKind("v1", "Namespace", "namespaces", False, None)
 POD = ResourceKind("v1", "Pod", "pods", True, None)
 CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps", True, None)
-PEER_AUTHENTICATION = ResourceKind(
-    "security.istio.io/v1", "PeerAuthentication", "peerauthentications", True, "Istio")
-ISTIO_AUTHORIZATION_POLICY = ResourceKind(
-    "security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies", True, "Istio")
-DESTINATION_RULE = ResourceKind(
-    "networking.istio.io/v1", "DestinationRule", "destinationrules", True, "Istio")
-LINKERD_SERVER = ResourceKind(
-    "policy.linkerd.io/v1beta3", "Server", "servers", True, "Linkerd")
-LINKERD_AUTHORIZATION_POLICY = ResourceKind(
-    "policy.linkerd.io/v1alpha1", "AuthorizationPolicy", "authorizationpolicies", True,
-    "Linkerd")
-MESH_TLS_AUTHENTICATION = ResourceKind(
-    "policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications", True,
-    "Linkerd")
+PEER_AUTHENTICATION = ResourceKind("security.istio.io/v1", "PeerAuthentication", "peerauthentications", True, "Istio")
+ISTIO_AUTHORIZATION_POLICY = ResourceKind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies", True, "Istio")
+DESTINATION_RULE = ResourceKind("networking.istio.io/v1", "DestinationRule", "destinationrules", True, "Istio")
+LINKERD_SERVER = ResourceKind("policy.linkerd.io/v1beta3", "Server", "servers", True, "Linkerd")
+LINKERD_AUTHORIZATION_POLICY = ResourceKind("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", "authorizationpolicies", True, "Linkerd")
+MESH_TLS_AUTHENTICATION = ResourceKind("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications", True, "Linkerd")
 
-KNOWN_KINDS = (SECRET, NAMESPACE, POD, CONFIG_MAP, PEER_AUTHENTICATION, ISTIO_AUTHORIZATION_POLICY,
-               DESTINATION_RULE, LINKERD_SERVER, LINKERD_AUTHORIZATION_POLICY,
-               MESH_TLS_AUTHENTICATION)
+KNOWN_KINDS = (
+    SECRET,
+    NAMESPACE,
+    POD,
+    CONFIG_MAP,
+    PEER_AUTHENTICATION,
+    ISTIO_AUTHORIZATION_POLICY,
+    DESTINATION_RULE,
+    LINKERD_SERVER,
+    LINKERD_AUTHORIZATION_POLICY,
+    MESH_TLS_AUTHENTICATION,
+)
 
 
 def kind_for(api_version, kind):
@@ -91,8 +91,7 @@ def resource_path(kind, namespace=None, name=None):
 class KubeClient(object):
     """One connection pool for the whole module run."""
 
-    def __init__(self, settings, attempts=DEFAULT_ATTEMPTS, backoff=DEFAULT_BACKOFF_SECONDS,
-                 timeout=DEFAULT_TIMEOUT, sleep=time.sleep, pool_size=16):
+    def __init__(self, settings, attempts=DEFAULT_ATTEMPTS, backoff=DEFAULT_BACKOFF_SECONDS, timeout=DEFAULT_TIMEOUT, sleep=time.sleep, pool_size=16):
         self.settings = settings
         self.api_client, self.server, self.source = open_api_client(settings, pool_size)
         self.attempts = attempts
@@ -107,19 +106,18 @@ class KubeClient(object):
             pass
 
     # -- transport -------------------------------------------------------------------
-    def request(self, method, path, verb, kind, name=None, namespace=None, query=None,
-                body=None, content_type="application/json", allow_404=False):
+    def request(self, method, path, verb, kind, name=None, namespace=None, query=None, body=None, content_type="application/json", allow_404=False):
         """Send one request with bounded retries; the decoded JSON answer, or None on an
         allowed 404. Raises KubeError with one sentence otherwise."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
         params = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=list(query or []),
-            header_params=headers, body=body, auth_settings=["BearerToken"])
+            method=method, resource_path=path, query_params=list(query or []), header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
         last_error = None
         for attempt in range(self.attempts):
-            delay = self.backoff * (2 ** attempt)
+            delay = self.backoff * (2**attempt)
             try:
                 response = self.api_client.call_api(*params, _request_timeout=self.timeout)
                 raw = response.read()
@@ -139,9 +137,7 @@ class KubeClient(object):
             if status in RETRYABLE_STATUSES and attempt + 1 < self.attempts:
                 self._sleep(_retry_delay(response, delay))
                 continue
-            raise KubeError(api_error_sentence(status, status_body(raw), verb, kind, name,
-                                               namespace, self.server, self.source),
-                            status=status)
+            raise KubeError(api_error_sentence(status, status_body(raw), verb, kind, name, namespace, self.server, self.source), status=status)
         raise KubeError(last_error or "the request to %s failed." % self.server)
 
     def _absent(self, raw, verb, kind, name, namespace):
@@ -151,20 +147,17 @@ class KubeClient(object):
         details = decoded.get("details") or {}
         if details.get("name") == name and details.get("kind") == kind.plural:
             return None
-        raise KubeError(api_error_sentence(404, decoded, verb, kind, name, namespace,
-                                           self.server, self.source), status=404)
+        raise KubeError(api_error_sentence(404, decoded, verb, kind, name, namespace, self.server, self.source), status=404)
 
     # -- verbs ---------------------------------------------------------------------------
     def get(self, kind, name, namespace=None):
         """The object, or None when it does not exist."""
-        return self.request("GET", resource_path(kind, namespace, name), "get", kind, name,
-                            namespace, allow_404=True)
+        return self.request("GET", resource_path(kind, namespace, name), "get", kind, name, namespace, allow_404=True)
 
     def list(self, kind, namespace=None, label_selector=None):
         """The items of one LIST (a missing namespace answers an empty list)."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        answer = self.request("GET", resource_path(kind, namespace), "list", kind, None,
-                              namespace, query=query)
+        answer = self.request("GET", resource_path(kind, namespace), "list", kind, None, namespace, query=query)
         return answer.get("items") or []
 
     def apply(self, manifest, dry_run=False, force_conflicts=False):
@@ -176,21 +169,26 @@ class KubeClient(object):
             query.append(("force", "true"))
         if dry_run:
             query.append(("dryRun", "All"))
-        return self.request("PATCH", resource_path(kind, metadata.get("namespace"),
-                                                   metadata["name"]),
-                            "patch", kind, metadata["name"], metadata.get("namespace"),
-                            query=query, body=manifest, content_type=APPLY_PATCH_CONTENT_TYPE)
+        return self.request(
+            "PATCH",
+            resource_path(kind, metadata.get("namespace"), metadata["name"]),
+            "patch",
+            kind,
+            metadata["name"],
+            metadata.get("namespace"),
+            query=query,
+            body=manifest,
+            content_type=APPLY_PATCH_CONTENT_TYPE,
+        )
 
     def delete(self, kind, name, namespace=None, dry_run=False):
         """Delete; True when something was (or in dry run would be) deleted."""
-        options = {"kind": "DeleteOptions", "apiVersion": "v1",
-                   "propagationPolicy": "Background"}
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if dry_run:
             # With a DeleteOptions body the server ignores query parameters, so dryRun
             # must be in the body: a dryRun=All query here would delete for real.
             options["dryRun"] = ["All"]
-        answer = self.request("DELETE", resource_path(kind, namespace, name), "delete", kind,
-                              name, namespace, body=options, allow_404=True)
+        answer = self.request("DELETE", resource_path(kind, namespace, name), "delete", kind, name, namespace, body=options, allow_404=True)
         return answer is not None
 
     def namespace_exists(self, namespace):

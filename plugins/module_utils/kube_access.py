@@ -19,19 +19,13 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import 
 # The admission objects that can judge one object differently from its neighbours; read
 # only to decide whether a dry run of every write is needed (see object_admission).
 ADMISSION_KINDS = (
-    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
-                 "validatingwebhookconfigurations", False, None),
-    ResourceKind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
-                 "mutatingwebhookconfigurations", False, None),
-    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
-                 "validatingadmissionpolicies", False, None),
-    ResourceKind("admissionregistration.k8s.io/v1beta1", "MutatingAdmissionPolicy",
-                 "mutatingadmissionpolicies", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False, None),
+    ResourceKind("admissionregistration.k8s.io/v1beta1", "MutatingAdmissionPolicy", "mutatingadmissionpolicies", False, None),
 )
-SELF_SUBJECT_RULES_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectRulesReview",
-                                         "selfsubjectrulesreviews", False, None)
-SELF_SUBJECT_ACCESS_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectAccessReview",
-                                          "selfsubjectaccessreviews", False, None)
+SELF_SUBJECT_RULES_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, None)
+SELF_SUBJECT_ACCESS_REVIEW = ResourceKind("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, None)
 
 
 def _rules_of(item):
@@ -53,9 +47,11 @@ def rule_covers(rule, group, resource, operation):
     groups = rule.get("apiGroups") or []
     resources = rule.get("resources") or []
     operations = rule.get("operations") or []
-    return ((group in groups or "*" in groups)
-            and any(r in ("*", "*/*", resource, resource + "/*") for r in resources)
-            and (operation in operations or "*" in operations))
+    return (
+        (group in groups or "*" in groups)
+        and any(r in ("*", "*/*", resource, resource + "/*") for r in resources)
+        and (operation in operations or "*" in operations)
+    )
 
 
 def object_admission(client, group, resource, operation):
@@ -75,9 +71,11 @@ def object_admission(client, group, resource, operation):
             if error.status == 404 and kind.api_version.endswith("beta1"):
                 continue  # the beta API is not served: no such policies
             return None
-        names += ["%s %s" % (kind.kind, (item.get("metadata") or {}).get("name"))
-                  for item in items
-                  if any(rule_covers(rule, group, resource, operation) for rule in _rules_of(item))]
+        names += [
+            "%s %s" % (kind.kind, (item.get("metadata") or {}).get("name"))
+            for item in items
+            if any(rule_covers(rule, group, resource, operation) for rule in _rules_of(item))
+        ]
     return names
 
 
@@ -100,9 +98,13 @@ def uniform_rbac(client, namespace, group, resource, verbs):
     status = _review(client, SELF_SUBJECT_RULES_REVIEW, {"namespace": namespace})
     if status is None or status.get("incomplete"):
         return False
-    rules = [rule for rule in status.get("resourceRules") or [] if not rule.get("resourceNames")
-             and (group in (rule.get("apiGroups") or []) or "*" in (rule.get("apiGroups") or []))
-             and (resource in (rule.get("resources") or []) or "*" in (rule.get("resources") or []))]
+    rules = [
+        rule
+        for rule in status.get("resourceRules") or []
+        if not rule.get("resourceNames")
+        and (group in (rule.get("apiGroups") or []) or "*" in (rule.get("apiGroups") or []))
+        and (resource in (rule.get("resources") or []) or "*" in (rule.get("resources") or []))
+    ]
     granted = set()
     for rule in rules:
         granted.update(rule.get("verbs") or [])
@@ -112,6 +114,5 @@ def uniform_rbac(client, namespace, group, resource, verbs):
 def allowed_in_every_namespace(client, group, resource, verb):
     """Whether this user may ``verb`` ``resource`` in every namespace (a review without a
     namespace: a cluster-wide grant). False when the server cannot say."""
-    status = _review(client, SELF_SUBJECT_ACCESS_REVIEW,
-                     {"resourceAttributes": {"group": group, "resource": resource, "verb": verb}})
+    status = _review(client, SELF_SUBJECT_ACCESS_REVIEW, {"resourceAttributes": {"group": group, "resource": resource, "verb": verb}})
     return bool((status or {}).get("allowed"))

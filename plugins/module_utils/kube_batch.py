@@ -59,14 +59,10 @@ def creations_to_prove(client, creations, workers, only_repeated=False):
     counts = {}
     for namespace, group, resource, _entry in creations:
         counts[(namespace, group, resource)] = counts.get((namespace, group, resource), 0) + 1
-    resources = sorted(set((group, resource) for (_n, group, resource), count in counts.items()
-                           if count > 1 or not only_repeated))
-    judged = set((group, resource) for group, resource in resources
-                 if object_admission(client, group, resource, "CREATE") != [])
-    candidates = sorted(key for key, count in counts.items()
-                        if (key[1], key[2]) in set(resources) - judged and (count > 1 or not only_repeated))
-    uniform = run_parallel(lambda key: uniform_rbac(client, key[0], key[1], key[2], ("create", "patch")),
-                           candidates, workers)
+    resources = sorted(set((group, resource) for (_n, group, resource), count in counts.items() if count > 1 or not only_repeated))
+    judged = set((group, resource) for group, resource in resources if object_admission(client, group, resource, "CREATE") != [])
+    candidates = sorted(key for key, count in counts.items() if (key[1], key[2]) in set(resources) - judged and (count > 1 or not only_repeated))
+    uniform = run_parallel(lambda key: uniform_rbac(client, key[0], key[1], key[2], ("create", "patch")), candidates, workers)
     uniform_keys = set(key for key, flag in zip(candidates, uniform) if flag)
     sampled, seen = [], set()
     for namespace, group, resource, entry in creations:
@@ -106,8 +102,10 @@ def creations_proven_across_namespaces(client, creations, namespaces_by_name, wo
     sees the object, not its namespace, so one dry run of each body proves them all.
     """
     namespaces = set(entry[0] for entry in creations)
-    if any((namespaces_by_name.get(namespace) or {}).get("status", {}).get("phase", "Active") != "Active"
-           or namespace not in namespaces_by_name for namespace in namespaces):
+    if any(
+        (namespaces_by_name.get(namespace) or {}).get("status", {}).get("phase", "Active") != "Active" or namespace not in namespaces_by_name
+        for namespace in namespaces
+    ):
         return None
     resources = sorted(set((group, resource) for _n, group, resource, _m, _e in creations))
     checks = [("admission", group, resource) for group, resource in resources]
@@ -125,6 +123,7 @@ def creations_proven_across_namespaces(client, creations, namespaces_by_name, wo
                 return False
             return not any((quota.get("metadata") or {}).get("namespace") in namespaces for quota in quotas)
         return allowed_in_every_namespace(client, group, resource, what)
+
     if not all(run_parallel(check, checks, workers)):
         return None
     proven, seen = [], set()

@@ -22,6 +22,7 @@ try:
     from kubernetes import client as kube_client
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
+
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as import_error:  # pragma: no cover - reported by the modules
@@ -35,8 +36,7 @@ except ImportError as import_error:  # pragma: no cover - reported by the module
 class ConnectionSettings(object):
     """Where and as whom to connect: the kube_auth doc fragment's options."""
 
-    def __init__(self, kubeconfig=None, context=None, host=None, api_key=None,
-                 ca_cert=None, validate_certs=True):
+    def __init__(self, kubeconfig=None, context=None, host=None, api_key=None, ca_cert=None, validate_certs=True):
         self.kubeconfig = kubeconfig
         self.context = context
         self.host = host
@@ -46,10 +46,14 @@ class ConnectionSettings(object):
 
     @classmethod
     def from_params(cls, params):
-        return cls(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
-                   host=params.get("host"), api_key=params.get("api_key"),
-                   ca_cert=params.get("ca_cert"),
-                   validate_certs=params.get("validate_certs", True))
+        return cls(
+            kubeconfig=params.get("kubeconfig"),
+            context=params.get("context"),
+            host=params.get("host"),
+            api_key=params.get("api_key"),
+            ca_cert=params.get("ca_cert"),
+            validate_certs=params.get("validate_certs", True),
+        )
 
     def resolved_kubeconfig(self):
         if self.kubeconfig:
@@ -62,8 +66,7 @@ class ConnectionSettings(object):
 
 
 def _in_cluster():
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token")
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 def _bearer(configuration, api_key):
@@ -74,20 +77,15 @@ def _bearer(configuration, api_key):
 def _load_kubeconfig(configuration, settings, kubeconfig):
     """Fills ``configuration`` from ``kubeconfig``; the phrase saying where it came from."""
     if not os.path.exists(kubeconfig):
-        raise KubeError(
-            "kubeconfig %s does not exist; set kubeconfig to the path of a readable "
-            "kubeconfig file." % kubeconfig, field="kubeconfig")
+        raise KubeError("kubeconfig %s does not exist; set kubeconfig to the path of a readable kubeconfig file." % kubeconfig, field="kubeconfig")
     try:
-        kube_config.load_kube_config(config_file=kubeconfig, context=settings.context,
-                                     client_configuration=configuration,
-                                     persist_config=False)
+        kube_config.load_kube_config(config_file=kubeconfig, context=settings.context, client_configuration=configuration, persist_config=False)
     except ConfigException as error:
-        raise KubeError(_config_error_sentence(error, kubeconfig, settings.context),
-                        field="context" if settings.context else "kubeconfig")
+        raise KubeError(_config_error_sentence(error, kubeconfig, settings.context), field="context" if settings.context else "kubeconfig")
     except Exception as error:  # yaml errors and the like: the file is unusable
-        raise KubeError("kubeconfig %s cannot be read (%s); set kubeconfig to a valid "
-                        "kubeconfig file." % (kubeconfig, type(error).__name__),
-                        field="kubeconfig")
+        raise KubeError(
+            "kubeconfig %s cannot be read (%s); set kubeconfig to a valid kubeconfig file." % (kubeconfig, type(error).__name__), field="kubeconfig"
+        )
     _bearer(configuration, settings.api_key)
     source = "kubeconfig %s" % kubeconfig
     if settings.context:
@@ -113,13 +111,10 @@ def build_configuration(settings):
         kube_config.load_incluster_config(client_configuration=configuration)
         source = "the in-cluster service account"
     else:
-        raise KubeError(
-            "no Kubernetes connection is configured; set kubeconfig (or $KUBECONFIG), "
-            "or host and api_key.", field="kubeconfig")
+        raise KubeError("no Kubernetes connection is configured; set kubeconfig (or $KUBECONFIG), or host and api_key.", field="kubeconfig")
     if settings.ca_cert:
         if not os.path.exists(settings.ca_cert):
-            raise KubeError("ca_cert %s does not exist; point it to the PEM bundle of the API "
-                            "server's CA." % settings.ca_cert, field="ca_cert")
+            raise KubeError("ca_cert %s does not exist; point it to the PEM bundle of the API server's CA." % settings.ca_cert, field="ca_cert")
         configuration.ssl_ca_cert = settings.ca_cert
     if settings.validate_certs is False:
         configuration.verify_ssl = False
@@ -131,18 +126,15 @@ def build_configuration(settings):
 def _config_error_sentence(error, kubeconfig, context):
     text = str(error)
     if context and "context" in text.lower():
-        return ("context %s is not in kubeconfig %s; set context to one of the contexts "
-                "defined there." % (context, kubeconfig))
-    return "kubeconfig %s is not usable: %s; fix the file or set kubeconfig." % (
-        kubeconfig, text.rstrip("."))
+        return "context %s is not in kubeconfig %s; set context to one of the contexts defined there." % (context, kubeconfig)
+    return "kubeconfig %s is not usable: %s; fix the file or set kubeconfig." % (kubeconfig, text.rstrip("."))
 
 
 def open_api_client(settings, pool_size):
     """(ApiClient, server URL, where the settings came from) for one module run; the pool
     holds ``pool_size`` connections, so the module's worker threads never wait on it."""
     if not HAS_KUBERNETES:
-        raise KubeError("the kubernetes Python client is missing (%s); install it with "
-                        "pip install kubernetes." % KUBERNETES_IMPORT_ERROR)
+        raise KubeError("the kubernetes Python client is missing (%s); install it with pip install kubernetes." % KUBERNETES_IMPORT_ERROR)
     configuration, source = build_configuration(settings)
     configuration.connection_pool_maxsize = pool_size
     return kube_client.ApiClient(configuration), configuration.host, source

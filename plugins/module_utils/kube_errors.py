@@ -39,7 +39,8 @@ def status_body(raw):
 _FORBIDDEN_PATTERN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]*)"'
     r'(?: in API group "(?P<group>[^"]*)")?'
-    r'(?: in the namespace "(?P<namespace>[^"]*)")?')
+    r'(?: in the namespace "(?P<namespace>[^"]*)")?'
+)
 
 
 def _object_label(kind, name, namespace):
@@ -59,15 +60,17 @@ def _forbidden_sentence(message, verb, target):
     where = (" in namespace %s" % match.group("namespace")) if match.group("namespace") else " cluster-wide"
     group = match.group("group")
     resource = match.group("resource") + (("." + group) if group else "")
-    return ("forbidden (403): user %s may not %s %s%s; grant it through RBAC or "
-            "use a context that has that right." % (match.group("user"), match.group("verb"), resource, where))
+    return "forbidden (403): user %s may not %s %s%s; grant it through RBAC or use a context that has that right." % (
+        match.group("user"),
+        match.group("verb"),
+        resource,
+        where,
+    )
 
 
 def _not_found_sentence(message, details, kind, target, namespace):
-    if details.get("kind") == "namespaces" or (
-            namespace and 'namespaces "%s" not found' % namespace in message):
-        return ("namespace %s does not exist; create it first or correct the "
-                "namespace." % (details.get("name") or namespace))
+    if details.get("kind") == "namespaces" or (namespace and 'namespaces "%s" not found' % namespace in message):
+        return "namespace %s does not exist; create it first or correct the namespace." % (details.get("name") or namespace)
     if not details.get("name") and "could not find the requested resource" in message:
         return kind_missing_sentence(kind)
     return "%s was not found." % target
@@ -79,14 +82,15 @@ def _conflict_sentence(message, details, target):
     if "conflict" in message.lower() and (conflicts or "manager" in message):
         managers = sorted(set(re.findall(r'conflict with "([^"]+)"', message)))
         fields = sorted(set(c.get("field", "") for c in causes if c.get("field")))
-        return ("field manager conflict on %s: %s owned by %s; set force_conflicts: true "
-                "to take them over." % (target, ", ".join(fields) or "fields",
-                                        ", ".join(managers) or "another manager"))
+        return "field manager conflict on %s: %s owned by %s; set force_conflicts: true to take them over." % (
+            target,
+            ", ".join(fields) or "fields",
+            ", ".join(managers) or "another manager",
+        )
     return "conflict on %s (409): %s." % (target, message.rstrip("."))
 
 
-def api_error_sentence(status, body, verb, kind, name=None, namespace=None, server=None,
-                       source=None):
+def api_error_sentence(status, body, verb, kind, name=None, namespace=None, server=None, source=None):
     """One sentence for a failed API call; ``body`` is the decoded Status object the API
     server answered with (may be empty)."""
     message = (body.get("message") or "").strip()
@@ -94,9 +98,10 @@ def api_error_sentence(status, body, verb, kind, name=None, namespace=None, serv
     target = _object_label(kind, name, namespace)
     reason = message.rstrip(".") or "no reason given"
     if status == 401:
-        return ("the API server %s rejected the credentials from %s (401 Unauthorized); "
-                "refresh the token or client certificate." % (
-                    server or "", source or "the configured connection"))
+        return "the API server %s rejected the credentials from %s (401 Unauthorized); refresh the token or client certificate." % (
+            server or "",
+            source or "the configured connection",
+        )
     if status == 403:
         return _forbidden_sentence(message, verb, target)
     if status == 404:
@@ -106,8 +111,7 @@ def api_error_sentence(status, body, verb, kind, name=None, namespace=None, serv
     if status == 422:
         return "the API server rejected %s as invalid: %s." % (target, message.rstrip("."))
     if status == 429:
-        return "the API server %s kept throttling (429) the %s of %s; retry later." % (
-            server or "", verb, target)
+        return "the API server %s kept throttling (429) the %s of %s; retry later." % (server or "", verb, target)
     if status and status >= 500:
         return "the API server %s failed (%s) to %s %s: %s." % (server or "", status, verb, target, reason)
     return "%s %s failed with HTTP %s: %s." % (verb, target, status, reason)
@@ -115,26 +119,29 @@ def api_error_sentence(status, body, verb, kind, name=None, namespace=None, serv
 
 def kind_missing_sentence(kind):
     if kind.provided_by:
-        return ("the %s CRD (%s.%s) is not installed — install %s first." % (
-            kind.kind, kind.plural, kind.api_version.split("/")[0], kind.provided_by))
+        return "the %s CRD (%s.%s) is not installed — install %s first." % (kind.kind, kind.plural, kind.api_version.split("/")[0], kind.provided_by)
     return "the API server does not serve %s %s." % (kind.api_version, kind.kind)
 
 
 def unreachable_sentence(server, source, error):
     """The API server could not be reached: ``error`` is the connection failure."""
-    return ("cannot reach the Kubernetes API server at %s (from %s): %s; check that it is "
-            "running and that the kubeconfig points to it." % (server, source, _connection_reason(error)))
+    return "cannot reach the Kubernetes API server at %s (from %s): %s; check that it is running and that the kubeconfig points to it." % (
+        server,
+        source,
+        _connection_reason(error),
+    )
 
 
 def _connection_reason(error):
     text = str(error)
-    for needle, reason in (("Connection refused", "connection refused"),
-                           ("timed out", "connection timed out"),
-                           ("Connection reset", "connection reset"),
-                           ("Name or service not known", "host name does not resolve"),
-                           ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted "
-                            "(set ca_cert)"),
-                           ("RemoteDisconnected", "the server closed the connection")):
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("Connection reset", "connection reset"),
+        ("Name or service not known", "host name does not resolve"),
+        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted (set ca_cert)"),
+        ("RemoteDisconnected", "the server closed the connection"),
+    ):
         if needle in text:
             return reason
     return type(error).__name__

@@ -32,8 +32,7 @@ def owned_keys(fields, *path):
     return set(key[2:] for key in node if key.startswith("f:"))
 
 
-_VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation", "uid",
-                      "creationTimestamp")
+_VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp")
 
 
 def comparable(obj):
@@ -42,8 +41,7 @@ def comparable(obj):
     if obj is None:
         return None
     stripped = dict((k, v) for k, v in obj.items() if k != "status")
-    stripped["metadata"] = dict((k, v) for k, v in (obj.get("metadata") or {}).items()
-                                if k not in _VOLATILE_METADATA)
+    stripped["metadata"] = dict((k, v) for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA)
     return stripped
 
 

@@ -22,28 +22,30 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 def validate_object_name(value, field):
     """Kubernetes object names are DNS-1123 subdomains."""
-    if not isinstance(value, str) or not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(
-            value):
-        raise KubeError("%s %r is not a valid Kubernetes name; use lower-case letters, digits, "
-                        "'-' and '.', starting and ending with a letter or digit (at most 253)."
-                        % (field, value), field=field)
+    if not isinstance(value, str) or not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise KubeError(
+            "%s %r is not a valid Kubernetes name; use lower-case letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit (at most 253)." % (field, value),
+            field=field,
+        )
 
 
 def validate_namespace_name(value, field):
     """Namespace names are DNS-1123 labels."""
     if not isinstance(value, str) or not value or len(value) > 63 or not _DNS_LABEL.match(value):
-        raise KubeError("%s %r is not a valid namespace name; use lower-case letters, digits "
-                        "and '-', starting and ending with a letter or digit (at most 63)."
-                        % (field, value), field=field)
+        raise KubeError(
+            "%s %r is not a valid namespace name; use lower-case letters, digits "
+            "and '-', starting and ending with a letter or digit (at most 63)." % (field, value),
+            field=field,
+        )
 
 
 def _validate_qualified_key(key, field):
     prefix, _slash, name = key.rpartition("/")
-    if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or \
-            not name or len(name) > 63 or not _LABEL_NAME.match(name):
-        raise KubeError("%s key %r is not a valid key; use an optional DNS prefix and '/', "
-                        "then at most 63 letters, digits, '-', '_' or '.'." % (field, key),
-                        field=field)
+    if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) or not name or len(name) > 63 or not _LABEL_NAME.match(name):
+        raise KubeError(
+            "%s key %r is not a valid key; use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'." % (field, key), field=field
+        )
 
 
 def validate_labels(labels, field="labels"):
@@ -51,17 +53,19 @@ def validate_labels(labels, field="labels"):
         _validate_qualified_key(key, field)
         text = "" if value is None else str(value)
         if len(text) > 63 or (text and not _LABEL_NAME.match(text)):
-            raise KubeError("%s.%s value %r is not a valid label value; use at most 63 "
-                            "letters, digits, '-', '_' or '.', starting and ending with a letter "
-                            "or digit." % (field, key, text), field=field)
+            raise KubeError(
+                "%s.%s value %r is not a valid label value; use at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending with a letter "
+                "or digit." % (field, key, text),
+                field=field,
+            )
 
 
 def validate_annotations(annotations, field="annotations"):
     for key, value in (annotations or {}).items():
         _validate_qualified_key(key, field)
         if value is None:
-            raise KubeError("%s.%s has no value; give it a string or remove it." % (field, key),
-                            field=field)
+            raise KubeError("%s.%s has no value; give it a string or remove it." % (field, key), field=field)
 
 
 def string_map(values):

@@ -28,13 +28,12 @@ def run_as_module(module, backend):
         module.fail_json(**backend.failure_result(exc))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(**backend.unexpected_failure_result(exc))
-    for warning in result.pop('warnings', None) or []:
+    for warning in result.pop("warnings", None) or []:
         module.warn(warning)
     module.exit_json(**result)
 
 
 def module_main(backend):
     """The main() of a module whose argument spec and work are all ``backend``'s."""
-    module = AnsibleModule(argument_spec=backend.argument_spec(), supports_check_mode=True,
-                           **backend.VALIDATION_RULES)
+    module = AnsibleModule(argument_spec=backend.argument_spec(), supports_check_mode=True, **backend.VALIDATION_RULES)
     run_as_module(module, backend)

@@ -26,15 +26,13 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import CLO
 def load_certificates(pem, field):
     """All certificates in a PEM blob, in order; PkiError when there are none."""
     if isinstance(pem, str):
-        pem = pem.encode('utf-8')
-    if not pem or b'-----BEGIN CERTIFICATE-----' not in pem:
-        raise PkiError(field, "%s does not contain a PEM certificate ('-----BEGIN CERTIFICATE-----'); "
-                              "give a PEM-encoded X.509 certificate." % field)
+        pem = pem.encode("utf-8")
+    if not pem or b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise PkiError(field, "%s does not contain a PEM certificate ('-----BEGIN CERTIFICATE-----'); give a PEM-encoded X.509 certificate." % field)
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError:
-        raise PkiError(field, "%s holds a PEM certificate block that cannot be parsed; "
-                              "replace it with a valid PEM-encoded X.509 certificate." % field)
+        raise PkiError(field, "%s holds a PEM certificate block that cannot be parsed; replace it with a valid PEM-encoded X.509 certificate." % field)
     if not certs:
         raise PkiError(field, "%s does not contain a PEM certificate; give a PEM-encoded X.509 certificate." % field)
     return certs
@@ -50,7 +48,7 @@ def certificate_pem(cert):
 
 
 def certificates_pem(certs):
-    return b''.join(certificate_pem(cert) for cert in certs)
+    return b"".join(certificate_pem(cert) for cert in certs)
 
 
 def basic_constraints(cert):
@@ -66,22 +64,22 @@ def certificate_summary(cert):
     try:
         key_type = key_type_of(cert.public_key())
     except (PkiError, UnsupportedAlgorithm):
-        key_type = 'unsupported'
+        key_type = "unsupported"
     return {
-        'subject': cert.subject.rfc4514_string(),
-        'common_name': common_name_of(cert.subject),
-        'issuer': cert.issuer.rfc4514_string(),
-        'serial': '%X' % cert.serial_number,
-        'not_before': iso8601(cert.not_valid_before_utc),
-        'not_after': iso8601(cert.not_valid_after_utc),
-        'sha256_fingerprint': sha256_fingerprint(cert),
-        'dns_names': dns_names,
-        'ip_addresses': ip_addresses,
-        'uris': uris,
-        'emails': emails,
-        'is_ca': is_ca,
-        'path_length': path_length,
-        'key_type': key_type,
+        "subject": cert.subject.rfc4514_string(),
+        "common_name": common_name_of(cert.subject),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": "%X" % cert.serial_number,
+        "not_before": iso8601(cert.not_valid_before_utc),
+        "not_after": iso8601(cert.not_valid_after_utc),
+        "sha256_fingerprint": sha256_fingerprint(cert),
+        "dns_names": dns_names,
+        "ip_addresses": ip_addresses,
+        "uris": uris,
+        "emails": emails,
+        "is_ca": is_ca,
+        "path_length": path_length,
+        "key_type": key_type,
     }
 
 
@@ -123,26 +121,24 @@ def check_issuer(cert, key, cert_field, key_field, now=None, for_ca=False, ca_fi
     now = aware(now)
     is_ca, path_length = basic_constraints(cert)
     if not is_ca:
-        raise PkiError(cert_field, "%s is not a CA certificate (basicConstraints CA:TRUE missing); "
-                                   "point it at a CA certificate." % cert_field)
+        raise PkiError(cert_field, "%s is not a CA certificate (basicConstraints CA:TRUE missing); point it at a CA certificate." % cert_field)
     usage = extension_value(cert, x509.KeyUsage)
     if usage is not None and not usage.key_cert_sign:
-        raise PkiError(cert_field, "%s may not sign certificates (keyUsage keyCertSign missing); "
-                                   "point it at a signing CA." % cert_field)
+        raise PkiError(cert_field, "%s may not sign certificates (keyUsage keyCertSign missing); point it at a signing CA." % cert_field)
     if cert.not_valid_after_utc <= now:
         raise PkiError(cert_field, "%s expired on %s; renew that CA first." % (cert_field, iso8601(cert.not_valid_after_utc)))
     if cert.not_valid_before_utc > now + CLOCK_SKEW_ALLOWANCE:
-        raise PkiError(cert_field, "%s is not valid before %s; check the clock or the CA." % (
-            cert_field, iso8601(cert.not_valid_before_utc)))
+        raise PkiError(cert_field, "%s is not valid before %s; check the clock or the CA." % (cert_field, iso8601(cert.not_valid_before_utc)))
     if not key_matches_certificate(key, cert):
         raise PkiError(key_field, "%s does not match the certificate in %s; give the key of that CA." % (key_field, cert_field))
     if for_ca and path_length == 0:
-        raise PkiError(ca_field or cert_field, "%s has pathlen 0, so it cannot sign an intermediate CA; sign the "
-                                               "intermediate with a CA whose path_length allows it." % cert_field)
+        raise PkiError(
+            ca_field or cert_field,
+            "%s has pathlen 0, so it cannot sign an intermediate CA; sign the intermediate with a CA whose path_length allows it." % cert_field,
+        )
 
 
-def load_issuer(cert_pem, key_pem, cert_field, key_field, passphrase=None, chain_pem=None,
-                chain_field=None, now=None, passphrase_field=None):
+def load_issuer(cert_pem, key_pem, cert_field, key_field, passphrase=None, chain_pem=None, chain_field=None, now=None, passphrase_field=None):
     """Load and validate a signing CA once, for any number of leaves."""
     cert = load_certificate(cert_pem, cert_field)
     key = load_private_key(key_pem, key_field, passphrase, passphrase_field=passphrase_field)
@@ -158,6 +154,8 @@ def load_issuer(cert_pem, key_pem, cert_field, key_field, passphrase=None, chain
 def _check_chain_links(ordered, field):
     for child, parent in zip(ordered, ordered[1:]):
         if child.issuer != parent.subject or not signed_by(child, parent):
-            raise PkiError(field, "%s is not the chain of its CA: %s is not issued by %s; list the issuers "
-                                  "in order, from the CA's own issuer up to the root." % (
-                                      field, child.subject.rfc4514_string(), parent.subject.rfc4514_string()))
+            raise PkiError(
+                field,
+                "%s is not the chain of its CA: %s is not issued by %s; list the issuers "
+                "in order, from the CA's own issuer up to the root." % (field, child.subject.rfc4514_string(), parent.subject.rfc4514_string()),
+            )

@@ -16,9 +16,9 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
 
 def key_fingerprint(key):
     """'sha256:<hex>' of the SubjectPublicKeyInfo DER: safe to log, unlike the key."""
-    return 'sha256:' + hashlib.sha256(public_key_der(key)).hexdigest()
+    return "sha256:" + hashlib.sha256(public_key_der(key)).hexdigest()
 
 
 def sha256_fingerprint(cert):
     """'AB:CD:...' uppercase colon-separated SHA-256 of the certificate DER."""
-    return cert.fingerprint(hashes.SHA256()).hex(':').upper()
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()

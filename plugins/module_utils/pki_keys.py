@@ -19,9 +19,9 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
     x509,
 )
 
-KEY_TYPES = ('ec_p256', 'ec_p384', 'rsa2048', 'rsa3072', 'rsa4096', 'ed25519')
+KEY_TYPES = ("ec_p256", "ec_p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
 
-DEFAULT_KEY_TYPE = 'ec_p256'
+DEFAULT_KEY_TYPE = "ec_p256"
 
 
 def load_private_key(pem, field, passphrase=None, passphrase_field=None):
@@ -31,14 +31,14 @@ def load_private_key(pem, field, passphrase=None, passphrase_field=None):
     wrong passphrase is reported against it.
     """
     secret_field = passphrase_field or field
-    via = (' (%s)' % passphrase_field) if passphrase_field else ''
+    via = (" (%s)" % passphrase_field) if passphrase_field else ""
     if isinstance(pem, str):
-        pem = pem.encode('utf-8')
+        pem = pem.encode("utf-8")
     if isinstance(passphrase, str):
-        passphrase = passphrase.encode('utf-8')
+        passphrase = passphrase.encode("utf-8")
     if not passphrase:
         passphrase = None
-    if not pem or b'PRIVATE KEY-----' not in pem:
+    if not pem or b"PRIVATE KEY-----" not in pem:
         raise PkiError(field, "%s does not contain a PEM private key; give a PEM-encoded private key." % field)
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase)
@@ -50,48 +50,49 @@ def load_private_key(pem, field, passphrase=None, passphrase_field=None):
         raise PkiError(secret_field, "%s is not encrypted but a passphrase was given%s; drop the passphrase." % (field, via))
     except ValueError:
         if passphrase is not None:
-            raise PkiError(secret_field, "%s cannot be decrypted with the given passphrase%s (wrong passphrase or "
-                                         "corrupt key); give the right passphrase." % (field, via))
+            raise PkiError(
+                secret_field, "%s cannot be decrypted with the given passphrase%s (wrong passphrase or corrupt key); give the right passphrase." % (field, via)
+            )
         raise PkiError(field, "%s is not a valid PEM private key; replace it with a valid key." % field)
     except UnsupportedAlgorithm:
-        raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ', '.join(KEY_TYPES)))
+        raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ", ".join(KEY_TYPES)))
     key_type_of(key, field)
     return key
 
 
-def generate_private_key(key_type=DEFAULT_KEY_TYPE, field='key_type'):
+def generate_private_key(key_type=DEFAULT_KEY_TYPE, field="key_type"):
     """A new private key of one of KEY_TYPES."""
-    if key_type == 'ec_p256':
+    if key_type == "ec_p256":
         return ec.generate_private_key(ec.SECP256R1())
-    if key_type == 'ec_p384':
+    if key_type == "ec_p384":
         return ec.generate_private_key(ec.SECP384R1())
-    if key_type in ('rsa2048', 'rsa3072', 'rsa4096'):
+    if key_type in ("rsa2048", "rsa3072", "rsa4096"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
-    if key_type == 'ed25519':
+    if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
-    raise PkiError(field, "%s must be one of %s, got %r." % (field, ', '.join(KEY_TYPES), key_type))
+    raise PkiError(field, "%s must be one of %s, got %r." % (field, ", ".join(KEY_TYPES), key_type))
 
 
-def validate_key_type(key_type, field='key_type'):
+def validate_key_type(key_type, field="key_type"):
     if key_type not in KEY_TYPES:
-        raise PkiError(field, "%s must be one of %s, got %r." % (field, ', '.join(KEY_TYPES), key_type))
+        raise PkiError(field, "%s must be one of %s, got %r." % (field, ", ".join(KEY_TYPES), key_type))
     return key_type
 
 
-def key_type_of(key, field='key'):
+def key_type_of(key, field="key"):
     """The KEY_TYPES name of a private or public key."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        name = {'secp256r1': 'ec_p256', 'secp384r1': 'ec_p384'}.get(key.curve.name)
+        name = {"secp256r1": "ec_p256", "secp384r1": "ec_p384"}.get(key.curve.name)
         if name:
             return name
         raise PkiError(field, "%s uses the curve %s, which is not supported; use P-256 or P-384." % (field, key.curve.name))
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         if key.key_size in (2048, 3072, 4096):
-            return 'rsa%d' % key.key_size
+            return "rsa%d" % key.key_size
         raise PkiError(field, "%s is a %d-bit RSA key; use 2048, 3072 or 4096 bits." % (field, key.key_size))
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
-        return 'ed25519'
-    raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ', '.join(KEY_TYPES)))
+        return "ed25519"
+    raise PkiError(field, "%s uses an unsupported key algorithm; use one of %s." % (field, ", ".join(KEY_TYPES)))
 
 
 def is_encrypted_pem(pem):
@@ -100,14 +101,14 @@ def is_encrypted_pem(pem):
     Looks at the armour only, so it needs no passphrase and never parses key bytes.
     """
     if isinstance(pem, str):
-        pem = pem.encode('utf-8')
-    return b'-----BEGIN ENCRYPTED PRIVATE KEY-----' in pem or b'Proc-Type: 4,ENCRYPTED' in pem
+        pem = pem.encode("utf-8")
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
 
 
 def private_key_pem(key, passphrase=None):
     """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
     if isinstance(passphrase, str):
-        passphrase = passphrase.encode('utf-8')
+        passphrase = passphrase.encode("utf-8")
     if passphrase:
         encryption = serialization.BestAvailableEncryption(passphrase)
     else:
@@ -119,7 +120,7 @@ def public_key_der(key):
     """SubjectPublicKeyInfo DER of a private key, public key or certificate."""
     if isinstance(key, x509.Certificate):
         key = key.public_key()
-    elif hasattr(key, 'public_key'):
+    elif hasattr(key, "public_key"):
         key = key.public_key()
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -142,7 +143,7 @@ def signature_hash_for(key):
     """The hash a CA key signs with: matched to the key strength, none for Ed25519."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == 'secp384r1':
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
         return hashes.SHA384()
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 4096:
         return hashes.SHA384()

@@ -17,9 +17,16 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import awa
 # Reasons a leaf is (re)issued, in the order they are checked: the first one that
 # applies is reported, so the most fundamental problem wins.
 REISSUE_REASONS = (
-    'missing', 'unreadable', 'key_mismatch', 'issuer_changed', 'expired',
-    'renewal_due', 'subject_changed', 'sans_changed', 'usage_changed',
-    'key_type_changed',
+    "missing",
+    "unreadable",
+    "key_mismatch",
+    "issuer_changed",
+    "expired",
+    "renewal_due",
+    "subject_changed",
+    "sans_changed",
+    "usage_changed",
+    "key_type_changed",
 )
 
 
@@ -52,37 +59,36 @@ def issued_by(cert, issuer):
     return aki is None or aki.key_identifier is None or aki.key_identifier == issuer.key_identifier
 
 
-def reissue_reason(spec, issuer, cert=None, key=None, cert_error=None, key_error=None,
-                   renew_before=None, now=None, cert_missing=False, key_missing=False):
+def reissue_reason(spec, issuer, cert=None, key=None, cert_error=None, key_error=None, renew_before=None, now=None, cert_missing=False, key_missing=False):
     """The first reason in REISSUE_REASONS that applies, or None when nothing needs doing.
 
     ``cert``/``key`` are the parsed existing files (None when missing or unreadable,
     with ``*_missing`` or ``*_error`` saying which).
     """
     if cert_missing or key_missing:
-        return 'missing'
+        return "missing"
     if cert_error is not None or key_error is not None or cert is None or key is None:
-        return 'unreadable'
+        return "unreadable"
     if not same_public_key(key.public_key(), cert.public_key()):
-        return 'key_mismatch'
+        return "key_mismatch"
     if not issued_by(cert, issuer):
-        return 'issuer_changed'
+        return "issuer_changed"
     now = aware(now)
     if cert.not_valid_after_utc <= now:
-        return 'expired'
+        return "expired"
     if needs_renewal(cert, renew_before, now):
-        return 'renewal_due'
+        return "renewal_due"
     if cert.subject != spec.subject:
-        return 'subject_changed'
+        return "subject_changed"
     if set(extension_value(cert, x509.SubjectAlternativeName) or []) != set(spec.general_names):
-        return 'sans_changed'
+        return "sans_changed"
     if frozenset(extension_value(cert, x509.ExtendedKeyUsage) or []) != spec.extended_key_usages():
-        return 'usage_changed'
+        return "usage_changed"
     try:
         if key_type_of(key) != spec.key_type:
-            return 'key_type_changed'
+            return "key_type_changed"
     except PkiError:
-        return 'key_type_changed'
+        return "key_type_changed"
     return None
 
 
@@ -92,9 +98,19 @@ def permitted_domains_of(cert):
     return (dns_sets[0] if dns_sets else []), (uri_sets[0] if uri_sets else [])
 
 
-def ca_reissue_reason(cert, key, common_name, key_type, organization=None, path_length=None,
-                      permitted_dns_domains=None, permitted_uri_domains=None, issuer=None,
-                      renew_before=None, now=None):
+def ca_reissue_reason(
+    cert,
+    key,
+    common_name,
+    key_type,
+    organization=None,
+    path_length=None,
+    permitted_dns_domains=None,
+    permitted_uri_domains=None,
+    issuer=None,
+    renew_before=None,
+    now=None,
+):
     """None when the CA certificate ``cert`` (with ``key``) is what was asked for, else why not.
 
     'created' (no certificate), 'drift' (key, issuer, subject, pathlen, name
@@ -102,28 +118,28 @@ def ca_reissue_reason(cert, key, common_name, key_type, organization=None, path_
     Drift wins over renewal because it says more about what happened.
     """
     if cert is None:
-        return 'created'
+        return "created"
     if key is None or not key_matches_certificate(key, cert):
-        return 'drift'
+        return "drift"
     try:
         if key_type_of(key) != key_type:
-            return 'drift'
+            return "drift"
     except PkiError:
-        return 'drift'
+        return "drift"
     if issuer is None:
         if cert.issuer != cert.subject or not signed_by(cert, cert):
-            return 'drift'
+            return "drift"
     elif not issued_by(cert, issuer) or not signed_by(cert, issuer.cert):
-        return 'drift'
+        return "drift"
     if cert.subject != build_name(common_name, organization):
-        return 'drift'
+        return "drift"
     if basic_constraints(cert) != (True, path_length):
-        return 'drift'
+        return "drift"
     dns, uri = permitted_domains_of(cert)
     wanted_dns = [d.lower() for d in (permitted_dns_domains or [])]
     wanted_uri = [d.lower() for d in (permitted_uri_domains or [])]
     if sorted(dns) != sorted(wanted_dns) or sorted(uri) != sorted(wanted_uri):
-        return 'drift'
+        return "drift"
     if needs_renewal(cert, renew_before, now):
-        return 'renewed'
+        return "renewed"
     return None

@@ -22,6 +22,7 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the modules
@@ -42,7 +43,8 @@ def check_cryptography():
         # Imported here: the modules import this file on hosts, the action plugins on the
         # controller, and only a failing run needs basic's wording.
         from ansible.module_utils.basic import missing_required_lib
-        raise MtlsError("%s (%s)" % (missing_required_lib('cryptography'), CRYPTOGRAPHY_IMPORT_ERROR))
+
+        raise MtlsError("%s (%s)" % (missing_required_lib("cryptography"), CRYPTOGRAPHY_IMPORT_ERROR))
 
 
 def extension_value(item, extension_class):

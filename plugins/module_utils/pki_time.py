@@ -16,13 +16,13 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
 # behind ours do not reject a certificate that was issued a moment ago.
 CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)
 
-_DURATION_PART = re.compile(r'(\d+)([wdhms])')
+_DURATION_PART = re.compile(r"(\d+)([wdhms])")
 
-_DURATION_WHOLE = re.compile(r'^(?:\d+[wdhms])+$')
+_DURATION_WHOLE = re.compile(r"^(?:\d+[wdhms])+$")
 
-_DURATION_UNIT_SECONDS = {'w': 7 * 86400, 'd': 86400, 'h': 3600, 'm': 60, 's': 1}
+_DURATION_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
-_PERCENT = re.compile(r'^(\d+(?:\.\d+)?)\s*%$')
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
 
 
 def utcnow():
@@ -40,7 +40,7 @@ def aware(value):
 
 def iso8601(value):
     """'2026-11-22T15:00:00Z' - what every module returns for dates."""
-    return aware(value).astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return aware(value).astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def x509_time(value):
@@ -55,14 +55,11 @@ def parse_duration(text, field):
     else:
         if isinstance(text, bool) or not isinstance(text, (str, int)):
             raise PkiError(field, "%s must be a duration such as '30d' or '1d12h', got %r." % (field, text))
-        compact = str(text).strip().replace(' ', '').lower()
-        if compact.startswith('-'):
+        compact = str(text).strip().replace(" ", "").lower()
+        if compact.startswith("-"):
             raise PkiError(field, "%s must be a positive duration such as '30d', got %r." % (field, text))
         if not _DURATION_WHOLE.match(compact):
-            raise PkiError(
-                field,
-                "%s must be a duration made of numbers with units w, d, h, m or s (for example "
-                "'30d' or '1d12h'), got %r." % (field, text))
+            raise PkiError(field, "%s must be a duration made of numbers with units w, d, h, m or s (for example '30d' or '1d12h'), got %r." % (field, text))
         seconds = sum(int(number) * _DURATION_UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(compact))
         duration = datetime.timedelta(seconds=seconds)
     if duration <= datetime.timedelta(0):
@@ -79,12 +76,12 @@ def renewal_window(lifetime, renew_before):
     if renew_before is None:
         return lifetime / 3
     kind, value = renew_before
-    if kind == 'percent':
+    if kind == "percent":
         return lifetime * value
     return value
 
 
-def parse_renew_before(text, field='renew_before'):
+def parse_renew_before(text, field="renew_before"):
     """Return ('percent', fraction) for 'NN%', ('absolute', timedelta) or None for the default."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
@@ -94,5 +91,5 @@ def parse_renew_before(text, field='renew_before'):
             percent = float(match.group(1))
             if not 0 < percent < 100:
                 raise PkiError(field, "%s as a percentage must be between 0%% and 100%% (exclusive), got %r." % (field, text))
-            return ('percent', percent / 100.0)
-    return ('absolute', parse_duration(text, field))
+            return ("percent", percent / 100.0)
+    return ("absolute", parse_duration(text, field))

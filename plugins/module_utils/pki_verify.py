@@ -43,8 +43,7 @@ def build_path(leaf, intermediates, roots, field):
     roots = list(roots or [])
     pool = list(intermediates or [])
     if not roots:
-        raise PkiError(field, "%s cannot be verified because no trust anchor was given; give the root CA "
-                              "certificate in the trust bundle." % field)
+        raise PkiError(field, "%s cannot be verified because no trust anchor was given; give the root CA certificate in the trust bundle." % field)
     root_fingerprints = set(root.fingerprint(hashes.SHA256()) for root in roots)
     path = [leaf]
     current = leaf
@@ -58,24 +57,26 @@ def build_path(leaf, intermediates, roots, field):
             return path
         parent = _find_issuer(current, pool)
         if parent is None:
-            raise PkiError(field, "%s does not verify: no certificate in the chain or trust bundle issued %s "
-                                  "(issuer %s); add the missing intermediate or use the right trust bundle." % (
-                                      field, _describe(current), current.issuer.rfc4514_string()))
+            raise PkiError(
+                field,
+                "%s does not verify: no certificate in the chain or trust bundle issued %s "
+                "(issuer %s); add the missing intermediate or use the right trust bundle." % (field, _describe(current), current.issuer.rfc4514_string()),
+            )
         pool = [c for c in pool if c is not parent]
         path.append(parent)
         current = parent
-    raise PkiError(field, "%s does not verify: the chain does not end at a trusted root; add the root to "
-                          "the trust bundle." % field)
+    raise PkiError(field, "%s does not verify: the chain does not end at a trusted root; add the root to the trust bundle." % field)
 
 
 def _check_validity(path, at, field):
     for cert in path:
         if cert.not_valid_after_utc < at:
-            raise PkiError(field, "%s does not verify: %s expired on %s; renew it." % (
-                field, _describe(cert), iso8601(cert.not_valid_after_utc)))
+            raise PkiError(field, "%s does not verify: %s expired on %s; renew it." % (field, _describe(cert), iso8601(cert.not_valid_after_utc)))
         if cert.not_valid_before_utc > at:
-            raise PkiError(field, "%s does not verify: %s is not valid before %s; check the clock or reissue it." % (
-                field, _describe(cert), iso8601(cert.not_valid_before_utc)))
+            raise PkiError(
+                field,
+                "%s does not verify: %s is not valid before %s; check the clock or reissue it." % (field, _describe(cert), iso8601(cert.not_valid_before_utc)),
+            )
 
 
 def _check_ca_constraints(path, field):
@@ -83,25 +84,36 @@ def _check_ca_constraints(path, field):
     for depth, issuer_cert in enumerate(path[1:], start=1):
         is_ca, path_length = basic_constraints(issuer_cert)
         if not is_ca:
-            raise PkiError(field, "%s does not verify: %s signs another certificate but is not a CA "
-                                  "(basicConstraints CA:TRUE missing); reissue it as a CA." % (field, _describe(issuer_cert)))
+            raise PkiError(
+                field,
+                "%s does not verify: %s signs another certificate but is not a CA "
+                "(basicConstraints CA:TRUE missing); reissue it as a CA." % (field, _describe(issuer_cert)),
+            )
         usage = extension_value(issuer_cert, x509.KeyUsage)
         if usage is not None and not usage.key_cert_sign:
-            raise PkiError(field, "%s does not verify: %s may not sign certificates (keyUsage keyCertSign "
-                                  "missing); reissue it as a signing CA." % (field, _describe(issuer_cert)))
+            raise PkiError(
+                field,
+                "%s does not verify: %s may not sign certificates (keyUsage keyCertSign "
+                "missing); reissue it as a signing CA." % (field, _describe(issuer_cert)),
+            )
         # CAs strictly between this issuer and the leaf count against its pathlen.
         intermediate_cas_below = depth - 1
         if path_length is not None and intermediate_cas_below > path_length:
-            raise PkiError(field, "%s does not verify: %s allows %d intermediate CA(s) below it (pathlen) but the "
-                                  "chain has %d; reissue the CAs with a larger path_length or a shorter chain." % (
-                                      field, _describe(issuer_cert), path_length, intermediate_cas_below))
+            raise PkiError(
+                field,
+                "%s does not verify: %s allows %d intermediate CA(s) below it (pathlen) but the "
+                "chain has %d; reissue the CAs with a larger path_length or a shorter chain."
+                % (field, _describe(issuer_cert), path_length, intermediate_cas_below),
+            )
 
 
 def _check_signatures(path, field):
     for child, parent in zip(path, path[1:]):
         if not signed_by(child, parent):
-            raise PkiError(field, "%s does not verify: the signature on %s does not match the key of %s; "
-                                  "reissue it from that CA." % (field, _describe(child), _describe(parent)))
+            raise PkiError(
+                field,
+                "%s does not verify: the signature on %s does not match the key of %s; reissue it from that CA." % (field, _describe(child), _describe(parent)),
+            )
 
 
 def _check_name_constraints(path, field):
@@ -117,15 +129,19 @@ def _check_name_constraints(path, field):
             for domains in dns_sets:
                 for name in dns_names:
                     if not any(name_matches_domain(name, d) for d in domains):
-                        raise PkiError(field, "%s does not verify: DNS name %r of %s is outside the name constraints "
-                                              "of %s; reissue it with a permitted name." % (
-                                                  field, name, _describe(below), _describe(issuer_cert)))
+                        raise PkiError(
+                            field,
+                            "%s does not verify: DNS name %r of %s is outside the name constraints "
+                            "of %s; reissue it with a permitted name." % (field, name, _describe(below), _describe(issuer_cert)),
+                        )
             for domains in uri_sets:
                 for uri in uris:
                     if not any(uri_host_matches(uri_host(uri), d) for d in domains):
-                        raise PkiError(field, "%s does not verify: URI %r of %s is outside the name constraints "
-                                              "of %s; reissue it with a permitted URI." % (
-                                                  field, uri, _describe(below), _describe(issuer_cert)))
+                        raise PkiError(
+                            field,
+                            "%s does not verify: URI %r of %s is outside the name constraints "
+                            "of %s; reissue it with a permitted URI." % (field, uri, _describe(below), _describe(issuer_cert)),
+                        )
 
 
 def _find_issuer(cert, candidates):

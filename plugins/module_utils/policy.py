@@ -44,10 +44,22 @@ class PolicyError(MtlsError):
 class MeshPolicy(object):
     """The module's options, normalised and checked (see validate())."""
 
-    def __init__(self, name, namespace, mode=None, selector=None, port_modes=None,
-                 root_namespace="istio-system", destination_rule=None, allow_principals=None,
-                 allow_namespaces=None, mesh="istio", policy_set=None, port=None,
-                 trust_domain="cluster.local"):
+    def __init__(
+        self,
+        name,
+        namespace,
+        mode=None,
+        selector=None,
+        port_modes=None,
+        root_namespace="istio-system",
+        destination_rule=None,
+        allow_principals=None,
+        allow_namespaces=None,
+        mesh="istio",
+        policy_set=None,
+        port=None,
+        trust_domain="cluster.local",
+    ):
         self.name = name
         self.namespace = namespace
         self.mode = mode
@@ -99,12 +111,10 @@ def normalise_port_modes(port_modes, field="port_modes"):
         except ValueError:
             number = 0
         if not 0 < number <= 65535:
-            raise PolicyError("%s key %s is not a port; use a number from 1 to 65535." % (
-                field, port), field=field)
+            raise PolicyError("%s key %s is not a port; use a number from 1 to 65535." % (field, port), field=field)
         text = str(mode).upper() if mode is not None else ""
         if text not in PEER_AUTHENTICATION_MODES:
-            raise PolicyError("%s.%s mode %r is unknown; use one of %s." % (
-                field, number, mode, ", ".join(PEER_AUTHENTICATION_MODES)), field=field)
+            raise PolicyError("%s.%s mode %r is unknown; use one of %s." % (field, number, mode, ", ".join(PEER_AUTHENTICATION_MODES)), field=field)
         out[str(number)] = text
     return out
 
@@ -116,8 +126,7 @@ def check_names(policy):
         validate_namespace_name(policy.root_namespace, "root_namespace")
         validate_object_name(policy.policy_set, "policy_set")
         if len(policy.policy_set) > 63:
-            raise KubeError("policy_set %r is longer than 63 characters; it is a label value, "
-                            "shorten it." % policy.policy_set, field="policy_set")
+            raise KubeError("policy_set %r is longer than 63 characters; it is a label value, shorten it." % policy.policy_set, field="policy_set")
         validate_labels(policy.match_labels, "selector")
     except KubeError as error:
         raise PolicyError(str(error), field=error.field)
@@ -127,17 +136,15 @@ def principal_for_istio(principal, field):
     """Istio principals are SPIFFE IDs without the scheme: td/ns/<ns>/sa/<sa>."""
     text = (principal or "").strip()
     if not text:
-        raise PolicyError("%s has an empty entry; give SPIFFE IDs like "
-                          "spiffe://cluster.local/ns/shop/sa/web." % field, field=field)
+        raise PolicyError("%s has an empty entry; give SPIFFE IDs like spiffe://cluster.local/ns/shop/sa/web." % field, field=field)
     if text.startswith("spiffe://"):
         if not _SPIFFE_ID.match(text):
-            raise PolicyError("%s entry %s is not a workload SPIFFE ID; use "
-                              "spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>."
-                              % (field, text), field=field)
-        return text[len("spiffe://"):]
+            raise PolicyError(
+                "%s entry %s is not a workload SPIFFE ID; use spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>." % (field, text), field=field
+            )
+        return text[len("spiffe://") :]
     if "://" in text:
-        raise PolicyError("%s entry %s is not a SPIFFE ID; use spiffe://<trust-domain>/ns/"
-                          "<namespace>/sa/<service-account>." % (field, text), field=field)
+        raise PolicyError("%s entry %s is not a SPIFFE ID; use spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>." % (field, text), field=field)
     return text
 
 
@@ -146,24 +153,22 @@ def identity_for_linkerd(principal, field):
     text = (principal or "").strip()
     match = _SPIFFE_ID.match(text)
     if match:
-        return "%s.%s.serviceaccount.identity.linkerd.%s" % (
-            match.group("sa"), match.group("ns"), match.group("domain"))
+        return "%s.%s.serviceaccount.identity.linkerd.%s" % (match.group("sa"), match.group("ns"), match.group("domain"))
     if not text or "://" in text or "/" in text:
-        raise PolicyError("%s entry %r is not a SPIFFE ID or Linkerd identity; use "
-                          "spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>."
-                          % (field, principal), field=field)
+        raise PolicyError(
+            "%s entry %r is not a SPIFFE ID or Linkerd identity; use spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>." % (field, principal),
+            field=field,
+        )
     return text
 
 
 def validate(policy):
     """Istio's and Linkerd's own rules, so a bad policy never reaches the API server."""
     if policy.mesh not in MESHES:
-        raise PolicyError("mesh %s is unknown; use istio or linkerd." % policy.mesh,
-                          field="mesh")
+        raise PolicyError("mesh %s is unknown; use istio or linkerd." % policy.mesh, field="mesh")
     check_names(policy)
     if policy.mode is not None and str(policy.mode).upper() not in PEER_AUTHENTICATION_MODES:
-        raise PolicyError("mode %r is unknown; use one of %s." % (
-            policy.mode, ", ".join(PEER_AUTHENTICATION_MODES)), field="mode")
+        raise PolicyError("mode %r is unknown; use one of %s." % (policy.mode, ", ".join(PEER_AUTHENTICATION_MODES)), field="mode")
     policy.mode = str(policy.mode).upper() if policy.mode is not None else None
     policy.port_modes = normalise_port_modes(policy.port_modes)
     for index, namespace in enumerate(policy.allow_namespaces):
@@ -175,25 +180,25 @@ def validate(policy):
         _validate_istio(policy)
     else:
         _validate_linkerd(policy)
-    if not (policy.mode or policy.port_modes or policy.destination_rule or
-            policy.allow_principals or policy.allow_namespaces):
-        raise PolicyError("nothing to apply: set mode, port_modes, destination_rule, "
-                          "allow_principals or allow_namespaces.", field="mode")
+    if not (policy.mode or policy.port_modes or policy.destination_rule or policy.allow_principals or policy.allow_namespaces):
+        raise PolicyError("nothing to apply: set mode, port_modes, destination_rule, allow_principals or allow_namespaces.", field="mode")
     return policy
 
 
 def _validate_istio(policy):
     if policy.port is not None:
-        raise PolicyError("port is only used with mesh linkerd; for Istio give port_modes.",
-                          field="port")
+        raise PolicyError("port is only used with mesh linkerd; for Istio give port_modes.", field="port")
     if policy.port_modes and not policy.match_labels:
-        raise PolicyError("port_modes needs selector: Istio applies port-level mTLS only to "
-                          "workloads picked by a selector; add selector or drop port_modes.",
-                          field="port_modes")
+        raise PolicyError(
+            "port_modes needs selector: Istio applies port-level mTLS only to workloads picked by a selector; add selector or drop port_modes.",
+            field="port_modes",
+        )
     if policy.match_labels and policy.namespace == policy.root_namespace:
-        raise PolicyError("selector is set on a policy in the root namespace %s, where Istio "
-                          "ignores it; use the workload's namespace or drop selector." %
-                          policy.root_namespace, field="selector")
+        raise PolicyError(
+            "selector is set on a policy in the root namespace %s, where Istio "
+            "ignores it; use the workload's namespace or drop selector." % policy.root_namespace,
+            field="selector",
+        )
     for index, principal in enumerate(policy.allow_principals):
         principal_for_istio(principal, "allow_principals[%d]" % index)
     rule = policy.destination_rule
@@ -203,68 +208,66 @@ def _validate_istio(policy):
 
 def _validate_destination_rule(rule):
     if not rule.get("host"):
-        raise PolicyError("destination_rule.host is missing; give the service host, for "
-                          "example web.shop.svc.cluster.local.", field="destination_rule.host")
+        raise PolicyError("destination_rule.host is missing; give the service host, for example web.shop.svc.cluster.local.", field="destination_rule.host")
     mode = str(rule.get("tls_mode") or "ISTIO_MUTUAL").upper()
     if mode not in DESTINATION_TLS_MODES:
-        raise PolicyError("destination_rule.tls_mode %r is unknown; use one of %s." % (
-            rule.get("tls_mode"), ", ".join(DESTINATION_TLS_MODES)),
-            field="destination_rule.tls_mode")
+        raise PolicyError(
+            "destination_rule.tls_mode %r is unknown; use one of %s." % (rule.get("tls_mode"), ", ".join(DESTINATION_TLS_MODES)),
+            field="destination_rule.tls_mode",
+        )
     rule["tls_mode"] = mode
     credential = rule.get("credential_name")
     if mode == "MUTUAL" and not credential:
-        raise PolicyError("destination_rule.credential_name is required for tls_mode MUTUAL; "
-                          "name the Secret with the client certificate (layout tls).",
-                          field="destination_rule.credential_name")
+        raise PolicyError(
+            "destination_rule.credential_name is required for tls_mode MUTUAL; name the Secret with the client certificate (layout tls).",
+            field="destination_rule.credential_name",
+        )
     if credential and mode in ("ISTIO_MUTUAL", "DISABLE"):
-        raise PolicyError("destination_rule.credential_name is not used with tls_mode %s; "
-                          "drop it or use MUTUAL or SIMPLE." % mode,
-                          field="destination_rule.credential_name")
+        raise PolicyError(
+            "destination_rule.credential_name is not used with tls_mode %s; drop it or use MUTUAL or SIMPLE." % mode, field="destination_rule.credential_name"
+        )
     if credential:
         try:
             validate_object_name(credential, "destination_rule.credential_name")
         except KubeError as error:
             raise PolicyError(str(error), field="destination_rule.credential_name")
     if rule.get("sni") and mode == "DISABLE":
-        raise PolicyError("destination_rule.sni is not used with tls_mode DISABLE; drop it.",
-                          field="destination_rule.sni")
+        raise PolicyError("destination_rule.sni is not used with tls_mode DISABLE; drop it.", field="destination_rule.sni")
 
 
 def _validate_linkerd(policy):
     if policy.destination_rule is not None:
-        raise PolicyError("destination_rule is Istio-only; with mesh linkerd client TLS is "
-                          "automatic, drop destination_rule.", field="destination_rule")
+        raise PolicyError("destination_rule is Istio-only; with mesh linkerd client TLS is automatic, drop destination_rule.", field="destination_rule")
     if policy.mode == "DISABLE":
-        raise PolicyError("mode DISABLE cannot be expressed with mesh linkerd (its mTLS is "
-                          "always on); use PERMISSIVE to admit unauthenticated clients.",
-                          field="mode")
+        raise PolicyError(
+            "mode DISABLE cannot be expressed with mesh linkerd (its mTLS is always on); use PERMISSIVE to admit unauthenticated clients.", field="mode"
+        )
     if policy.mode is not None and policy.match_labels:
-        raise PolicyError("mode with a selector is not a Linkerd setting; Linkerd's mode is a "
-                          "namespace default, use port_modes with selector for workloads.",
-                          field="mode")
+        raise PolicyError(
+            "mode with a selector is not a Linkerd setting; Linkerd's mode is a namespace default, use port_modes with selector for workloads.", field="mode"
+        )
     if policy.port_modes and not policy.match_labels:
-        raise PolicyError("port_modes needs selector: a Linkerd Server selects pods; add "
-                          "selector or drop port_modes.", field="port_modes")
+        raise PolicyError("port_modes needs selector: a Linkerd Server selects pods; add selector or drop port_modes.", field="port_modes")
     for port, mode in policy.port_modes.items():
         if mode not in LINKERD_POLICY_FOR_MODE:
-            raise PolicyError("port_modes.%s mode %s cannot be expressed with mesh linkerd; "
-                              "use STRICT or PERMISSIVE." % (port, mode), field="port_modes")
+            raise PolicyError("port_modes.%s mode %s cannot be expressed with mesh linkerd; use STRICT or PERMISSIVE." % (port, mode), field="port_modes")
     wants_authorization = bool(policy.allow_principals or policy.allow_namespaces)
     if wants_authorization:
         if not policy.match_labels or policy.port is None:
-            raise PolicyError("allow_principals and allow_namespaces with mesh linkerd need "
-                              "selector and port: Linkerd authorizes clients per Server "
-                              "(pods and port); add both.", field="port")
+            raise PolicyError(
+                "allow_principals and allow_namespaces with mesh linkerd need "
+                "selector and port: Linkerd authorizes clients per Server "
+                "(pods and port); add both.",
+                field="port",
+            )
         if not 0 < int(policy.port) <= 65535:
-            raise PolicyError("port %s is not a port; use a number from 1 to 65535." %
-                              policy.port, field="port")
+            raise PolicyError("port %s is not a port; use a number from 1 to 65535." % policy.port, field="port")
         if str(policy.port) in policy.port_modes:
-            raise PolicyError("port %s is also in port_modes; a port is either open to a mode "
-                              "or restricted to named clients, not both." % policy.port,
-                              field="port_modes")
+            raise PolicyError(
+                "port %s is also in port_modes; a port is either open to a mode or restricted to named clients, not both." % policy.port, field="port_modes"
+            )
     elif policy.port is not None:
-        raise PolicyError("port is only used with allow_principals or allow_namespaces; add "
-                          "them or drop port.", field="port")
+        raise PolicyError("port is only used with allow_principals or allow_namespaces; add them or drop port.", field="port")
     for index, principal in enumerate(policy.allow_principals):
         identity_for_linkerd(principal, "allow_principals[%d]" % index)
 

@@ -48,13 +48,18 @@ def policy_from_params(params, namespace=None):
     return MeshPolicy(
         name=params["name"],
         namespace=namespace or params["namespace"] or params["root_namespace"],
-        mode=params["mode"], selector=params["selector"], port_modes=params["port_modes"],
+        mode=params["mode"],
+        selector=params["selector"],
+        port_modes=params["port_modes"],
         root_namespace=params["root_namespace"],
-        destination_rule=dict(params["destination_rule"]) if params["destination_rule"]
-        else None,
-        allow_principals=params["allow_principals"], allow_namespaces=params["allow_namespaces"],
-        mesh=params["mesh"], policy_set=params["policy_set"], port=params["port"],
-        trust_domain=params["trust_domain"])
+        destination_rule=dict(params["destination_rule"]) if params["destination_rule"] else None,
+        allow_principals=params["allow_principals"],
+        allow_namespaces=params["allow_namespaces"],
+        mesh=params["mesh"],
+        policy_set=params["policy_set"],
+        port=params["port"],
+        trust_domain=params["trust_domain"],
+    )
 
 
 def policies_from_params(params):
@@ -71,9 +76,12 @@ def policies_from_params(params):
         except KubeError as error:
             raise PolicyError(str(error), field="namespaces")
         if namespace == params["root_namespace"]:
-            raise PolicyError("namespaces lists the root namespace %s, where a policy without a "
-                              "selector is mesh-wide; write the mesh-wide policy in a task of its "
-                              "own with namespace." % namespace, field="namespaces")
+            raise PolicyError(
+                "namespaces lists the root namespace %s, where a policy without a "
+                "selector is mesh-wide; write the mesh-wide policy in a task of its "
+                "own with namespace." % namespace,
+                field="namespaces",
+            )
         if namespace not in ordered:  # a namespace listed twice is written once
             ordered.append(namespace)
     return [policy_from_params(params, namespace) for namespace in ordered]
@@ -90,19 +98,18 @@ def preflight(params, policies, found_by_namespace, warnings):
         raise PreflightError(
             "preflight: %d pod(s) in scope run without the %s sidecar in a namespace that "
             "does not inject one, and STRICT would cut them off: %s; inject the sidecar "
-            "and restart them, start with PERMISSIVE, or set preflight: warn." % (
-                len(found), proxy, ", ".join(found[:20]) + (" ..." if len(found) > 20 else "")),
-            found)
+            "and restart them, start with PERMISSIVE, or set preflight: warn."
+            % (len(found), proxy, ", ".join(found[:20]) + (" ..." if len(found) > 20 else "")),
+            found,
+        )
     if found:
-        warnings.append("preflight: STRICT applied while %d pod(s) have no sidecar: %s" % (
-            len(found), ", ".join(found[:20])))
+        warnings.append("preflight: STRICT applied while %d pod(s) have no sidecar: %s" % (len(found), ", ".join(found[:20])))
     return found
 
 
 def namespace_view(namespace_obj):
     metadata = (namespace_obj or {}).get("metadata") or {}
-    return {"annotations": dict((k, v) for k, v in (metadata.get("annotations") or {}).items()
-                                if k == LINKERD_INBOUND_ANNOTATION)}
+    return {"annotations": dict((k, v) for k, v in (metadata.get("annotations") or {}).items() if k == LINKERD_INBOUND_ANNOTATION)}
 
 
 def object_view(obj):
@@ -110,8 +117,7 @@ def object_view(obj):
         return None
     view = comparable(obj)
     metadata = view.get("metadata") or {}
-    view["metadata"] = dict((k, metadata[k]) for k in ("name", "namespace", "labels")
-                            if k in metadata)
+    view["metadata"] = dict((k, metadata[k]) for k in ("name", "namespace", "labels") if k in metadata)
     return view
 
 
@@ -120,22 +126,18 @@ def plan_namespace(params, policy, view):
     applies, deletes = [], []
     if params["state"] == "present":
         for manifest, existing in zip(view["manifests"], view["existing"]):
-            applies.append((manifest, existing,
-                            apply_needed(existing, manifest, owned_fields(existing or {}))))
+            applies.append((manifest, existing, apply_needed(existing, manifest, owned_fields(existing or {}))))
         namespace_patch = linkerd_namespace_patch(policy)
         if namespace_patch is not None:
             applies.append((namespace_patch, view["namespace_obj"], "namespace"))
         if params["prune"]:
-            deletes = [(obj, "pruned") for obj in objects_to_prune(view["managed"],
-                                                                   view["manifests"])]
+            deletes = [(obj, "pruned") for obj in objects_to_prune(view["managed"], view["manifests"])]
     else:
         deletes = [(obj, "deleted") for obj in view["managed"]]
         if policy.mesh == "linkerd":
-            annotations = owned_fields(view["namespace_obj"] or {}).get("f:metadata", {}).get(
-                "f:annotations", {})
+            annotations = owned_fields(view["namespace_obj"] or {}).get("f:metadata", {}).get("f:annotations", {})
             if "f:" + LINKERD_INBOUND_ANNOTATION in annotations:
-                release = {"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": policy.namespace}}
+                release = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": policy.namespace}}
                 applies.append((release, view["namespace_obj"], "release"))
     return applies, deletes
 
@@ -159,27 +161,23 @@ def prove(client, params, found, applies, deletes):
     for entry in applies:
         if entry[2] == "created":
             kind = kind_for(entry[0]["apiVersion"], entry[0]["kind"])
-            creations.append((entry[0]["metadata"]["namespace"],
-                              kind.api_version.rpartition("/")[0], kind.plural, entry[0], entry))
+            creations.append((entry[0]["metadata"]["namespace"], kind.api_version.rpartition("/")[0], kind.plural, entry[0], entry))
     proving = None
     if found["namespaces"] is not None and len(creations) > proof_across_namespaces_cost(creations):
         proving = creations_proven_across_namespaces(client, creations, found["namespaces"], workers)
     if proving is None:
-        proving = creations_to_prove(client, [c[:3] + c[4:] for c in creations], workers,
-                                     only_repeated=True)
+        proving = creations_to_prove(client, [c[:3] + c[4:] for c in creations], workers, only_repeated=True)
     proven = set(id(entry) for entry in proving)
-    to_prove = [entry for entry in applies if entry[2] is not None and
-                (entry[2] != "created" or id(entry) in proven)]
-    predicted = dict(zip([id(entry) for entry in to_prove], run_parallel(
-        lambda entry: client.apply(entry[0], dry_run=True, force_conflicts=force),
-        to_prove, workers)))
+    to_prove = [entry for entry in applies if entry[2] is not None and (entry[2] != "created" or id(entry) in proven)]
+    predicted = dict(
+        zip([id(entry) for entry in to_prove], run_parallel(lambda entry: client.apply(entry[0], dry_run=True, force_conflicts=force), to_prove, workers))
+    )
     run_parallel(lambda item: _delete(client, item[0], dry_run=True), deletes, workers)
     return predicted
 
 
 def _delete(client, obj, dry_run=False):
-    return client.delete(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"],
-                         obj["metadata"].get("namespace"), dry_run=dry_run)
+    return client.delete(kind_for(obj["apiVersion"], obj["kind"]), obj["metadata"]["name"], obj["metadata"].get("namespace"), dry_run=dry_run)
 
 
 def decide_writes(applies, predicted, result, before, after):
@@ -203,17 +201,14 @@ def decide_writes(applies, predicted, result, before, after):
                 after.append(object_view(outcome))
         if changed:
             writes.append(manifest)
-        result["objects"].append(dict(kind=manifest["kind"],
-                                      namespace=metadata.get("namespace", metadata["name"]),
-                                      name=metadata["name"], action=action))
+        result["objects"].append(dict(kind=manifest["kind"], namespace=metadata.get("namespace", metadata["name"]), name=metadata["name"], action=action))
         result["changed"] = result["changed"] or changed
     return writes
 
 
 def write(client, params, writes, deletes):
     workers = params["parallel"]
-    run_parallel(lambda manifest: client.apply(manifest, force_conflicts=params["force_conflicts"]),
-                 writes, workers)
+    run_parallel(lambda manifest: client.apply(manifest, force_conflicts=params["force_conflicts"]), writes, workers)
     run_parallel(lambda item: _delete(client, item[0]), deletes, workers)
 
 
@@ -224,8 +219,7 @@ def run(module, client, policies):
     # Read every namespace side by side; nothing is written before all are read and proven.
     found, views = read_all(client, params, policies)
     result = dict(changed=False, objects=[], scope=policies[0].scope)
-    missing = preflight(params, policies, dict((policy.namespace, view["pods_without_sidecar"])
-                                               for policy, view in zip(policies, views)), warnings)
+    missing = preflight(params, policies, dict((policy.namespace, view["pods_without_sidecar"]) for policy, view in zip(policies, views)), warnings)
     if missing is not None:
         result["pods_without_sidecar"] = missing
     applies, deletes = [], []
@@ -243,8 +237,7 @@ def run(module, client, policies):
         write(client, params, writes, deletes)
     for obj, action in deletes:
         before.append(object_view(obj))
-        result["objects"].append(dict(kind=obj["kind"], namespace=obj["metadata"]["namespace"],
-                                      name=obj["metadata"]["name"], action=action))
+        result["objects"].append(dict(kind=obj["kind"], namespace=obj["metadata"]["namespace"], name=obj["metadata"]["name"], action=action))
         result["changed"] = True
 
     if module._diff:
@@ -264,14 +257,16 @@ def argument_spec():
         selector=dict(type="dict"),
         port_modes=dict(type="dict"),
         root_namespace=dict(type="str", default="istio-system"),
-        destination_rule=dict(type="dict", options=dict(
-            host=dict(type="str", required=True),
-            tls_mode=dict(type="str", default="ISTIO_MUTUAL",
-                          choices=["ISTIO_MUTUAL", "MUTUAL", "SIMPLE", "DISABLE"]),
-            credential_name=dict(type="str"),
-            sni=dict(type="str"),
-            subject_alt_names=dict(type="list", elements="str"),
-        )),
+        destination_rule=dict(
+            type="dict",
+            options=dict(
+                host=dict(type="str", required=True),
+                tls_mode=dict(type="str", default="ISTIO_MUTUAL", choices=["ISTIO_MUTUAL", "MUTUAL", "SIMPLE", "DISABLE"]),
+                credential_name=dict(type="str"),
+                sni=dict(type="str"),
+                subject_alt_names=dict(type="list", elements="str"),
+            ),
+        ),
         allow_principals=dict(type="list", elements="str", default=[]),
         allow_namespaces=dict(type="list", elements="str", default=[]),
         port=dict(type="int"),
@@ -301,8 +296,7 @@ def failure_result(error):
 
 
 def unexpected_failure_result(error):
-    return dict(msg="mesh_policy failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
+    return dict(msg="mesh_policy failed unexpectedly: %s: %s" % (type(error).__name__, error), exception=traceback.format_exc(), changed=False)
 
 
 def run_module(module):

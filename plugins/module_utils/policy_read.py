@@ -38,8 +38,7 @@ def preflight_applies(params, policy):
 
 
 def list_managed(client, policy):
-    selector = "%s=%s,%s=%s" % (MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_SET_LABEL,
-                                policy.policy_set)
+    selector = "%s=%s,%s=%s" % (MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_SET_LABEL, policy.policy_set)
     found = []
     for api_version, kind_name in managed_kinds(policy.mesh):
         kind = kind_for(api_version, kind_name)
@@ -60,23 +59,21 @@ def prefetch(client, params, policies):
         return found
     wanted = set(policy.namespace for policy in policies)
     if params["state"] == "present":
-        keys = sorted(set((m["apiVersion"], m["kind"], m["metadata"]["name"])
-                          for policy in policies for m in desired_objects(policy)))
+        keys = sorted(set((m["apiVersion"], m["kind"], m["metadata"]["name"]) for policy in policies for m in desired_objects(policy)))
 
         def list_named(key):
             api_version, kind_name, name = key
             kind = kind_for(api_version, kind_name)
-            answer = client.request("GET", resource_path(kind), "list", kind,
-                                    query=[("fieldSelector", "metadata.name=" + name)])
+            answer = client.request("GET", resource_path(kind), "list", kind, query=[("fieldSelector", "metadata.name=" + name)])
             items = []
             for item in answer.get("items") or []:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind_name)
                 items.append(((kind.plural, item["metadata"].get("namespace"), name), item))
             return items
+
         try:
-            found["objects"] = dict(pair for items in run_parallel(list_named, keys, params["parallel"])
-                                    for pair in items if pair[0][1] in wanted)
+            found["objects"] = dict(pair for items in run_parallel(list_named, keys, params["parallel"]) for pair in items if pair[0][1] in wanted)
         except KubeError as error:
             if error.status != 403:
                 raise
@@ -107,8 +104,7 @@ def read_namespace(client, params, policy, found):
             view["existing"].append(existing)
     if not present or params["prune"]:
         view["managed"] = list_managed(client, policy)
-    needs_namespace = policy.mesh == "linkerd" or (
-        present and preflight_applies(params, policy) and policy.scope != "mesh")
+    needs_namespace = policy.mesh == "linkerd" or (present and preflight_applies(params, policy) and policy.scope != "mesh")
     if found["namespaces"] is not None:
         view["namespace_obj"] = found["namespaces"].get(policy.namespace)
         view["exists"] = view["namespace_obj"] is not None
@@ -134,10 +130,8 @@ def read_all(client, params, policies):
     """Every namespace read side by side: (found, views); a missing namespace stops the call."""
     field = "namespaces" if params.get("namespaces") is not None else "namespace"
     found = prefetch(client, params, policies)
-    views = run_parallel(lambda policy: read_namespace(client, params, policy, found), policies,
-                         params["parallel"])
+    views = run_parallel(lambda policy: read_namespace(client, params, policy, found), policies, params["parallel"])
     for policy, view in zip(policies, views):
         if view["exists"] is False:
-            raise KubeError("namespace %s does not exist; create it first or correct %s."
-                            % (policy.namespace, field), field=field)
+            raise KubeError("namespace %s does not exist; create it first or correct %s." % (policy.namespace, field), field=field)
     return found, views

@@ -25,11 +25,11 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation imp
 
 def configmap_ref(value, field):
     """(name, namespace) of the ConfigMap option ``field``."""
-    if not isinstance(value, dict) or not value.get('name') or not value.get('namespace'):
+    if not isinstance(value, dict) or not value.get("name") or not value.get("namespace"):
         raise rot.RotationError("%s must be a dict with name and namespace." % field, field)
-    validate_object_name(value['name'], field + '.name')
-    validate_namespace_name(value['namespace'], field + '.namespace')
-    return value['name'], value['namespace']
+    validate_object_name(value["name"], field + ".name")
+    validate_namespace_name(value["namespace"], field + ".namespace")
+    return value["name"], value["namespace"]
 
 
 def client_for(params):
@@ -38,12 +38,13 @@ def client_for(params):
 
 def read_data(client, name, namespace):
     """The data of the ConfigMap, {} when it does not exist."""
-    return (client.get(CONFIG_MAP, name, namespace) or {}).get('data') or {}
+    return (client.get(CONFIG_MAP, name, namespace) or {}).get("data") or {}
 
 
 def configmap_manifest(name, namespace, data):
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}},
         "data": data,
     }
@@ -60,8 +61,7 @@ def write_data(client, name, namespace, data, dry_run):
     """Apply ``data`` as the ConfigMap's; its namespace is created first when missing
     (in check mode the dry run of the ConfigMap says whether it could be written)."""
     if not dry_run and client.namespace_exists(namespace) is False:
-        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                     force_conflicts=True)
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, force_conflicts=True)
     apply_configmap(client, configmap_manifest(name, namespace, data), dry_run)
 
 
@@ -78,7 +78,7 @@ def record_run(client, name, namespace, rotation, success, now, dry_run):
     ``record`` holds the keys of ``rotation`` only."""
     existing = read_data(client, name, namespace)
     data = rot.record_run(existing, rotation, success, now)
-    record = dict((key, value) for key, value in data.items() if key.startswith(rotation + '.'))
+    record = dict((key, value) for key, value in data.items() if key.startswith(rotation + "."))
     if data == existing:
         return False, record
     write_data(client, name, namespace, data, dry_run)

@@ -25,28 +25,28 @@ VALIDATION_RULES = {}
 # A source to fix, an archive copy that does not verify, a file that cannot be written:
 # MtlsError and its subclasses (RotationError, PkiError, FileError), one sentence each.
 KNOWN_ERRORS = backend_results.KNOWN_ERRORS
-failure_result, unexpected_failure_result = backend_results.failure_results('mtls_rotation_promote', changed=False)
+failure_result, unexpected_failure_result = backend_results.failure_results("mtls_rotation_promote", changed=False)
 
 PROMOTE_OPTIONS = dict(
-    source=dict(type='dict', required=True),
-    dest=dict(type='dict', required=True),
-    archive_dir=dict(type='path', required=True),
-    key_passphrase=dict(type='str', no_log=True),
-    carry_crls=dict(type='bool', default=False),
+    source=dict(type="dict", required=True),
+    dest=dict(type="dict", required=True),
+    archive_dir=dict(type="path", required=True),
+    key_passphrase=dict(type="str", no_log=True),
+    carry_crls=dict(type="bool", default=False),
 )
 
 ARCHIVE_OPTIONS = dict(
-    cert=dict(type='path', required=True),
-    key=dict(type='path', no_log=False),
-    chain=dict(type='path'),
-    archive_dir=dict(type='path', required=True),
+    cert=dict(type="path", required=True),
+    key=dict(type="path", no_log=False),
+    chain=dict(type="path"),
+    archive_dir=dict(type="path", required=True),
 )
 
 
 def argument_spec():
     return dict(
-        promote=dict(type='list', elements='dict', default=[], options=PROMOTE_OPTIONS),
-        archive=dict(type='list', elements='dict', default=[], options=ARCHIVE_OPTIONS),
+        promote=dict(type="list", elements="dict", default=[], options=PROMOTE_OPTIONS),
+        archive=dict(type="list", elements="dict", default=[], options=ARCHIVE_OPTIONS),
     )
 
 
@@ -54,11 +54,10 @@ def check_sources(promote):
     """Refuse the whole list before anything moves: each entry names its paths, and each
     source key is readable and matches its certificate."""
     for index, item in enumerate(promote):
-        for role in ('source', 'dest'):
-            if not isinstance(item[role], dict) or not item[role].get('cert') or not item[role].get('key'):
-                raise rot.RotationError("promote[%d].%s must name cert and key paths." % (index, role),
-                                        'promote[%d].%s' % (index, role))
-        rot.pair_material(item['source']['cert'], item['source']['key'], item.get('key_passphrase'), 'promote source')
+        for role in ("source", "dest"):
+            if not isinstance(item[role], dict) or not item[role].get("cert") or not item[role].get("key"):
+                raise rot.RotationError("promote[%d].%s must name cert and key paths." % (index, role), "promote[%d].%s" % (index, role))
+        rot.pair_material(item["source"]["cert"], item["source"]["key"], item.get("key_passphrase"), "promote source")
 
 
 def move_files(promote, archive, dry_run=False):
@@ -66,12 +65,14 @@ def move_files(promote, archive, dry_run=False):
     check_sources(promote)
     promoted = []
     for item in promote:
-        promoted.extend(rot.promote_pair(item['source'], item['dest'], item['archive_dir'],
-                                         passphrase=item.get('key_passphrase'), dry_run=dry_run,
-                                         carry_crls=item.get('carry_crls')))
+        promoted.extend(
+            rot.promote_pair(
+                item["source"], item["dest"], item["archive_dir"], passphrase=item.get("key_passphrase"), dry_run=dry_run, carry_crls=item.get("carry_crls")
+            )
+        )
     archived = []
     for item in archive:
-        archived.extend(rot.archive_move(item, item['archive_dir'], dry_run=dry_run))
+        archived.extend(rot.archive_move(item, item["archive_dir"], dry_run=dry_run))
     return promoted, archived
 
 
@@ -79,28 +80,27 @@ def _destinations(promote):
     """{active path: the staged path it is installed from}."""
     origin = {}
     for item in promote:
-        for role in ('cert', 'key', 'chain'):
-            if item['dest'].get(role):
-                origin[item['dest'][role]] = item['source'].get(role)
+        for role in ("cert", "key", "chain"):
+            if item["dest"].get(role):
+                origin[item["dest"][role]] = item["source"].get(role)
     return origin
 
 
 def _diff(params, present_before, promoted, archived):
     """Where each changed path's content comes from or goes to: paths only, never content."""
-    origin = _destinations(params['promote'])
+    origin = _destinations(params["promote"])
     before, after = {}, {}
     for path in promoted:
         if path in origin:
-            before[path] = 'present' if path in present_before else 'absent'
-            after[path] = 'from %s' % origin[path]
+            before[path] = "present" if path in present_before else "absent"
+            after[path] = "from %s" % origin[path]
         else:
             # promote_pair reports the CRLs it carries to the archive with the replaced CA.
-            archive_dir = [item['archive_dir'] for item in params['promote']
-                           if os.path.dirname(item['dest']['cert']) == os.path.dirname(path)]
-            before[path], after[path] = 'present', 'moved to %s' % (archive_dir or ['the archive'])[0]
-    for item in params['archive']:
-        for path in [item[role] for role in ('cert', 'key', 'chain') if item.get(role) in archived]:
-            before[path], after[path] = 'present', 'moved to %s' % item['archive_dir']
+            archive_dir = [item["archive_dir"] for item in params["promote"] if os.path.dirname(item["dest"]["cert"]) == os.path.dirname(path)]
+            before[path], after[path] = "present", "moved to %s" % (archive_dir or ["the archive"])[0]
+    for item in params["archive"]:
+        for path in [item[role] for role in ("cert", "key", "chain") if item.get(role) in archived]:
+            before[path], after[path] = "present", "moved to %s" % item["archive_dir"]
     return dict(before=before, after=after)
 
 
@@ -108,9 +108,9 @@ def run_module(module):
     """Promotes and archives what ``module.params`` asks for (in check mode: predicts it)."""
     check_cryptography()
     params = module.params
-    present_before = set(path for path in _destinations(params['promote']) if os.path.exists(path))
-    promoted, archived = move_files(params['promote'], params['archive'], dry_run=module.check_mode)
+    present_before = set(path for path in _destinations(params["promote"]) if os.path.exists(path))
+    promoted, archived = move_files(params["promote"], params["archive"], dry_run=module.check_mode)
     result = dict(changed=bool(promoted or archived), promoted=promoted, archived=archived)
     if module._diff:
-        result['diff'] = _diff(params, present_before, promoted, archived)
+        result["diff"] = _diff(params, present_before, promoted, archived)
     return result

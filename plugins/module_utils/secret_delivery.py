@@ -41,8 +41,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_layouts impo
 from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_sync import sync
 
 SOURCE_ROLES = ("cert", "key", "chain", "ca", "crl")
-ITEM_KEYS = set(["name", "labels", "annotations", "data", "key_passphrase"] +
-                ["%s_%s" % (role, kind) for role in SOURCE_ROLES for kind in ("path", "content")])
+ITEM_KEYS = set(["name", "labels", "annotations", "data", "key_passphrase"] + ["%s_%s" % (role, kind) for role in SOURCE_ROLES for kind in ("path", "content")])
 
 
 class InputError(MtlsError):
@@ -57,8 +56,7 @@ def read_source(path, field):
     except MtlsError as error:
         # read_file raised while handling the OSError: its strerror is the reason to give.
         reason = getattr(error.__context__, "strerror", None) or type(error.__context__).__name__
-        raise InputError("%s %s cannot be read (%s); give the path of a readable PEM file."
-                         % (field, path, reason), field)
+        raise InputError("%s %s cannot be read (%s); give the path of a readable PEM file." % (field, path, reason), field)
 
 
 def material_for(item, defaults, prefix):
@@ -71,16 +69,14 @@ def material_for(item, defaults, prefix):
         where = prefix if in_item else ""
         path, content = source.get(path_key), source.get(content_key)
         if path is not None and content is not None:
-            raise InputError("%s%s and %s%s are both set; give only one of them." % (
-                where, path_key, where, content_key))
+            raise InputError("%s%s and %s%s are both set; give only one of them." % (where, path_key, where, content_key))
         if path is not None:
             material.add(role, read_source(path, where + path_key), where + path_key)
         elif content is not None:
             material.add(role, content.encode("utf-8"), where + content_key)
     if material.has("key"):
         own = item.get("key_passphrase") is not None
-        material.unlock_key(item["key_passphrase"] if own else defaults.get("key_passphrase"),
-                            (prefix if own else "") + "key_passphrase")
+        material.unlock_key(item["key_passphrase"] if own else defaults.get("key_passphrase"), (prefix if own else "") + "key_passphrase")
     data = item.get("data") if item.get("data") is not None else defaults.get("data")
     if data is not None:
         material.add("data", data, (prefix if item.get("data") is not None else "") + "data")
@@ -95,17 +91,14 @@ def desired_items(params):
         for index, item in enumerate(params["secrets"]):
             prefix = "secrets[%d]." % index
             if not isinstance(item, dict):
-                raise InputError("%s is not a mapping; give name and sources per item." %
-                                 prefix.rstrip("."))
+                raise InputError("%s is not a mapping; give name and sources per item." % prefix.rstrip("."))
             unknown = sorted(set(item) - ITEM_KEYS)
             if unknown:
-                raise InputError("%s%s is not a known option; use %s." % (
-                    prefix, unknown[0], ", ".join(sorted(ITEM_KEYS))))
+                raise InputError("%s%s is not a known option; use %s." % (prefix, unknown[0], ", ".join(sorted(ITEM_KEYS))))
             if not item.get("name"):
                 raise InputError("%sname is missing; give every item a name." % prefix)
             if item["name"] in seen:
-                raise InputError("%sname %s appears twice in secrets; give each Secret once."
-                                 % (prefix, item["name"]))
+                raise InputError("%sname %s appears twice in secrets; give each Secret once." % (prefix, item["name"]))
             seen.add(item["name"])
             labels = dict(params["labels"] or {}, **(item.get("labels") or {}))
             annotations = dict(params["annotations"] or {}, **(item.get("annotations") or {}))
@@ -136,8 +129,7 @@ def plan(params):
     for name, labels, annotations, prefix, item in desired_items(params):
         validate_object_name(name, prefix + "name" if prefix else "name")
         validate_labels(labels, prefix + "labels" if item.get("labels") else "labels")
-        validate_annotations(annotations,
-                             prefix + "annotations" if item.get("annotations") else "annotations")
+        validate_annotations(annotations, prefix + "annotations" if item.get("annotations") else "annotations")
         if params["state"] == "absent":
             planned.append((name, None, None, None))
             continue
@@ -172,17 +164,17 @@ def argument_spec():
         namespaces=dict(type="list", elements="str"),
         layout=dict(type="str", default="tls", choices=sorted(LAYOUTS)),
         # not secret itself: the key material inside is marked per suboption
-        secrets=dict(type="list", elements="dict", no_log=False, options=dict(
-            name=dict(type="str", required=True),
-            labels=dict(type="dict"),
-            annotations=dict(type="dict"),
-            **source_options()
-        )),
+        secrets=dict(
+            type="list",
+            elements="dict",
+            no_log=False,
+            options=dict(name=dict(type="str", required=True), labels=dict(type="dict"), annotations=dict(type="dict"), **source_options()),
+        ),
         labels=dict(type="dict", default={}),
         annotations=dict(type="dict", default={}),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         parallel=dict(type="int", default=8),
-        **source_options()
+        **source_options(),
     )
     spec.update(KUBE_AUTH_SPEC)
     spec.update(APPLY_SPEC)
@@ -204,8 +196,7 @@ def failure_result(error):
 
 def unexpected_failure_result(error):
     # The type and message only: no parameter (they hold keys and passphrases) is echoed.
-    return dict(msg="mtls_secret failed unexpectedly: %s: %s" % (type(error).__name__, error),
-                exception=traceback.format_exc(), changed=False)
+    return dict(msg="mtls_secret failed unexpectedly: %s: %s" % (type(error).__name__, error), exception=traceback.format_exc(), changed=False)
 
 
 def run_module(module):

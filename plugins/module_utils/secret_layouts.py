@@ -45,19 +45,17 @@ SECRET_TYPE_OPAQUE = "Opaque"
 # key: only its public fingerprint may ever be shown), "crl", "opaque".
 LAYOUTS = {
     # Ingress controllers, Gateway API and cert-manager: leaf + intermediates in tls.crt.
-    "tls": {"type": SECRET_TYPE_TLS,
-            "keys": {"tls.crt": "certs", "tls.key": "key", "ca.crt": "certs"}},
+    "tls": {"type": SECRET_TYPE_TLS, "keys": {"tls.crt": "certs", "tls.key": "key", "ca.crt": "certs"}},
     # Istio's plugged-in CA ("cacerts" in istio-system).
-    "istio_cacerts": {"type": SECRET_TYPE_OPAQUE,
-                      "keys": {"ca-cert.pem": "certs", "ca-key.pem": "key",
-                               "cert-chain.pem": "certs", "root-cert.pem": "certs",
-                               "ca-crl.pem": "crl"}},
+    "istio_cacerts": {
+        "type": SECRET_TYPE_OPAQUE,
+        "keys": {"ca-cert.pem": "certs", "ca-key.pem": "key", "cert-chain.pem": "certs", "root-cert.pem": "certs", "ca-crl.pem": "crl"},
+    },
     # trust bundles only: ca.crt may hold several roots during a rotation.
     "ca_bundle": {"type": SECRET_TYPE_OPAQUE, "keys": {"ca.crt": "certs", "ca.crl": "crl"}},
     # SPIRE's disk UpstreamAuthority: cert_file_path -> tls.crt (upstream CA + its
     # intermediates), key_file_path -> tls.key, bundle_file_path -> bundle.crt (roots).
-    "spire_upstream": {"type": SECRET_TYPE_OPAQUE,
-                       "keys": {"tls.crt": "certs", "tls.key": "key", "bundle.crt": "certs"}},
+    "spire_upstream": {"type": SECRET_TYPE_OPAQUE, "keys": {"tls.crt": "certs", "tls.key": "key", "bundle.crt": "certs"}},
     "generic": {"type": SECRET_TYPE_OPAQUE, "keys": {}},
 }
 
@@ -126,8 +124,7 @@ class Material(object):
             return
         field = self.field("key")
         if not passphrase:
-            raise SecretLayoutError("%s is encrypted; give its passphrase in %s." % (field, passphrase_field),
-                                    field=passphrase_field)
+            raise SecretLayoutError("%s is encrypted; give its passphrase in %s." % (field, passphrase_field), field=passphrase_field)
         try:
             key = load_private_key(pem, field, passphrase, passphrase_field=passphrase_field)
         except PkiError as error:
@@ -138,26 +135,22 @@ class Material(object):
 def check_sources(layout, material):
     """Refuse missing and unexpected sources before anything is parsed."""
     if layout not in LAYOUTS:
-        raise SecretLayoutError("layout %s is unknown; use one of %s." % (
-            layout, ", ".join(sorted(LAYOUTS))), field="layout")
+        raise SecretLayoutError("layout %s is unknown; use one of %s." % (layout, ", ".join(sorted(LAYOUTS))), field="layout")
     for role in REQUIRED_SOURCES[layout]:
         if not material.has(role):
             if role == "data":
-                raise SecretLayoutError("layout generic needs data (a map of key to "
-                                        "content); set data.", field="data")
-            raise SecretLayoutError("layout %s needs %s_path or %s_content; set one of them."
-                                    % (layout, role, role), field=role + "_path")
+                raise SecretLayoutError("layout generic needs data (a map of key to content); set data.", field="data")
+            raise SecretLayoutError("layout %s needs %s_path or %s_content; set one of them." % (layout, role, role), field=role + "_path")
     for role in sorted(material.roles()):
         if role not in ALLOWED_SOURCES[layout]:
-            raise SecretLayoutError("%s is not used by layout %s; remove it or choose a "
-                                    "layout that carries it (%s)." % (
-                                        material.field(role), layout,
-                                        _layouts_with(role)), field=material.field(role))
+            raise SecretLayoutError(
+                "%s is not used by layout %s; remove it or choose a layout that carries it (%s)." % (material.field(role), layout, _layouts_with(role)),
+                field=material.field(role),
+            )
 
 
 def _layouts_with(role):
-    return ", ".join(sorted(name for name, allowed in ALLOWED_SOURCES.items()
-                            if role in allowed))
+    return ", ".join(sorted(name for name, allowed in ALLOWED_SOURCES.items() if role in allowed))
 
 
 def _pem(certs):
@@ -173,12 +166,9 @@ def _certs(material, role):
     try:
         certs = load_certificates(material.get(role), material.field(role))
     except PkiError as error:
-        raise SecretLayoutError(str(error), field=getattr(error, "field", None)
-                                or material.field(role))
+        raise SecretLayoutError(str(error), field=getattr(error, "field", None) or material.field(role))
     if not certs:
-        raise SecretLayoutError("%s holds no PEM certificate; give it the certificate file "
-                                "in PEM form." % material.field(role),
-                                field=material.field(role))
+        raise SecretLayoutError("%s holds no PEM certificate; give it the certificate file in PEM form." % material.field(role), field=material.field(role))
     return certs
 
 
@@ -191,9 +181,9 @@ def _check_order(certs, field):
         if child.issuer != parent.subject:
             raise SecretLayoutError(
                 "%s is not in order: %s is followed by %s instead of its issuer; list the "
-                "leaf first, then each issuer." % (field, child.subject.rfc4514_string(),
-                                                   parent.subject.rfc4514_string()),
-                field=field)
+                "leaf first, then each issuer." % (field, child.subject.rfc4514_string(), parent.subject.rfc4514_string()),
+                field=field,
+            )
 
 
 def _validate_pair(material, leaf, intermediates, roots, leaf_must_be_ca):
@@ -201,26 +191,24 @@ def _validate_pair(material, leaf, intermediates, roots, leaf_must_be_ca):
     try:
         key = load_private_key(material.get("key"), material.field("key"))
     except PkiError as error:
-        raise SecretLayoutError(str(error), field=getattr(error, "field", None)
-                                or material.field("key"))
+        raise SecretLayoutError(str(error), field=getattr(error, "field", None) or material.field("key"))
     if not key_matches_certificate(key, leaf):
         raise SecretLayoutError(
             "%s does not match the certificate in %s (key %s); give the key that was "
-            "issued with that certificate." % (material.field("key"), material.field("cert"),
-                                               key_fingerprint(key)),
-            field=material.field("key"))
+            "issued with that certificate." % (material.field("key"), material.field("cert"), key_fingerprint(key)),
+            field=material.field("key"),
+        )
     if leaf_must_be_ca and not basic_constraints(leaf)[0]:
         raise SecretLayoutError(
             "%s is not a CA certificate (basicConstraints CA:TRUE is missing); this layout "
             "carries an intermediate CA, issue one with mtls_ca." % material.field("cert"),
-            field=material.field("cert"))
+            field=material.field("cert"),
+        )
     if roots is not None:
         try:
-            verify_chain(leaf, intermediates, roots, material.field("chain")
-                         if material.has("chain") else material.field("cert"))
+            verify_chain(leaf, intermediates, roots, material.field("chain") if material.has("chain") else material.field("cert"))
         except PkiError as error:
-            raise SecretLayoutError(str(error), field=getattr(error, "field", None)
-                                    or material.field("cert"))
+            raise SecretLayoutError(str(error), field=getattr(error, "field", None) or material.field("cert"))
 
 
 def _chain_without(leaf, chain):
@@ -246,15 +234,12 @@ def build_secret_data(layout, material):
         cert_certs = _certs(material, "cert")
         leaf = cert_certs[0]
         # Intermediates may arrive appended to the certificate file or in chain_path.
-        intermediates = _chain_without(leaf, cert_certs[1:] + (
-            _certs(material, "chain") if material.has("chain") else []))
+        intermediates = _chain_without(leaf, cert_certs[1:] + (_certs(material, "chain") if material.has("chain") else []))
         # A chain file that ends in the root is common (mtls_ca's chain_path): the root
         # belongs to the trust bundle, not to the presented chain.
         presented = [cert for cert in intermediates if not _is_self_signed(cert)]
-        _check_order([leaf] + presented, material.field("chain") if material.has("chain")
-                     else material.field("cert"))
-        _validate_pair(material, leaf, presented, roots,
-                       leaf_must_be_ca=layout in ("istio_cacerts", "spire_upstream"))
+        _check_order([leaf] + presented, material.field("chain") if material.has("chain") else material.field("cert"))
+        _validate_pair(material, leaf, presented, roots, leaf_must_be_ca=layout in ("istio_cacerts", "spire_upstream"))
         if layout == "tls":
             data["tls.crt"] = _pem([leaf] + presented)
             data["tls.key"] = _normalized(material.get("key"))
@@ -265,8 +250,7 @@ def build_secret_data(layout, material):
             data["ca-cert.pem"] = _pem([leaf])
             data["ca-key.pem"] = _normalized(material.get("key"))
             # Istio wants the chain from its CA up to and including the root.
-            data["cert-chain.pem"] = _pem([leaf] + presented + ([issuing_root]
-                                                                if issuing_root else []))
+            data["cert-chain.pem"] = _pem([leaf] + presented + ([issuing_root] if issuing_root else []))
             data["root-cert.pem"] = _pem(roots)
             # Istio's own chain needs a CRL of each CA on it; other roots of a rotation do not.
             crl_issuers = [leaf] + presented + list(roots)
@@ -305,15 +289,12 @@ def _checked_crl(material, issuers, required, now=None):
         try:
             x509.load_der_x509_crl(material.get("crl"))
         except ValueError:
-            raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL "
-                                    "in PEM form." % field, field=field)
-        raise SecretLayoutError("%s is a DER CRL; convert it to PEM (openssl crl -inform "
-                                "DER -outform PEM)." % field, field=field)
+            raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL in PEM form." % field, field=field)
+        raise SecretLayoutError("%s is a DER CRL; convert it to PEM (openssl crl -inform DER -outform PEM)." % field, field=field)
     try:
         crls = crl_utils.load_crls(raw, field)
     except PkiError:
-        raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL "
-                                "in PEM form." % field, field=field)
+        raise SecretLayoutError("%s is not a PEM certificate revocation list; give the CRL in PEM form." % field, field=field)
     now = now or _utcnow()
     covered = set()
     for crl in crls:
@@ -322,26 +303,30 @@ def _checked_crl(material, issuers, required, now=None):
             raise SecretLayoutError(
                 "%s holds a CRL issued by %s, which is not a CA delivered in this Secret; deliver "
                 "each CRL with the CA that signed it." % (field, crl.issuer.rfc4514_string()),
-                field=field)
+                field=field,
+            )
         signers = [ca for ca in named if crl_utils.signed_by(crl, ca)]
         if not signers:
             raise SecretLayoutError(
                 "%s holds a CRL of %s whose signature does not verify with the key of that CA "
-                "(another CA of the same name, or a re-keyed CA); re-sign it with mtls_crl." % (
-                    field, crl.issuer.rfc4514_string()), field=field)
+                "(another CA of the same name, or a re-keyed CA); re-sign it with mtls_crl." % (field, crl.issuer.rfc4514_string()),
+                field=field,
+            )
         next_update = crl.next_update_utc
         if next_update is not None and next_update <= now:
             raise SecretLayoutError(
                 "%s holds a CRL of %s that passed its nextUpdate on %s, so every certificate of "
-                "that CA would be refused; refresh it with mtls_crl before delivering it." % (
-                    field, crl.issuer.rfc4514_string(), iso8601(next_update)), field=field)
+                "that CA would be refused; refresh it with mtls_crl before delivering it." % (field, crl.issuer.rfc4514_string(), iso8601(next_update)),
+                field=field,
+            )
         covered.update(sha256_fingerprint(ca) for ca in signers)
     for ca in required:
         if basic_constraints(ca)[0] and sha256_fingerprint(ca) not in covered:
             raise SecretLayoutError(
                 "%s has no CRL of %s, a CA delivered in this Secret; nginx and Envoy then refuse "
-                "every certificate below it, so add that CA's CRL (mtls_crl) to %s." % (
-                    field, ca.subject.rfc4514_string(), field), field=field)
+                "every certificate below it, so add that CA's CRL (mtls_crl) to %s." % (field, ca.subject.rfc4514_string(), field),
+                field=field,
+            )
     return raw
 
 
@@ -352,12 +337,9 @@ def _generic_data(material):
     data = {}
     for key, value in sorted((material.get("data") or {}).items()):
         if not key or not set(key) <= _KEY_NAME_CHARS or key in (".", ".."):
-            raise SecretLayoutError(
-                "data key %r is not a valid Secret key; use letters, digits, '-', '_' "
-                "and '.'." % key, field="data")
+            raise SecretLayoutError("data key %r is not a valid Secret key; use letters, digits, '-', '_' and '.'." % key, field="data")
         if value is None:
-            raise SecretLayoutError("data.%s has no value; give it a string or remove it."
-                                    % key, field="data")
+            raise SecretLayoutError("data.%s has no value; give it a string or remove it." % key, field="data")
         data[key] = value if isinstance(value, bytes) else str(value).encode("utf-8")
     if not data:
         raise SecretLayoutError("data is empty; give at least one key.", field="data")

@@ -40,8 +40,7 @@ def secret_manifest(name, namespace, layout, data, labels=None, annotations=None
         "kind": "Secret",
         "metadata": metadata,
         "type": secret_type(layout),
-        "data": dict((key, base64.b64encode(value).decode("ascii"))
-                     for key, value in sorted(data.items())),
+        "data": dict((key, base64.b64encode(value).decode("ascii")) for key, value in sorted(data.items())),
     }
 
 
@@ -59,8 +58,7 @@ def decoded_data(secret):
 def summarize_data(layout, data):
     """What a diff or a return value may show of Secret data: fingerprints only."""
     roles = LAYOUTS.get(layout, {}).get("keys", {})
-    return dict((key, summarize_value(roles.get(key, "opaque"), value))
-                for key, value in sorted(data.items()))
+    return dict((key, summarize_value(roles.get(key, "opaque"), value)) for key, value in sorted(data.items()))
 
 
 def summarize_value(role, value):

@@ -44,18 +44,19 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.secret_objects impo
 
 def read_existing(client, names_by_namespace, workers):
     """{(namespace, name): the Secret or None}, in as few requests as the rights allow."""
+
     def read_namespace(item):
         namespace, names = item
         if len(names) > 1:
             try:
-                found = dict(((secret.get("metadata") or {}).get("name"), secret)
-                             for secret in client.list(SECRET, namespace))
+                found = dict(((secret.get("metadata") or {}).get("name"), secret) for secret in client.list(SECRET, namespace))
                 return [((namespace, name), found.get(name)) for name in names]
             except KubeError as error:
                 if error.status != 403:
                     raise
                 # May get but not list: read the Secrets one by one below.
         return [((namespace, name), client.get(SECRET, name, namespace)) for name in names]
+
     existing = {}
     for pairs in run_parallel(read_namespace, sorted(names_by_namespace.items()), workers):
         existing.update(pairs)
@@ -64,9 +65,11 @@ def read_existing(client, names_by_namespace, workers):
 
 def dry_runs_needed(client, writes, workers):
     """The writes whose dry run proves that all of ``writes`` will be accepted."""
+
     def is_creation(entry):
         current, desired, _reason = entry[1]
         return current is None and desired is not None
+
     creations = [(entry[0][0], "", "secrets", entry) for entry in writes if is_creation(entry)]
     others = [entry for entry in writes if not is_creation(entry)]
     return others + creations_to_prove(client, creations, workers)
@@ -83,8 +86,7 @@ def secret_view(secret, layout):
         "type": secret.get("type"),
         "labels": metadata.get("labels") or {},
         "annotations": metadata.get("annotations") or {},
-        "data": dict((key, summarize_value(roles.get(key, "opaque"), value))
-                     for key, value in sorted(data.items())),
+        "data": dict((key, summarize_value(roles.get(key, "opaque"), value)) for key, value in sorted(data.items())),
     }
 
 
@@ -97,9 +99,9 @@ def decide(current, namespace, planned_entry, layout, absent):
     if current is not None and current.get("type") != desired["type"]:
         raise KubeError(
             "Secret %s/%s has type %s but layout %s writes %s, and a Secret's type cannot "
-            "change; delete it first (state: absent) or use another name." % (
-                namespace, name, current.get("type"), layout, desired["type"]),
-            field="layout")
+            "change; delete it first (state: absent) or use another name." % (namespace, name, current.get("type"), layout, desired["type"]),
+            field="layout",
+        )
     return current, desired, write_needed(current, desired, owned_fields(current or {}))
 
 
@@ -112,8 +114,7 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
     # Read. Unreadable Secrets stop the run here, before anything is written anywhere.
     names_by_namespace = dict((namespace, [entry[0] for entry in planned]) for namespace in namespaces)
     existing = read_existing(client, names_by_namespace, workers)
-    decisions = [decide(existing[(namespace, entry[0])], namespace, entry, layout, absent)
-                 for namespace, entry in jobs]
+    decisions = [decide(existing[(namespace, entry[0])], namespace, entry, layout, absent) for namespace, entry in jobs]
     writes = [((namespace, entry[0]), state) for (namespace, entry), state in zip(jobs, decisions) if state[2]]
 
     def write(entry, dry_run):
@@ -129,8 +130,7 @@ def sync(client, params, namespaces, planned, check_mode=False, diff=False):
             # A creation refused with 404: say so plainly when its namespace is missing.
             namespace = entry[0][0]
             if error.status == 404 and entry[1][0] is None and client.namespace_exists(namespace) is False:
-                raise KubeError("namespace %s does not exist; create it first or remove it from "
-                                "namespace/namespaces." % namespace)
+                raise KubeError("namespace %s does not exist; create it first or remove it from namespace/namespaces." % namespace)
             raise
 
     # Prove, then write: a missing namespace, RBAC, admission and conflicts are refused for
@@ -151,16 +151,14 @@ def report(jobs, decisions, planned, layout, absent, diff):
             action = "unchanged"
         else:
             action = "created" if current is None else "updated"
-        secrets.append(dict(namespace=namespace, name=name, action=action,
-                            reason=reason if reason and not absent else "none"))
+        secrets.append(dict(namespace=namespace, name=name, action=action, reason=reason if reason and not absent else "none"))
         if reason:
             key = "%s/%s" % (namespace, name)
             before[key] = secret_view(current, layout)
             after[key] = {} if absent else secret_view(desired, layout)
     result = dict(changed=any(decision[2] for decision in decisions), secrets=secrets)
     if not absent:
-        result["fingerprints"] = dict((name, summarize_data(layout, data))
-                                      for name, data, _l, _a in planned)
+        result["fingerprints"] = dict((name, summarize_data(layout, data)) for name, data, _l, _a in planned)
         result["secret_type"] = secret_type(layout)
     if diff:
         result["diff"] = dict(before=before, after=after)

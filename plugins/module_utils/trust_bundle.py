@@ -31,7 +31,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import ce
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_fingerprints import sha256_fingerprint
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import check_cryptography
 
-ROOT_CA_ROTATION = 'root_ca'
+ROOT_CA_ROTATION = "root_ca"
 
 
 class Generation(object):
@@ -45,14 +45,14 @@ class Generation(object):
 
 def rotation_paths(pki_dir, rotation_dir=None):
     """(state path, next dir, directory holding <id>/previous) of the root rotation."""
-    rotation_dir = rotation_dir or os.path.join(pki_dir, 'rotation')
+    rotation_dir = rotation_dir or os.path.join(pki_dir, "rotation")
     base = os.path.join(rotation_dir, ROOT_CA_ROTATION)
-    return os.path.join(rotation_dir, ROOT_CA_ROTATION + '.state.json'), os.path.join(base, 'next'), base
+    return os.path.join(rotation_dir, ROOT_CA_ROTATION + ".state.json"), os.path.join(base, "next"), base
 
 
 def overlap_active(state):
     """True while trust must hold both roots: phase 1 recorded, phase 5 not."""
-    return bool(state) and state.get('status') != 'complete' and state.get('phase_completed', 0) >= 1
+    return bool(state) and state.get("status") != "complete" and state.get("phase_completed", 0) >= 1
 
 
 def generations(pki_dir, ca_rel=None, rotation_dir=None):
@@ -63,11 +63,11 @@ def generations(pki_dir, ca_rel=None, rotation_dir=None):
     def _ca(directory):
         return os.path.join(directory, ca_rel) if ca_rel else None
 
-    found = [Generation('active', os.path.join(pki_dir, 'root'), _ca(pki_dir))]
+    found = [Generation("active", os.path.join(pki_dir, "root"), _ca(pki_dir))]
     if overlap_active(state):
-        previous = os.path.join(base, state['id'], 'previous')
-        found.append(Generation('previous', os.path.join(previous, 'root'), _ca(previous)))
-        found.append(Generation('next', os.path.join(next_dir, 'root'), _ca(next_dir)))
+        previous = os.path.join(base, state["id"], "previous")
+        found.append(Generation("previous", os.path.join(previous, "root"), _ca(previous)))
+        found.append(Generation("next", os.path.join(next_dir, "root"), _ca(next_dir)))
     return _distinct_roots(found), state
 
 
@@ -77,7 +77,7 @@ def _distinct_roots(found):
     and not refreshed since) must not stand beside the active ones."""
     seen, kept = set(), []
     for generation in found:
-        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        root = _certificate(os.path.join(generation.root_dir, "ca.crt"), "%s root" % generation.name)
         fingerprint = sha256_fingerprint(root) if root is not None else None
         if fingerprint is None or fingerprint not in seen:
             seen.add(fingerprint)
@@ -105,11 +105,10 @@ def _ordered(certs):
 
 
 def trusted_roots(found):
-    roots = [_certificate(os.path.join(g.root_dir, 'ca.crt'), '%s root' % g.name) for g in found]
+    roots = [_certificate(os.path.join(g.root_dir, "ca.crt"), "%s root" % g.name) for g in found]
     roots = [cert for cert in roots if cert is not None]
     if not roots:
-        raise rot.RotationError("there is no root CA at %s; run the ca role or playbooks/bootstrap_pki.yml first."
-                                % os.path.join(found[0].root_dir, 'ca.crt'))
+        raise rot.RotationError("there is no root CA at %s; run the ca role or playbooks/bootstrap_pki.yml first." % os.path.join(found[0].root_dir, "ca.crt"))
     return _ordered(roots)
 
 
@@ -118,12 +117,12 @@ def trusted_chains(found):
     what an edge bundle holds so that clients sending only their leaf verify."""
     pairs = []
     for generation in found:
-        ca = _certificate(os.path.join(generation.ca_dir, 'ca.crt'), '%s CA' % generation.name)
-        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        ca = _certificate(os.path.join(generation.ca_dir, "ca.crt"), "%s CA" % generation.name)
+        root = _certificate(os.path.join(generation.root_dir, "ca.crt"), "%s root" % generation.name)
         if ca is not None and root is not None:
             pairs.append((ca, root))
     if not pairs:
-        raise rot.RotationError("there is no CA at %s; run the ca role first." % os.path.join(found[0].ca_dir, 'ca.crt'))
+        raise rot.RotationError("there is no CA at %s; run the ca role first." % os.path.join(found[0].ca_dir, "ca.crt"))
     seen = set()
     ordered = []
     for ca, root in sorted(pairs, key=lambda pair: (_age_key(pair[1]), _age_key(pair[0]))):
@@ -140,7 +139,7 @@ def _oldest_first(found):
     which one is active, and the files must not change for that alone."""
     aged = []
     for generation in found:
-        root = _certificate(os.path.join(generation.root_dir, 'ca.crt'), '%s root' % generation.name)
+        root = _certificate(os.path.join(generation.root_dir, "ca.crt"), "%s root" % generation.name)
         if root is not None:
             aged.append((_age_key(root), generation))
     return [generation for _key, generation in sorted(aged, key=lambda pair: pair[0])]
@@ -161,26 +160,25 @@ def trusted_crls(found, active_ca_only=False):
         for directory in (ca_dir, generation.root_dir):
             if not directory:
                 continue
-            content = files.read_if_exists(os.path.join(directory, 'ca.crl'))
+            content = files.read_if_exists(os.path.join(directory, "ca.crl"))
             if content is None:
                 continue
-            for crl in load_crls(content, os.path.join(directory, 'ca.crl')):
+            for crl in load_crls(content, os.path.join(directory, "ca.crl")):
                 fingerprint = crl_fingerprint(crl)
                 if fingerprint not in seen:
                     seen.add(fingerprint)
                     blocks.append(crl_pem(crl))
-    return b''.join(blocks)
+    return b"".join(blocks)
 
 
 def describe(certs):
-    return [{'subject': cert.subject.rfc4514_string(), 'sha256_fingerprint': sha256_fingerprint(cert)}
-            for cert in certs]
+    return [{"subject": cert.subject.rfc4514_string(), "sha256_fingerprint": sha256_fingerprint(cert)} for cert in certs]
 
 
 def rotation_summary(state):
     if not state:
         return None
-    return {'id': state.get('id'), 'status': state.get('status'), 'phase_completed': state.get('phase_completed')}
+    return {"id": state.get("id"), "status": state.get("status"), "phase_completed": state.get("phase_completed")}
 
 
 # --------------------------------------------------------------------------- the module's backend
@@ -191,20 +189,20 @@ VALIDATION_RULES = {}
 # Bad input, unreadable files, a rotation state or PKI directory to fix: MtlsError and its
 # subclasses (RotationError), one sentence each.
 KNOWN_ERRORS = backend_results.KNOWN_ERRORS
-failure_result, unexpected_failure_result = backend_results.failure_results('mtls_trust_bundle', changed=False)
+failure_result, unexpected_failure_result = backend_results.failure_results("mtls_trust_bundle", changed=False)
 
 
 def argument_spec():
     return dict(
-        pki_dir=dict(type='path', required=True),
-        rotation_dir=dict(type='path'),
-        ca_dir=dict(type='str'),
-        roots_path=dict(type='path'),
-        roots_copies=dict(type='list', elements='path', default=[]),
-        chain_path=dict(type='path'),
-        crl_path=dict(type='path'),
-        active_crl_path=dict(type='path'),
-        mode=dict(type='raw', default='0644'),
+        pki_dir=dict(type="path", required=True),
+        rotation_dir=dict(type="path"),
+        ca_dir=dict(type="str"),
+        roots_path=dict(type="path"),
+        roots_copies=dict(type="list", elements="path", default=[]),
+        chain_path=dict(type="path"),
+        crl_path=dict(type="path"),
+        active_crl_path=dict(type="path"),
+        mode=dict(type="raw", default="0644"),
     )
 
 
@@ -212,21 +210,19 @@ def _planned_files(params, found):
     """[(path, content or None to remove, what it holds for the diff)] and the result fields."""
     roots = trusted_roots(found)
     roots_pem = certificates_pem(roots)
-    planned = [(path, roots_pem, describe(roots))
-               for path in ([params['roots_path']] if params['roots_path'] else []) + params['roots_copies']]
-    result = dict(roots=describe(roots), roots_pem=roots_pem.decode('ascii'))
-    if params['ca_dir']:
+    planned = [(path, roots_pem, describe(roots)) for path in ([params["roots_path"]] if params["roots_path"] else []) + params["roots_copies"]]
+    result = dict(roots=describe(roots), roots_pem=roots_pem.decode("ascii"))
+    if params["ca_dir"]:
         chain = trusted_chains(found)
         crls = trusted_crls(found)
-        result.update(chain=describe(chain), crl_count=crls.count(b'-----BEGIN X509 CRL-----'))
-        if params['chain_path']:
-            planned.append((params['chain_path'], certificates_pem(chain), result['chain']))
-        if params['crl_path']:
-            planned.append((params['crl_path'], crls or None, '%d CRLs' % result['crl_count']))
-        if params['active_crl_path']:
+        result.update(chain=describe(chain), crl_count=crls.count(b"-----BEGIN X509 CRL-----"))
+        if params["chain_path"]:
+            planned.append((params["chain_path"], certificates_pem(chain), result["chain"]))
+        if params["crl_path"]:
+            planned.append((params["crl_path"], crls or None, "%d CRLs" % result["crl_count"]))
+        if params["active_crl_path"]:
             active = trusted_crls(found, active_ca_only=True)
-            planned.append((params['active_crl_path'], active or None,
-                            '%d CRLs' % active.count(b'-----BEGIN X509 CRL-----')))
+            planned.append((params["active_crl_path"], active or None, "%d CRLs" % active.count(b"-----BEGIN X509 CRL-----")))
     return planned, result
 
 
@@ -244,24 +240,23 @@ def run_module(module):
     """Writes (or in check mode predicts) the trust files ``module.params`` asks for."""
     check_cryptography()
     params = module.params
-    for field in ('chain_path', 'crl_path', 'active_crl_path'):
-        if params[field] and not params['ca_dir']:
+    for field in ("chain_path", "crl_path", "active_crl_path"):
+        if params[field] and not params["ca_dir"]:
             raise rot.RotationError("%s needs ca_dir, the CA below the root (such as clusters/<name>)." % field)
-    mode = files.parse_mode(params['mode'], files.CERT_MODE, 'mode')
-    found, state = generations(params['pki_dir'], params['ca_dir'], params['rotation_dir'])
+    mode = files.parse_mode(params["mode"], files.CERT_MODE, "mode")
+    found, state = generations(params["pki_dir"], params["ca_dir"], params["rotation_dir"])
     planned, result = _planned_files(params, found)
     changed_paths, before, after = [], {}, {}
     for path, content, holds in planned:
         present = files.read_if_exists(path) is not None
         if (content is None and not present) or (content is not None and not files.needs_write(path, content, mode)):
             continue
-        before[path] = 'present' if present else 'absent'
-        after[path] = 'absent' if content is None else holds
+        before[path] = "present" if present else "absent"
+        after[path] = "absent" if content is None else holds
         changed_paths.append(path)
         if not module.check_mode:
             _apply(path, content, mode)
-    result.update(changed=bool(changed_paths), changed_paths=changed_paths, overlap=overlap_active(state),
-                  rotation=rotation_summary(state))
+    result.update(changed=bool(changed_paths), changed_paths=changed_paths, overlap=overlap_active(state), rotation=rotation_summary(state))
     if module._diff:
-        result['diff'] = {'before': before, 'after': after}
+        result["diff"] = {"before": before, "after": after}
     return result

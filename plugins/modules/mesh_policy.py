@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mesh_policy
 short_description: Enforce mutual TLS in an Istio or Linkerd mesh
@@ -170,9 +170,9 @@ options:
         namespaces); all share one connection pool.
     type: int
     default: 8
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: STRICT mTLS for the whole mesh
   zerotrust.mtls.mesh_policy:
     name: default
@@ -236,9 +236,9 @@ EXAMPLES = r'''
     port: 8443
     allow_principals:
       - spiffe://cluster.local/ns/shop/sa/checkout
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 objects:
   description: What happened to each object of the policy set.
   returned: always
@@ -291,7 +291,7 @@ scope:
   returned: always
   type: str
   sample: namespace
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, policy_apply
 

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_audit
 short_description: Audit every certificate in files and Secrets and diagnose the mesh
@@ -66,9 +66,9 @@ requirements:
 seealso:
   - module: zerotrust.mtls.mtls_cert_info
     description: Each certificate and CRL of chosen files, PEM text or one Secret, in detail.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Audit the PKI on disk and the cluster, and diagnose the mesh
   zerotrust.mtls.mtls_audit:
     paths: [/etc/pki/mtls/server, /etc/pki/mtls/client, /etc/pki/mtls/intermediate/ca.crt]
@@ -78,9 +78,9 @@ EXAMPLES = r'''
     mesh: true
     kubeconfig: ~/.kube/config
   register: audit
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 certificates:
   description: One row per certificate source (a file, a Secret key, a ConfigMap key), the soonest expiry first.
   returned: always
@@ -115,7 +115,7 @@ mesh:
   description: Per namespace modes and the list of problems (sentences); null without O(mesh).
   returned: always
   type: dict
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import audit_backend, module_backend
 
@@ -124,5 +124,5 @@ def main():
     module_backend.module_main(audit_backend)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_ca
 short_description: Create, renew and remove a root or intermediate CA for mutual TLS
@@ -145,9 +145,9 @@ seealso:
     description: Revoke certificates this CA issued.
   - module: zerotrust.mtls.mtls_cert_info
     description: Check the expiry and chain of the CA and of what it issued.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Root CA, its key encrypted, restricted to one SPIFFE trust domain and DNS zone
   zerotrust.mtls.mtls_ca:
     cert_path: /etc/pki/mtls/root.crt
@@ -178,9 +178,9 @@ EXAMPLES = r'''
     cert_path: /etc/pki/mtls/old.crt
     key_path: /etc/pki/mtls/old.key
     state: absent
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 reason:
   description:
     - V(created), V(renewed), V(drift), V(forced) when a certificate was (or would be) written; V(files_updated)
@@ -245,7 +245,7 @@ leftovers_removed:
   returned: when O(state=present)
   type: int
   sample: 0
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import ca_backend, module_backend
 
@@ -254,5 +254,5 @@ def main():
     module_backend.module_main(ca_backend)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

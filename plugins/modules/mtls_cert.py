@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_cert
 short_description: Issue leaf certificates for mutual TLS from a local CA, one or a thousand per call
@@ -211,9 +211,9 @@ seealso:
     description: Expiry, renewal state and chain of the certificates written here.
   - module: zerotrust.mtls.mtls_secret
     description: Deliver a certificate, its key and its CA to Kubernetes Secrets.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: One server certificate with its chain
   zerotrust.mtls.mtls_cert:
     ca_cert_path: /etc/pki/mtls/intermediate.crt
@@ -253,9 +253,9 @@ EXAMPLES = r'''
         common_name: billing
         usage: client
         key_type: ed25519
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 changed:
   description: Whether any file was (or in check mode would be) written.
   returned: always
@@ -343,7 +343,7 @@ backup_files:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import issuance, module_backend
 
@@ -354,5 +354,5 @@ def main():
     module_backend.module_main(issuance)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

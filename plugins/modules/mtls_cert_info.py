@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_cert_info
 short_description: Inspect certificates - names, expiry, renewal state and chain validity
@@ -91,9 +91,9 @@ seealso:
     description: Keep the CRLs that decide RV(certificates[].revoked).
   - module: zerotrust.mtls.mtls_audit
     description: Every certificate in files and in the cluster at once, with a diagnosis of the mesh.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Check the server certificates against the root
   zerotrust.mtls.mtls_cert_info:
     paths:
@@ -129,9 +129,9 @@ EXAMPLES = r'''
   zerotrust.mtls.mtls_cert_info:
     content: "{{ lookup('ansible.builtin.file', 'client.crt') }}"
     renew_before: 25%
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 certificates:
   description: One entry per certificate found, in source order.
   returned: always
@@ -269,7 +269,7 @@ all_chains_valid:
   description: Whether every certificate verified; null when no trust bundle was given.
   returned: always
   type: bool
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import cert_info_backend, module_backend
 
@@ -278,5 +278,5 @@ def main():
     module_backend.module_main(cert_info_backend)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

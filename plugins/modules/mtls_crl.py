@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_crl
 short_description: Revoke certificates - a CRL signed by one of our CAs, kept fresh
@@ -140,9 +140,9 @@ seealso:
     description: Whether a certificate is revoked, and whether its CRL is still fresh.
   - module: zerotrust.mtls.mtls_secret
     description: Deliver the CRL together with the CA that signed it.
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Revoke a leaked client certificate in the intermediate's CRL
   zerotrust.mtls.mtls_crl:
     ca_cert_path: /etc/pki/mtls/clusters/prod-eu1/ca.crt
@@ -176,9 +176,9 @@ EXAMPLES = r'''
     ca_cert_path: /etc/pki/mtls/clusters/prod-eu1/ca.crt
     ca_key_path: /etc/pki/mtls/clusters/prod-eu1/ca.key
     ca_key_passphrase: "{{ mtls_intermediate_key_passphrase }}"
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 reason:
   description:
     - Why the CRL was (or in check mode would be) written - V(created), V(issuer_changed), V(revoked_changed),
@@ -239,7 +239,7 @@ backup_file:
   description: The copy of the replaced or removed CRL, when O(backup=true).
   returned: when a copy was made
   type: str
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl_backend, module_backend
 
@@ -248,5 +248,5 @@ def main():
     module_backend.module_main(crl_backend)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_rotation_promote
 short_description: Install staged CAs into their active paths and archive retired ones during a rotation
@@ -46,9 +46,9 @@ requirements:
 seealso:
   - module: zerotrust.mtls.mtls_rotation_state
   - module: zerotrust.mtls.mtls_ca
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Make the new root the active one (the old root goes to the archive with its CRLs)
   zerotrust.mtls.mtls_rotation_promote:
     promote:
@@ -70,9 +70,9 @@ EXAMPLES = r'''
       - cert: /etc/pki/mtls/rotation/next/root/ca.crt
         key: /etc/pki/mtls/rotation/next/root/ca.key
         archive_dir: /etc/pki/mtls/archive/root_ca-20261122T160000Z/new-root-staging
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 promoted:
   description:
     - Paths that were (or would be) replaced by O(promote), and the replaced CA's CRLs moved with
@@ -85,7 +85,7 @@ archived:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, rotation_promote
 
@@ -94,5 +94,5 @@ def main():
     module_backend.module_main(rotation_promote)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_rotation_state
 short_description: Phase state and run records of a certificate rotation
@@ -117,9 +117,9 @@ requirements:
 seealso:
   - module: zerotrust.mtls.mtls_rotation_promote
   - module: zerotrust.mtls.mtls_ca
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Start (or resume) a root CA rotation
   zerotrust.mtls.mtls_rotation_state:
     rotation: root_ca
@@ -152,9 +152,9 @@ EXAMPLES = r'''
     operation: record
     success: false
     record_configmap: {name: mtls-rotation-status, namespace: mtls-system}
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 state:
   description: The rotation state after the operation (null when there is none).
   returned: always
@@ -214,7 +214,7 @@ record:
   description: The rotation-record data written with O(operation=record).
   returned: when O(operation=record)
   type: dict
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, rotation_state
 
@@ -223,5 +223,5 @@ def main():
     module_backend.module_main(rotation_state)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

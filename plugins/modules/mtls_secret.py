@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: mtls_secret
 short_description: Deliver certificates and keys into Kubernetes Secrets in the layouts consumers expect
@@ -209,9 +209,9 @@ options:
 seealso:
   - module: zerotrust.mtls.mtls_cert
   - module: zerotrust.mtls.mtls_ca
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Gateway certificate as a kubernetes.io/tls Secret
   zerotrust.mtls.mtls_secret:
     name: gateway-tls
@@ -258,9 +258,9 @@ EXAMPLES = r'''
     name: mesh-ca-old
     namespaces: [shop, payments]
     state: absent
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 secrets:
   description: One entry per Secret and namespace, in the order of O(namespaces) then names.
   returned: always
@@ -303,7 +303,7 @@ secret_type:
   returned: when O(state=present)
   type: str
   sample: Opaque
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, secret_delivery
 

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: mtls_trust_bundle
 short_description: Write the trust bundles the estate publishes, following the root CA rotation state
 version_added: 1.3.0
@@ -74,9 +74,9 @@ extends_documentation_fragment:
   - zerotrust.mtls.attributes
 author:
   - zerotrust.mtls maintainers (@zerotrust)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Trust bundles of cluster prod-eu1 as the rotation state says
   zerotrust.mtls.mtls_trust_bundle:
     pki_dir: /etc/pki/mtls
@@ -85,9 +85,9 @@ EXAMPLES = r'''
     chain_path: /etc/pki/mtls/clusters/prod-eu1/trust-chain.pem
     crl_path: /etc/pki/mtls/clusters/prod-eu1/trust-chain.crl
   register: trust
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 overlap:
   description: True while a root rotation holds the old and the new root (phase 1 done, phase 5 not).
   returned: always
@@ -127,7 +127,7 @@ changed_paths:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import module_backend, trust_bundle
 
@@ -136,5 +136,5 @@ def main():
     module_backend.module_main(trust_bundle)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

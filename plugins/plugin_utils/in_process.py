@@ -35,15 +35,15 @@ try:  # ansible-core 2.19+: the JSON profiles modules receive their arguments wi
 except ImportError:  # older ansible-core: always use the module path
     Direction = get_module_decoder = get_module_encoder = None
 
-OPT_OUT_VARIABLE = 'mtls_in_process'
-_LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local'))
-_PROFILE = 'legacy'  # what ansible-core 2.19 sends modules
+OPT_OUT_VARIABLE = "mtls_in_process"
+_LOCAL_TRANSPORTS = frozenset(("local", "ansible.builtin.local"))
+_PROFILE = "legacy"  # what ansible-core 2.19 sends modules
 
 
 class ModuleContext(object):
     """What run_module(ctx) reads from an AnsibleModule."""
 
-    __slots__ = ('params', 'check_mode', '_diff')
+    __slots__ = ("params", "check_mode", "_diff")
 
     def __init__(self, params, check_mode, diff):
         self.params = params
@@ -58,20 +58,20 @@ def why_not_in_process(action, task_vars):
     different environment, keeps the ordinary path.
     """
     if get_module_encoder is None:
-        return 'ansible-core older than 2.19'
+        return "ansible-core older than 2.19"
     opt_in = (task_vars or {}).get(OPT_OUT_VARIABLE, True)
     if not boolean(action._templar.template(opt_in), strict=False):
-        return '%s is false' % OPT_OUT_VARIABLE
-    if getattr(action._connection, 'transport', None) not in _LOCAL_TRANSPORTS:
-        return 'the connection is not local'
+        return "%s is false" % OPT_OUT_VARIABLE
+    if getattr(action._connection, "transport", None) not in _LOCAL_TRANSPORTS:
+        return "the connection is not local"
     if action._play_context.become:
-        return 'become is set'
+        return "become is set"
     if action._task.async_val:
-        return 'the task is async'
+        return "the task is async"
     environment = {}
     action._compute_environment_string(environment)  # the task's, its block's and play's, templated
     if environment:
-        return 'the task sets an environment'
+        return "the task sets an environment"
     return None
 
 
@@ -91,7 +91,7 @@ def run_module(module, module_name, args, check_mode, diff):
     if validation.error_messages:
         msg = validation.errors.msg
         if isinstance(validation.errors[0], UnsupportedError):
-            msg = 'Unsupported parameters for (%s) module: %s' % (module_name, msg)
+            msg = "Unsupported parameters for (%s) module: %s" % (module_name, msg)
         result = dict(failed=True, msg=msg)
     else:
         try:
@@ -100,7 +100,7 @@ def run_module(module, module_name, args, check_mode, diff):
             result = dict(module.failure_result(exc), failed=True)
         except Exception as exc:  # pylint: disable=broad-except
             result = dict(module.unexpected_failure_result(exc), failed=True)
-    result.setdefault('invocation', {'module_args': validation.validated_parameters})
+    result.setdefault("invocation", {"module_args": validation.validated_parameters})
     if no_log_values:
         # As AnsibleModule does: mask no_log values everywhere, but keep booleans and None.
         # (Without any there is nothing to mask, and walking 1,000 result entries costs.)

@@ -21,8 +21,8 @@ DAY = datetime.timedelta(days=1)
 
 def run_module(module, capsys, check_mode=False, diff=False, **args):
     """The JSON result of ``module``.main() for ``args``."""
-    args['_ansible_check_mode'] = check_mode
-    args['_ansible_diff'] = diff
+    args["_ansible_check_mode"] = check_mode
+    args["_ansible_diff"] = diff
     with patch_module_args(args):
         with pytest.raises(SystemExit):
             module.main()
@@ -34,7 +34,7 @@ def write_ca(directory, name, passphrase=None):
     key = pki.generate_private_key()
     cert = pki.build_ca(key, name, 3650 * DAY, path_length=1)
     directory.mkdir(parents=True)
-    (directory / 'ca.crt').write_bytes(pki.certificate_pem(cert))
-    (directory / 'ca.key').write_bytes(pki.private_key_pem(key, passphrase=passphrase))
-    os.chmod(str(directory / 'ca.key'), 0o600)
-    return {'cert': str(directory / 'ca.crt'), 'key': str(directory / 'ca.key')}
+    (directory / "ca.crt").write_bytes(pki.certificate_pem(cert))
+    (directory / "ca.key").write_bytes(pki.private_key_pem(key, passphrase=passphrase))
+    os.chmod(str(directory / "ca.key"), 0o600)
+    return {"cert": str(directory / "ca.crt"), "key": str(directory / "ca.key")}

@@ -38,6 +38,7 @@ class _Stub(object):
 
 def _action(action_class, args, check_mode=False, diff=False, transport="local"):
     """An ActionModule with what ActionBase.run and in_process read of a task on localhost."""
+
     class Action(action_class):
         def _compute_environment_string(self, raw_environment_out=None):
             return ""
@@ -46,8 +47,7 @@ def _action(action_class, args, check_mode=False, diff=False, transport="local")
             raise AssertionError("the module path was taken: %s" % kwargs)
 
     action = Action.__new__(Action)
-    action._task = _Stub(args=args, check_mode=check_mode, diff=diff, async_val=0, action=action_class.MODULE,
-                         resolved_action=action_class.MODULE)
+    action._task = _Stub(args=args, check_mode=check_mode, diff=diff, async_val=0, action=action_class.MODULE, resolved_action=action_class.MODULE)
     action._connection = _Stub(transport=transport, _shell=_Stub(tmpdir="/nonexistent"), has_native_async=False)
     action._play_context = _Stub(become=False)
     action._templar = _Stub(template=lambda value: value)
@@ -105,26 +105,27 @@ def fake_cluster(monkeypatch):
 @pytest.fixture(scope="module")
 def material():
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"web.shop.svc")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.shop.svc")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(7)
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(u"web.shop.svc")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    plain = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption())
-    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.BestAvailableEncryption(PASSPHRASE.encode()))
-    return dict(cert=cert.public_bytes(serialization.Encoding.PEM).decode(), key=plain.decode(),
-                encrypted_key=encrypted.decode())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.shop.svc")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    plain = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(PASSPHRASE.encode()))
+    return dict(cert=cert.public_bytes(serialization.Encoding.PEM).decode(), key=plain.decode(), encrypted_key=encrypted.decode())
 
 
 def _secrets_of_the_key(material):
     """Every form the key can take on its way: PEM lines, base64 of the PEM (Secret data)."""
-    forms = [material["key"], material["encrypted_key"], PASSPHRASE,
-             base64.b64encode(material["key"].encode()).decode()]
+    forms = [material["key"], material["encrypted_key"], PASSPHRASE, base64.b64encode(material["key"].encode()).decode()]
     forms += [line for line in material["key"].splitlines() if "-----" not in line]
     return forms
 
@@ -144,8 +145,14 @@ def _run(action, caplog, capsys):
 
 
 def test_secret_from_key_content_in_process_shows_fingerprints_only(fake_cluster, material, caplog, capsys):
-    args = dict(name="web", namespace="shop", cert_content=material["cert"], key_content=material["encrypted_key"],
-                key_passphrase=PASSPHRASE, host="https://127.0.0.1:1")
+    args = dict(
+        name="web",
+        namespace="shop",
+        cert_content=material["cert"],
+        key_content=material["encrypted_key"],
+        key_passphrase=PASSPHRASE,
+        host="https://127.0.0.1:1",
+    )
     result, text, log = _run(_action(mtls_secret_action.ActionModule, args, diff=True), caplog, capsys)
     assert "failed" not in result, result.get("msg")
     assert result["changed"] is True
@@ -162,10 +169,8 @@ def test_secret_from_key_content_in_process_shows_fingerprints_only(fake_cluster
 def test_secret_from_key_file_in_check_mode_shows_no_key(fake_cluster, material, caplog, capsys, tmp_path):
     (tmp_path / "web.crt").write_text(material["cert"])
     (tmp_path / "web.key").write_text(material["key"])
-    args = dict(name="web", namespaces=["shop", "billing"], cert_path=str(tmp_path / "web.crt"),
-                key_path=str(tmp_path / "web.key"), host="https://127.0.0.1:1")
-    result, text, log = _run(_action(mtls_secret_action.ActionModule, args, check_mode=True, diff=True),
-                             caplog, capsys)
+    args = dict(name="web", namespaces=["shop", "billing"], cert_path=str(tmp_path / "web.crt"), key_path=str(tmp_path / "web.key"), host="https://127.0.0.1:1")
+    result, text, log = _run(_action(mtls_secret_action.ActionModule, args, check_mode=True, diff=True), caplog, capsys)
     assert result["changed"] is True
     assert all(dry_run for _manifest, dry_run in fake_cluster.applied)  # check mode writes nothing
     _assert_no_key(material, text, log)
@@ -173,8 +178,7 @@ def test_secret_from_key_file_in_check_mode_shows_no_key(fake_cluster, material,
 
 def test_an_answer_that_echoes_the_key_is_masked(fake_cluster, material, caplog, capsys):
     fake_cluster.echo = True
-    args = dict(name="web", namespace="shop", cert_content=material["cert"], key_content=material["key"],
-                host="https://127.0.0.1:1")
+    args = dict(name="web", namespace="shop", cert_content=material["cert"], key_content=material["key"], host="https://127.0.0.1:1")
     result, text, log = _run(_action(mtls_secret_action.ActionModule, args), caplog, capsys)
     assert result["failed"] is True and result["changed"] is False
     assert result["msg"].startswith("admission webhook denied the request")
@@ -182,10 +186,12 @@ def test_an_answer_that_echoes_the_key_is_masked(fake_cluster, material, caplog,
 
 
 def test_bad_key_fails_like_the_module_without_echoing_it(fake_cluster, material, caplog, capsys):
-    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    args = dict(name="web", namespace="shop", cert_content=material["cert"], key_content=other,
-                host="https://127.0.0.1:1")
+    other = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    args = dict(name="web", namespace="shop", cert_content=material["cert"], key_content=other, host="https://127.0.0.1:1")
     result, text, log = _run(_action(mtls_secret_action.ActionModule, args), caplog, capsys)
     assert result["failed"] is True and result["changed"] is False
     assert result["msg"].startswith("key_content does not match the certificate in cert_content")
@@ -209,8 +215,11 @@ def test_mesh_policy_in_process_reports_warnings_and_failures_as_the_module_does
 
 
 def test_preflight_failure_names_the_pods(monkeypatch, fake_cluster, caplog, capsys):
-    pod = {"metadata": {"name": "legacy-0", "namespace": "shop", "annotations": {}, "labels": {}},
-           "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
+    pod = {
+        "metadata": {"name": "legacy-0", "namespace": "shop", "annotations": {}, "labels": {}},
+        "spec": {"containers": [{"name": "app"}]},
+        "status": {"phase": "Running"},
+    }
 
     list_others = FakeClient.list
 
@@ -218,6 +227,7 @@ def test_preflight_failure_names_the_pods(monkeypatch, fake_cluster, caplog, cap
         if kind.plural == "pods":
             return [dict(pod)] if namespace in (None, "shop") else []
         return list_others(self, kind, namespace, label_selector)
+
     monkeypatch.setattr(FakeClient, "list", list_pods)
     args = dict(namespace="shop", mode="STRICT", host="https://127.0.0.1:1")
     result = _run(_action(mesh_policy_action.ActionModule, args), caplog, capsys)[0]

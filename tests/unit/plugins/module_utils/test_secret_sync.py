@@ -26,8 +26,7 @@ SECRET_RULES = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "l
 class RecordingClient(kube_fakes.RecordingClient):
     """Answers like an API server holding ``secrets`` {(namespace, name): object}."""
 
-    def __init__(self, secrets=None, namespaces=(), list_forbidden=False, webhooks=(), rules=(SECRET_RULES,),
-                 incomplete=False):
+    def __init__(self, secrets=None, namespaces=(), list_forbidden=False, webhooks=(), rules=(SECRET_RULES,), incomplete=False):
         super(RecordingClient, self).__init__()
         self.secrets = dict(secrets or {})
         self.namespaces = set(namespaces)
@@ -85,8 +84,9 @@ def _delivered(client, namespaces, planned):
     for namespace in namespaces:
         for name, data, labels, annotations in planned:
             manifest = secret_sync.secret_manifest(name, namespace, "ca_bundle", data, labels, annotations)
-            manifest["metadata"]["managedFields"] = [{"manager": "zerotrust.mtls", "operation": "Apply",
-                                                      "fieldsV1": {"f:data": {"f:ca.crt": {}}, "f:type": {}}}]
+            manifest["metadata"]["managedFields"] = [
+                {"manager": "zerotrust.mtls", "operation": "Apply", "fieldsV1": {"f:data": {"f:ca.crt": {}}, "f:type": {}}}
+            ]
             client.secrets[(namespace, name)] = manifest
 
 
@@ -122,14 +122,22 @@ def test_single_secret_per_namespace_is_a_get_and_list_forbidden_falls_back_to_g
     assert forbidden.count("get") == 3
 
 
-@pytest.mark.parametrize("client_options, why", [
-    ({"webhooks": [{"metadata": {"name": "policy"}, "webhooks": [
-        {"rules": [{"apiGroups": [""], "resources": ["secrets"], "operations": ["CREATE"]}]}]}]},
-     "a webhook selects Secrets"),
-    ({"rules": [dict(SECRET_RULES, resourceNames=["s0"])]}, "RBAC names the Secrets"),
-    ({"incomplete": True}, "the rules review is incomplete"),
-    ({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["patch"]}]}, "create is not granted"),
-])
+@pytest.mark.parametrize(
+    "client_options, why",
+    [
+        (
+            {
+                "webhooks": [
+                    {"metadata": {"name": "policy"}, "webhooks": [{"rules": [{"apiGroups": [""], "resources": ["secrets"], "operations": ["CREATE"]}]}]}
+                ]
+            },
+            "a webhook selects Secrets",
+        ),
+        ({"rules": [dict(SECRET_RULES, resourceNames=["s0"])]}, "RBAC names the Secrets"),
+        ({"incomplete": True}, "the rules review is incomplete"),
+        ({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["patch"]}]}, "create is not granted"),
+    ],
+)
 def test_every_creation_is_dry_run_when_one_could_be_judged_apart(client_options, why):
     client = RecordingClient(namespaces=["a", "b"], **client_options)
     secret_sync.sync(client, _params(), ["a", "b"], _planned(3))
@@ -139,8 +147,7 @@ def test_every_creation_is_dry_run_when_one_could_be_judged_apart(client_options
 def test_updates_are_each_dry_run_and_check_mode_writes_nothing():
     client = RecordingClient(namespaces=["a"])
     _delivered(client, ["a"], _planned(3))
-    changed = [(name, {"ca.crt": b"-----BEGIN CERTIFICATE-----\nnew\n"}, labels, annotations)
-               for name, _data, labels, annotations in _planned(3)]
+    changed = [(name, {"ca.crt": b"-----BEGIN CERTIFICATE-----\nnew\n"}, labels, annotations) for name, _data, labels, annotations in _planned(3)]
     result = secret_sync.sync(client, _params(), ["a"], changed, check_mode=True)
     assert result["changed"] is True
     assert client.count("dry-run") == 3 and client.count("apply") == 0
@@ -150,19 +157,15 @@ def test_a_missing_namespace_stops_before_any_write():
     client = RecordingClient(namespaces=["a"])
     with pytest.raises(KubeError) as error:
         secret_sync.sync(client, _params(), ["a", "gone"], _planned(2))
-    assert str(error.value) == ("namespace gone does not exist; create it first or remove it from "
-                                "namespace/namespaces.")
+    assert str(error.value) == ("namespace gone does not exist; create it first or remove it from namespace/namespaces.")
     assert client.count("apply") == 0 and client.count("namespace") == 1
 
 
 def test_admission_rules_and_rbac_helpers():
     assert rule_covers({"apiGroups": ["*"], "resources": ["*"], "operations": ["*"]}, "", "secrets", "CREATE")
-    assert rule_covers({"apiGroups": [""], "resources": ["secrets/*"], "operations": ["CREATE"]},
-                       "", "secrets", "CREATE")
-    assert not rule_covers({"apiGroups": [""], "resources": ["configmaps"], "operations": ["*"]},
-                           "", "secrets", "CREATE")
+    assert rule_covers({"apiGroups": [""], "resources": ["secrets/*"], "operations": ["CREATE"]}, "", "secrets", "CREATE")
+    assert not rule_covers({"apiGroups": [""], "resources": ["configmaps"], "operations": ["*"]}, "", "secrets", "CREATE")
     assert not rule_covers({"apiGroups": ["apps"], "resources": ["*"], "operations": ["*"]}, "", "secrets", "CREATE")
     assert object_admission(RecordingClient(), "", "secrets", "CREATE") == []
     assert uniform_rbac(RecordingClient(), "a", "", "secrets", ("create", "patch")) is True
-    assert uniform_rbac(RecordingClient(rules=[{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
-                        "a", "", "secrets", ("create", "patch")) is True
+    assert uniform_rbac(RecordingClient(rules=[{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]), "a", "", "secrets", ("create", "patch")) is True

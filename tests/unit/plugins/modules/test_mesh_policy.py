@@ -20,23 +20,22 @@ def run_module(capsys, **args):
     return kube_fakes.run_module(mesh_policy, capsys, **args)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"namespace": "shop", "mode": "STRICT", "port_modes": {"8080": "DISABLE"}},
-     "port_modes needs selector"),
-    ({"mode": "STRICT", "selector": {"app": "web"}},
-     "selector is set on a policy in the root namespace istio-system"),
-    ({"namespace": "shop", "mode": "STRIKT"}, "value of mode must be one of"),
-    ({"namespace": "shop", "selector": {"app": "web"}, "port_modes": {"80": "STRIKT"}},
-     "port_modes.80 mode 'STRIKT' is unknown"),
-    ({"namespace": "shop", "mesh": "linkerd", "mode": "DISABLE"},
-     "mode DISABLE cannot be expressed with mesh linkerd"),
-    ({"namespace": "shop"}, "nothing to apply"),
-    ({"namespaces": [], "mode": "STRICT"}, "namespaces is empty"),
-    ({"namespaces": ["shop", "Bad_NS"], "mode": "STRICT"}, "namespaces[1] 'Bad_NS' is not a valid namespace name"),
-    ({"namespaces": ["shop", "istio-system"], "mode": "STRICT"}, "namespaces lists the root namespace istio-system"),
-    ({"namespaces": ["shop"], "namespace": "shop", "mode": "STRICT"}, "mutually exclusive"),
-    ({"namespaces": ["shop"], "mode": "STRICT", "parallel": 0}, "parallel 0 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"namespace": "shop", "mode": "STRICT", "port_modes": {"8080": "DISABLE"}}, "port_modes needs selector"),
+        ({"mode": "STRICT", "selector": {"app": "web"}}, "selector is set on a policy in the root namespace istio-system"),
+        ({"namespace": "shop", "mode": "STRIKT"}, "value of mode must be one of"),
+        ({"namespace": "shop", "selector": {"app": "web"}, "port_modes": {"80": "STRIKT"}}, "port_modes.80 mode 'STRIKT' is unknown"),
+        ({"namespace": "shop", "mesh": "linkerd", "mode": "DISABLE"}, "mode DISABLE cannot be expressed with mesh linkerd"),
+        ({"namespace": "shop"}, "nothing to apply"),
+        ({"namespaces": [], "mode": "STRICT"}, "namespaces is empty"),
+        ({"namespaces": ["shop", "Bad_NS"], "mode": "STRICT"}, "namespaces[1] 'Bad_NS' is not a valid namespace name"),
+        ({"namespaces": ["shop", "istio-system"], "mode": "STRICT"}, "namespaces lists the root namespace istio-system"),
+        ({"namespaces": ["shop"], "namespace": "shop", "mode": "STRICT"}, "mutually exclusive"),
+        ({"namespaces": ["shop"], "mode": "STRICT", "parallel": 0}, "parallel 0 is out of range"),
+    ],
+)
 def test_rules_refused_before_the_cluster(capsys, args, fragment):
     result = run_module(capsys, **args)
     assert result["failed"] is True
@@ -46,17 +45,26 @@ def test_rules_refused_before_the_cluster(capsys, args, fragment):
 
 def test_valid_policy_then_meets_the_unreachable_server(capsys):
     port = kube_fakes.closed_port()
-    result = run_module(capsys, namespace="shop", mode="STRICT",
-                        host="http://127.0.0.1:%d" % port)
-    assert result["msg"].startswith("cannot reach the Kubernetes API server at "
-                                    "http://127.0.0.1:%d (from the host option)" % port)
+    result = run_module(capsys, namespace="shop", mode="STRICT", host="http://127.0.0.1:%d" % port)
+    assert result["msg"].startswith("cannot reach the Kubernetes API server at http://127.0.0.1:%d (from the host option)" % port)
 
 
 def test_namespace_defaults_to_the_root_namespace():
-    params = {"name": "default", "namespace": None, "mode": "STRICT", "selector": None,
-              "port_modes": None, "root_namespace": "mesh-root", "destination_rule": None,
-              "allow_principals": [], "allow_namespaces": [], "mesh": "istio",
-              "policy_set": None, "port": None, "trust_domain": "cluster.local"}
+    params = {
+        "name": "default",
+        "namespace": None,
+        "mode": "STRICT",
+        "selector": None,
+        "port_modes": None,
+        "root_namespace": "mesh-root",
+        "destination_rule": None,
+        "allow_principals": [],
+        "allow_namespaces": [],
+        "mesh": "istio",
+        "policy_set": None,
+        "port": None,
+        "trust_domain": "cluster.local",
+    }
     policy = policy_apply.policy_from_params(params)
     assert policy.namespace == "mesh-root"
     assert policy.scope == "mesh"
@@ -65,13 +73,30 @@ def test_namespace_defaults_to_the_root_namespace():
 
 # -- run(): requests of a call across namespaces, with a recording stand-in client -------
 
+
 class FakeModule(object):
     def __init__(self, check_mode=False, diff=False, **params):
-        self.params = dict(mesh="istio", mode="STRICT", namespace=None, namespaces=None, name="default",
-                           selector=None, port_modes=None, root_namespace="istio-system",
-                           destination_rule=None, allow_principals=[], allow_namespaces=["istio-system"],
-                           port=None, trust_domain="cluster.local", policy_set=None, prune=False,
-                           preflight="fail", state="present", parallel=4, force_conflicts=False)
+        self.params = dict(
+            mesh="istio",
+            mode="STRICT",
+            namespace=None,
+            namespaces=None,
+            name="default",
+            selector=None,
+            port_modes=None,
+            root_namespace="istio-system",
+            destination_rule=None,
+            allow_principals=[],
+            allow_namespaces=["istio-system"],
+            port=None,
+            trust_domain="cluster.local",
+            policy_set=None,
+            prune=False,
+            preflight="fail",
+            state="present",
+            parallel=4,
+            force_conflicts=False,
+        )
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = diff
@@ -87,8 +112,7 @@ class FakeModule(object):
 class RecordingClient(kube_fakes.RecordingClient):
     """Answers like an API server holding ``objects`` {(plural, namespace, name): object}."""
 
-    def __init__(self, namespaces, objects=None, cluster_list_forbidden=False, namespaced_rights_only=False,
-                 quotas=()):
+    def __init__(self, namespaces, objects=None, cluster_list_forbidden=False, namespaced_rights_only=False, quotas=()):
         super(RecordingClient, self).__init__()
         self.namespaced_rights_only = namespaced_rights_only
         self.quotas = list(quotas)
@@ -135,8 +159,7 @@ class RecordingClient(kube_fakes.RecordingClient):
     def apply(self, manifest, dry_run=False, force_conflicts=False):
         metadata = manifest["metadata"]
         self._record("dry-run" if dry_run else "apply", manifest["kind"], metadata["namespace"])
-        stored = dict(manifest, metadata=dict(metadata, managedFields=[{
-            "manager": "zerotrust.mtls", "operation": "Apply", "fieldsV1": _fields(manifest)}]))
+        stored = dict(manifest, metadata=dict(metadata, managedFields=[{"manager": "zerotrust.mtls", "operation": "Apply", "fieldsV1": _fields(manifest)}]))
         if not dry_run:
             plural = policy_apply.kind_for(manifest["apiVersion"], manifest["kind"]).plural
             self.objects[(plural, metadata["namespace"], metadata["name"])] = stored
@@ -225,8 +248,14 @@ def test_a_missing_namespace_stops_before_any_dry_run_or_write():
 
 
 def _linkerd_ports(namespaces):
-    return FakeModule(mesh="linkerd", mode=None, allow_namespaces=[], namespaces=namespaces,
-                      selector={"app": "api"}, port_modes={"80": "STRICT", "81": "PERMISSIVE", "82": "STRICT"})
+    return FakeModule(
+        mesh="linkerd",
+        mode=None,
+        allow_namespaces=[],
+        namespaces=namespaces,
+        selector={"app": "api"},
+        port_modes={"80": "STRICT", "81": "PERMISSIVE", "82": "STRICT"},
+    )
 
 
 @pytest.mark.parametrize("client_options", [{"namespaced_rights_only": True}, {"quotas": ["t3"]}])
@@ -267,6 +296,7 @@ def test_a_terminating_namespace_is_not_proven_by_its_neighbours():
         if kind.plural == "namespaces":
             items[0]["status"] = {"phase": "Terminating"}
         return items
+
     client.list = list_with_phase
     module = _linkerd_ports(NAMESPACES)
     policy_apply.run(module, client, _policies(module))

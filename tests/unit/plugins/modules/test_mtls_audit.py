@@ -20,40 +20,40 @@ DAY = datetime.timedelta(days=1)
 MODULE = mtls_audit
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp('audit')
+    base = tmp_path_factory.mktemp("audit")
     now = datetime.datetime.now(datetime.timezone.utc)
     root_key = pki.generate_private_key()
-    root = pki.Issuer(pki.build_ca(root_key, 'Audit Root', 3650 * DAY, path_length=1), root_key)
+    root = pki.Issuer(pki.build_ca(root_key, "Audit Root", 3650 * DAY, path_length=1), root_key)
     inter_key = pki.generate_private_key()
-    inter = pki.Issuer(pki.build_ca(inter_key, 'Audit Int', 365 * DAY, issuer=root), inter_key, [root.cert])
-    leaves = base / 'leaves'
+    inter = pki.Issuer(pki.build_ca(inter_key, "Audit Int", 365 * DAY, issuer=root), inter_key, [root.cert])
+    leaves = base / "leaves"
     leaves.mkdir()
-    fresh = pki.build_leaf(inter, pki.LeafSpec('fresh', valid_for='30d'), pki.generate_private_key())
-    old = pki.build_leaf(inter, pki.LeafSpec('old', valid_for='30d'), pki.generate_private_key(), now=now - 20 * DAY)
-    (leaves / 'fresh.crt').write_bytes(pki.certificates_pem([fresh, inter.cert]))
-    (leaves / 'old.crt').write_bytes(pki.certificates_pem([old, inter.cert]))
-    (leaves / 'fresh.key').write_bytes(pki.private_key_pem(pki.generate_private_key()))
-    (base / 'bundle.pem').write_bytes(pki.certificate_pem(root.cert))
+    fresh = pki.build_leaf(inter, pki.LeafSpec("fresh", valid_for="30d"), pki.generate_private_key())
+    old = pki.build_leaf(inter, pki.LeafSpec("old", valid_for="30d"), pki.generate_private_key(), now=now - 20 * DAY)
+    (leaves / "fresh.crt").write_bytes(pki.certificates_pem([fresh, inter.cert]))
+    (leaves / "old.crt").write_bytes(pki.certificates_pem([old, inter.cert]))
+    (leaves / "fresh.key").write_bytes(pki.private_key_pem(pki.generate_private_key()))
+    (base / "bundle.pem").write_bytes(pki.certificate_pem(root.cert))
     return base
 
 
 def test_files_are_audited_and_due_counted(pki_dir, run):
-    result = run(paths=[str(pki_dir / 'leaves')], trust_bundle_path=str(pki_dir / 'bundle.pem'))
-    assert result['changed'] is False and result['mesh'] is None
-    rows = result['certificates']
-    assert [r['subject'] for r in rows] == ['CN=old', 'CN=fresh'], 'soonest expiry first; keys are not read'
-    assert rows[0]['due'] is True and rows[1]['due'] is False and all(r['chain_valid'] for r in rows)
-    assert result['due'] == 1 and result['table'][0].startswith('DAYS')
-    assert 'PRIVATE KEY' not in json.dumps(result)
+    result = run(paths=[str(pki_dir / "leaves")], trust_bundle_path=str(pki_dir / "bundle.pem"))
+    assert result["changed"] is False and result["mesh"] is None
+    rows = result["certificates"]
+    assert [r["subject"] for r in rows] == ["CN=old", "CN=fresh"], "soonest expiry first; keys are not read"
+    assert rows[0]["due"] is True and rows[1]["due"] is False and all(r["chain_valid"] for r in rows)
+    assert result["due"] == 1 and result["table"][0].startswith("DAYS")
+    assert "PRIVATE KEY" not in json.dumps(result)
 
 
 def test_a_missing_path_fails_with_one_sentence(pki_dir, run):
-    result = run(paths=[str(pki_dir / 'nope')])
-    assert result['failed'] is True and result['msg'] == 'paths: %s does not exist.' % (pki_dir / 'nope')
+    result = run(paths=[str(pki_dir / "nope")])
+    assert result["failed"] is True and result["msg"] == "paths: %s does not exist." % (pki_dir / "nope")
 
 
 def test_mesh_needs_the_cluster(run):
     result = run(mesh=True)
-    assert result['failed'] is True and 'mesh=true needs cluster=true' in result['msg']
+    assert result["failed"] is True and "mesh=true needs cluster=true" in result["msg"]

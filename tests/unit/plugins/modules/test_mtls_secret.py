@@ -24,14 +24,19 @@ from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
 
 
 def _self_signed(key, ca=True):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"unit")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +47,7 @@ def files(tmp_path_factory):
     cert = _self_signed(key)
     (base / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     for name, k in (("ca.key", key), ("other.key", other)):
-        (base / name).write_bytes(k.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+        (base / name).write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return base
 
 
@@ -53,27 +56,31 @@ def run_module(capsys, **args):
 
 
 def test_key_mismatch_fails_before_the_cluster(capsys, files):
-    result = run_module(capsys, name="cacerts", namespace="istio-system",
-                        layout="istio_cacerts", cert_path=str(files / "ca.crt"),
-                        key_path=str(files / "other.key"), ca_path=str(files / "ca.crt"))
+    result = run_module(
+        capsys,
+        name="cacerts",
+        namespace="istio-system",
+        layout="istio_cacerts",
+        cert_path=str(files / "ca.crt"),
+        key_path=str(files / "other.key"),
+        ca_path=str(files / "ca.crt"),
+    )
     assert result["failed"] is True
     assert result["msg"].startswith("key_path does not match the certificate in cert_path")
     assert "PRIVATE" not in json.dumps(result)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"cert_path": "/nonexistent/x.crt", "key_path": "/nonexistent/x.key"},
-     "cert_path /nonexistent/x.crt cannot be read"),
-    ({"cert_path": "CA", "cert_content": "x", "key_path": "KEY"},
-     "cert_path and cert_content are both set"),
-    ({"namespaces": ["good", "Bad"], "namespace": None, "cert_path": "CA", "key_path": "KEY"},
-     "namespaces[1] 'Bad' is not a valid namespace name"),
-    ({"labels": {"team": "has space"}, "cert_path": "CA", "key_path": "KEY"},
-     "is not a valid label value"),
-    ({"parallel": 0, "cert_path": "CA", "key_path": "KEY"}, "parallel 0 is out of range"),
-    ({"layout": "ca_bundle", "ca_path": "CA", "key_path": "KEY"},
-     "key_path is not used by layout ca_bundle"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"cert_path": "/nonexistent/x.crt", "key_path": "/nonexistent/x.key"}, "cert_path /nonexistent/x.crt cannot be read"),
+        ({"cert_path": "CA", "cert_content": "x", "key_path": "KEY"}, "cert_path and cert_content are both set"),
+        ({"namespaces": ["good", "Bad"], "namespace": None, "cert_path": "CA", "key_path": "KEY"}, "namespaces[1] 'Bad' is not a valid namespace name"),
+        ({"labels": {"team": "has space"}, "cert_path": "CA", "key_path": "KEY"}, "is not a valid label value"),
+        ({"parallel": 0, "cert_path": "CA", "key_path": "KEY"}, "parallel 0 is out of range"),
+        ({"layout": "ca_bundle", "ca_path": "CA", "key_path": "KEY"}, "key_path is not used by layout ca_bundle"),
+    ],
+)
 def test_bad_input_is_one_sentence(capsys, files, args, fragment):
     args = dict(args)
     for field, value in list(args.items()):
@@ -94,10 +101,16 @@ def test_bad_input_is_one_sentence(capsys, files, args, fragment):
 
 
 def test_secrets_items_inherit_top_level_sources(capsys, files):
-    params = {"secrets": [{"name": "a", "labels": {"x": "1"}}, {"name": "b"}],
-              "name": None, "layout": "ca_bundle", "ca_path": str(files / "ca.crt"),
-              "ca_content": None, "labels": {"team": "t"}, "annotations": {},
-              "state": "present"}
+    params = {
+        "secrets": [{"name": "a", "labels": {"x": "1"}}, {"name": "b"}],
+        "name": None,
+        "layout": "ca_bundle",
+        "ca_path": str(files / "ca.crt"),
+        "ca_content": None,
+        "labels": {"team": "t"},
+        "annotations": {},
+        "state": "present",
+    }
     for role in secret_delivery.SOURCE_ROLES:
         for kind in ("path", "content"):
             params.setdefault("%s_%s" % (role, kind), None)
@@ -113,19 +126,24 @@ def test_secrets_items_inherit_top_level_sources(capsys, files):
 
 def test_unreachable_server_after_valid_input(capsys, files):
     port = kube_fakes.closed_port()
-    result = run_module(capsys, name="bundle", namespace="shop", layout="ca_bundle",
-                        ca_path=str(files / "ca.crt"), host="http://127.0.0.1:%d" % port)
-    assert result["msg"].startswith("cannot reach the Kubernetes API server at "
-                                    "http://127.0.0.1:%d" % port)
+    result = run_module(capsys, name="bundle", namespace="shop", layout="ca_bundle", ca_path=str(files / "ca.crt"), host="http://127.0.0.1:%d" % port)
+    assert result["msg"].startswith("cannot reach the Kubernetes API server at http://127.0.0.1:%d" % port)
 
 
 def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tmp_path):
     key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
     encrypted = tmp_path / "ca.key"
-    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"unit intermediate pass")))
-    args = dict(name="cacerts", namespace="istio-system", layout="istio_cacerts",
-                cert_path=str(files / "ca.crt"), key_path=str(encrypted), ca_path=str(files / "ca.crt"))
+    encrypted.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"unit intermediate pass"))
+    )
+    args = dict(
+        name="cacerts",
+        namespace="istio-system",
+        layout="istio_cacerts",
+        cert_path=str(files / "ca.crt"),
+        key_path=str(encrypted),
+        ca_path=str(files / "ca.crt"),
+    )
     missing = run_module(capsys, **args)
     assert missing["failed"] is True and missing["changed"] is False
     assert missing["msg"] == "key_path is encrypted; give its passphrase in key_passphrase."
@@ -141,10 +159,14 @@ def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tm
 def test_item_key_passphrase_wins_over_the_top_level_one(capsys, files, tmp_path):
     key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
     encrypted = tmp_path / "item.key"
-    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"item passphrase")))
-    result = run_module(capsys, secrets=[{"name": "a", "cert_path": str(files / "ca.crt"),
-                                          "key_path": str(encrypted), "key_passphrase": "wrong top"}],
-                        namespace="shop", layout="tls", key_passphrase="also wrong")
-    assert result["msg"].startswith("secrets[0].key_path cannot be decrypted with the given passphrase "
-                                    "(secrets[0].key_passphrase)")
+    encrypted.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"item passphrase"))
+    )
+    result = run_module(
+        capsys,
+        secrets=[{"name": "a", "cert_path": str(files / "ca.crt"), "key_path": str(encrypted), "key_passphrase": "wrong top"}],
+        namespace="shop",
+        layout="tls",
+        key_passphrase="also wrong",
+    )
+    assert result["msg"].startswith("secrets[0].key_path cannot be decrypted with the given passphrase (secrets[0].key_passphrase)")

@@ -14,22 +14,26 @@ from cryptography.hazmat.primitives import hashes
 
 
 def fingerprints(path):
-    with open(path, 'rb') as handle:
+    with open(path, "rb") as handle:
         return [cert.fingerprint(hashes.SHA256()).hex() for cert in x509.load_pem_x509_certificates(handle.read())]
 
 
 def main(bundle, chain, root):
-    with open(bundle, 'rb') as handle:
+    with open(bundle, "rb") as handle:
         text = handle.read()
     found = fingerprints(bundle)
-    blocks = re.findall(rb'-----BEGIN ([A-Z0-9 ]+)-----', text)
-    print(json.dumps({
-        'fingerprints': found,
-        'has_root': all(fp in found for fp in fingerprints(root)),
-        'equals_chain': found == fingerprints(chain),
-        'other_blocks': [block.decode() for block in blocks if block != b'CERTIFICATE'],
-    }))
+    blocks = re.findall(rb"-----BEGIN ([A-Z0-9 ]+)-----", text)
+    print(
+        json.dumps(
+            {
+                "fingerprints": found,
+                "has_root": all(fp in found for fp in fingerprints(root)),
+                "equals_chain": found == fingerprints(chain),
+                "other_blocks": [block.decode() for block in blocks if block != b"CERTIFICATE"],
+            }
+        )
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main(*sys.argv[1:4])

@@ -12,10 +12,10 @@ from kubernetes import client, config
 def main(kubeconfig, namespace, name, replicas):
     api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
     patched = api.patch_namespaced_custom_object_status(
-        'operator.openshift.io', 'v1', namespace, 'ingresscontrollers', name,
-        {'status': {'availableReplicas': int(replicas), 'domain': 'apps.it-ocp.example'}})
-    print(patched['metadata']['resourceVersion'])
+        "operator.openshift.io", "v1", namespace, "ingresscontrollers", name, {"status": {"availableReplicas": int(replicas), "domain": "apps.it-ocp.example"}}
+    )
+    print(patched["metadata"]["resourceVersion"])
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main(*sys.argv[1:5])

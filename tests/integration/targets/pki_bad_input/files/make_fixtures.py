@@ -30,13 +30,11 @@ def write(path, data, mode):
 
 
 def key_pem(key, passphrase=None):
-    enc = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
-           else serialization.NoEncryption())
+    enc = serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
-def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_before=None, not_after=None,
-         permitted_dns=None):
+def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_before=None, not_after=None, permitted_dns=None):
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     signer = issuer_key or key
     builder = (
@@ -52,14 +50,13 @@ def cert(cn, key, issuer=None, issuer_key=None, ca=True, path_length=None, not_b
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
     )
     if permitted_dns:
-        builder = builder.add_extension(x509.NameConstraints(
-            permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None), critical=True)
+        builder = builder.add_extension(
+            x509.NameConstraints(permitted_subtrees=[x509.DNSName(d) for d in permitted_dns], excluded_subtrees=None), critical=True
+        )
     if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        builder = builder.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
     else:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     return builder.sign(signer, hashes.SHA256())
 
@@ -86,8 +83,7 @@ def main():
     put("leaf", leaf_key, cert("not a CA", leaf_key, root, root_key, ca=False, not_after=NOW + 30 * DAY))
 
     exp_key = ec.generate_private_key(ec.SECP256R1())
-    put("expired", exp_key, cert("Expired CA", exp_key, root, root_key, path_length=0,
-                                 not_before=NOW - 30 * DAY, not_after=NOW - DAY))
+    put("expired", exp_key, cert("Expired CA", exp_key, root, root_key, path_length=0, not_before=NOW - 30 * DAY, not_after=NOW - DAY))
 
     p0_key = ec.generate_private_key(ec.SECP256R1())
     put("pathlen0", p0_key, cert("Pathlen Zero CA", p0_key, root, root_key, path_length=0))
@@ -96,16 +92,13 @@ def main():
     put("short", short_key, cert("Short CA", short_key, root, root_key, path_length=1, not_after=NOW + 5 * DAY))
 
     nc_key = ec.generate_private_key(ec.SECP256R1())
-    put("constrained", nc_key, cert("Constrained CA", nc_key, root, root_key, path_length=0,
-                                    permitted_dns=["example.test"]))
+    put("constrained", nc_key, cert("Constrained CA", nc_key, root, root_key, path_length=0, permitted_dns=["example.test"]))
 
-    write(os.path.join(ca_dir, "garbage.pem"),
-          b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n", 0o644)
+    write(os.path.join(ca_dir, "garbage.pem"), b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n", 0o644)
     write(os.path.join(ca_dir, "empty.pem"), b"", 0o644)
 
     ex_key = ec.generate_private_key(ec.SECP256R1())
-    put("existing", ex_key, cert("existing", ex_key, root, root_key, ca=False, not_after=NOW + 30 * DAY),
-        directory=out_dir)
+    put("existing", ex_key, cert("existing", ex_key, root, root_key, ca=False, not_after=NOW + 30 * DAY), directory=out_dir)
     return 0
 
 

@@ -63,8 +63,7 @@ def serve(args):
                     data = tls.recv(4096)
                     cn = _cn(peer)
                     tls.sendall(b"hello " + (cn or "?").encode() + b": " + data)
-                    log.write(json.dumps({"event": "accepted", "client_cn": cn,
-                                          "version": tls.version(), "bytes": len(data)}) + "\n")
+                    log.write(json.dumps({"event": "accepted", "client_cn": cn, "version": tls.version(), "bytes": len(data)}) + "\n")
             except (ssl.SSLError, OSError) as exc:
                 log.write(json.dumps({"event": "rejected", "error": str(exc)}) + "\n")
                 raw.close()
