@@ -35,6 +35,7 @@ import os
 import re
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -46,6 +47,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 import harness
 
+sys.path.insert(0, os.path.join(harness.REPO, "tests", "cluster"))
+import cluster_ports  # noqa: E402  pylint: disable=wrong-import-position
+
 KUBECONFIG = os.environ.get("MTLS_KUBECONFIG")
 
 pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="MTLS_KUBECONFIG is not set: the local control plane (tests/cluster/up.sh) is not running")
@@ -55,14 +59,6 @@ CERT_MANAGER_CERTIFICATE = "api"
 POLL_SECONDS = 0.2
 CLUSTER_UP = os.path.join(harness.REPO, "tests", "cluster", "up.sh")
 CLUSTER_DOWN = os.path.join(harness.REPO, "tests", "cluster", "down.sh")
-PORT_VARIABLES = (
-    "MTLS_ETCD_CLIENT_PORT",
-    "MTLS_ETCD_PEER_PORT",
-    "MTLS_APISERVER_PORT",
-    "MTLS_CONTROLLER_MANAGER_PORT",
-    "MTLS_SCHEDULER_PORT",
-    "MTLS_KWOK_PORT",
-)
 
 
 def _fingerprint(cert):
@@ -395,7 +391,7 @@ def _recap_changed(output, host):
 def cluster_b(tmp_path):
     """A second local control plane on free loopback ports (tests/cluster/up.sh, its own state dir)."""
     env = dict(os.environ, MTLS_CLUSTER_DIR=str(tmp_path / "cluster-b"))
-    env.update((name, str(harness.free_port())) for name in PORT_VARIABLES)
+    env.update(cluster_ports.port_environment())
     started = subprocess.run([CLUSTER_UP], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, check=False)
     try:
         assert started.returncode == 0, "cluster B did not start:\n%s" % started.stdout.decode()[-3000:]

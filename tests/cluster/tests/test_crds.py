@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from kubernetes.client.rest import ApiException
 
 CLUSTER_SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CLUSTER_SCRIPTS))
+import cluster_ports  # noqa: E402  pylint: disable=wrong-import-position
 import crds  # noqa: E402  pylint: disable=wrong-import-position
 
 CRD_TEMPLATE = """---
@@ -54,13 +54,6 @@ def crd_file(kind: str) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def closed_loopback_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: connections are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LoopbackFiles:
@@ -113,8 +106,8 @@ def env(tmp_path, monkeypatch):
     values.update(
         {
             "MTLS_CACHE_DIR": str(tmp_path / "cache"),
-            "MTLS_CRDS_URL_MIRROR": f"http://127.0.0.1:{closed_loopback_port()}",
-            "GOPROXY": f"http://127.0.0.1:{closed_loopback_port()}",
+            "MTLS_CRDS_URL_MIRROR": f"http://127.0.0.1:{cluster_ports.unused_loopback_port()}",
+            "GOPROXY": f"http://127.0.0.1:{cluster_ports.unused_loopback_port()}",
             "GOMODCACHE": str(tmp_path / "gomodcache"),  # empty: nothing can come from an earlier download
             "GOTOOLCHAIN": "local",
             "GOSUMDB": "off",
@@ -294,15 +287,7 @@ def test_no_source_for_a_set_is_one_sentence_naming_what_to_provide(env):
 def test_up_sh_without_any_crd_source_stops_before_anything_starts(env, tmp_path):
     # Everything online fails on closed loopback ports, the cache is empty, no MTLS_CRDS_DIR.
     env["MTLS_CLUSTER_DIR"] = str(tmp_path / "cluster")
-    for name in (
-        "MTLS_ETCD_CLIENT_PORT",
-        "MTLS_ETCD_PEER_PORT",
-        "MTLS_APISERVER_PORT",
-        "MTLS_CONTROLLER_MANAGER_PORT",
-        "MTLS_SCHEDULER_PORT",
-        "MTLS_KWOK_PORT",
-    ):
-        env[name] = str(closed_loopback_port())
+    env.update(cluster_ports.port_environment())
     # The check alone first: if it passed, up.sh would go on to build into the empty cache.
     check = subprocess.run([sys.executable, CLUSTER_SCRIPTS / "crds.py", "ensure"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert check.returncode == 1, check.stderr

@@ -10,25 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-PORT_VARIABLES = (
-    "MTLS_ETCD_CLIENT_PORT",
-    "MTLS_ETCD_PEER_PORT",
-    "MTLS_APISERVER_PORT",
-    "MTLS_CONTROLLER_MANAGER_PORT",
-    "MTLS_SCHEDULER_PORT",
-    "MTLS_KWOK_PORT",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+sys.path.insert(0, str(SCRIPTS))
+import cluster_ports  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture()
@@ -36,7 +25,7 @@ def isolated_env(tmp_path):
     """Environment for a second cluster in tmp_path on ports nobody uses."""
     env = dict(os.environ)
     env["MTLS_CLUSTER_DIR"] = str(tmp_path / "cluster")
-    env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    env.update(cluster_ports.port_environment())
     yield env
     # Whatever happened, never leave a process of this throwaway cluster running.
     subprocess.run([SCRIPTS / "down.sh"], env=env, capture_output=True, check=False, timeout=60)
