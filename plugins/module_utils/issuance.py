@@ -7,8 +7,8 @@ Both plugins/modules/mtls_cert.py (as a module, on any host) and plugins/action/
 (in the controller's worker process, see plugins/plugin_utils/in_process.py) import this
 file; neither imports the other. A run is three steps:
 
-- decide: read the existing files and say per certificate whether and why to reissue
-  (``_build_items``, ``_inspect``);
+- decide: the requested certificates (``issuance_items.build_items``), then read the
+  existing files and say per certificate whether and why to reissue (``_inspect``);
 - build: make every key and certificate in memory, before the first write (``_issue``);
 - write: stage every file and switch them in one batch (``_write``), then report.
 
@@ -21,13 +21,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import re
-
 from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_results, files
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_file_output import FILE_OUTPUT_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import USAGES, LeafSpec, build_leaf, check_leaf
+from ansible_collections.zerotrust.mtls.plugins.module_utils.issuance_items import build_items
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_build import USAGES, build_leaf, check_leaf
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_certs import (
     certificate_pem,
     load_certificate,
@@ -45,137 +43,13 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import (
     iso8601,
-    parse_duration,
     parse_renew_before,
     utcnow,
 )
 
 KEY_TYPE_CHOICES = list(KEY_TYPES)
 USAGE_CHOICES = list(USAGES)
-_ITEM_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 _INVOCATION_ECHO_LIMIT = 50
-_ITEM_KEYS = ("name", "common_name", "organization", "dns_names", "ip_addresses", "uris", "emails", "usage", "key_type", "valid_for")
-
-
-class _Item(object):
-    """One requested certificate and what we found and decided about it."""
-
-    __slots__ = (
-        "name",
-        "spec",
-        "cert_path",
-        "key_path",
-        "chain_path",
-        "fullchain_path",
-        "cert_bytes",
-        "key_bytes",
-        "cert_mode",
-        "key_mode",
-        "cert",
-        "key",
-        "reason",
-        "new_cert",
-        "new_key",
-        "new_cert_pem",
-        "new_key_pem",
-        "changed",
-    )
-
-    def __init__(self, name, spec, cert_path, key_path, chain_path=None, fullchain_path=None):
-        self.name = name
-        self.spec = spec
-        self.cert_path = cert_path
-        self.key_path = key_path
-        self.chain_path = chain_path
-        self.fullchain_path = fullchain_path
-        self.cert = self.key = self.new_cert = self.new_key = None
-        self.cert_bytes = self.key_bytes = self.new_cert_pem = self.new_key_pem = None
-        self.cert_mode = self.key_mode = None
-        self.reason = None
-        self.changed = False
-
-
-def _batch_item(index, entry, defaults, seen, parsed_valid_for, params):
-    """The _Item of ``certs[index]``: its own options over the top-level ones."""
-    prefix = "certs[%d]." % index
-    if not isinstance(entry, dict):
-        raise PkiError("certs[%d]" % index, "certs[%d] must be a dictionary with at least a name." % index)
-    name = entry.get("name")
-    if not isinstance(name, str) or not _ITEM_NAME.match(name):
-        raise PkiError(
-            prefix + "name", "%sname must be a file name stem of letters, digits, '.', '_' and '-' not starting with a dot, got %r." % (prefix, name)
-        )
-    if name in seen:
-        raise PkiError(prefix + "name", "%sname %r is used twice in certs; give each certificate its own name." % (prefix, name))
-    seen.add(name)
-    merged = dict(defaults)
-    for key, value in entry.items():
-        if value is not None:
-            merged[key] = value
-    valid_for = merged["valid_for"]
-    if valid_for not in parsed_valid_for:
-        parsed_valid_for[valid_for] = parse_duration(valid_for, prefix + "valid_for")
-    spec = LeafSpec(
-        merged.get("common_name") or name,
-        dns_names=merged["dns_names"],
-        ip_addresses=merged["ip_addresses"],
-        uris=merged["uris"],
-        emails=merged["emails"],
-        usage=merged["usage"],
-        key_type=merged["key_type"],
-        valid_for=parsed_valid_for[valid_for],
-        organization=merged["organization"],
-        field_prefix=prefix,
-    )
-    base = os.path.join(params["dest_dir"], name)
-    return _Item(
-        name,
-        spec,
-        base + ".crt",
-        base + ".key",
-        chain_path=(base + ".chain.crt") if params["write_chain"] else None,
-        fullchain_path=(base + ".fullchain.crt") if params["write_fullchain"] else None,
-    )
-
-
-def _batch_items(params):
-    if not params["dest_dir"]:
-        raise PkiError("dest_dir", "dest_dir is required with certs; give the directory for <name>.crt and <name>.key.")
-    dest_dir = params["dest_dir"]
-    if not os.path.isdir(dest_dir):
-        raise PkiError("dest_dir", "dest_dir %s is not an existing directory; create it first." % dest_dir)
-    files.check_writable(os.path.join(dest_dir, ".probe"), "dest_dir")
-    if not params["certs"]:
-        raise PkiError("certs", "certs is empty; list at least one certificate or use cert_path.")
-    defaults = dict((key, params.get(key)) for key in _ITEM_KEYS if key != "name")
-    seen, parsed_valid_for = set(), {}
-    return [_batch_item(index, entry, defaults, seen, parsed_valid_for, params) for index, entry in enumerate(params["certs"])]
-
-
-def _build_items(params):
-    """Decide step, part one: the requested certificates (one, or each of certs)."""
-    if params["certs"] is not None:
-        return _batch_items(params)
-    if not params["cert_path"] or not params["key_path"]:
-        raise PkiError("cert_path", "cert_path and key_path (one certificate) or certs with dest_dir (a batch) are required; give one of them.")
-    if not params["common_name"]:
-        raise PkiError("common_name", "common_name is required with cert_path; give the subject common name.")
-    spec = LeafSpec(
-        params["common_name"],
-        dns_names=params["dns_names"],
-        ip_addresses=params["ip_addresses"],
-        uris=params["uris"],
-        emails=params["emails"],
-        usage=params["usage"],
-        key_type=params["key_type"],
-        valid_for=parse_duration(params["valid_for"], "valid_for"),
-        organization=params["organization"],
-    )
-    for field in ("cert_path", "key_path", "chain_path", "fullchain_path"):
-        if params[field]:
-            files.check_writable(params[field], field)
-    name = os.path.splitext(os.path.basename(params["cert_path"]))[0]
-    return [_Item(name, spec, params["cert_path"], params["key_path"], params["chain_path"], params["fullchain_path"])]
 
 
 def _inspect(item, issuer, renew_before, now, force):
@@ -387,7 +261,7 @@ def run_module(module):
     cert_mode = files.parse_mode(params["mode"], files.CERT_MODE, "mode")
     key_mode = files.parse_mode(params["key_mode"], files.KEY_MODE, "key_mode")
     renew_before = parse_renew_before(params["renew_before"], "renew_before")
-    items = _build_items(params)
+    items = build_items(params)
     now = utcnow()
     issuer = _read_issuer(params, now)
     leftovers = _remove_leftovers(params, module.check_mode)

@@ -50,6 +50,35 @@ def _validity(now, valid_for, issuer, field):
     return not_before, not_after
 
 
+def _key_usage(digital_signature=False, key_encipherment=False, ca=False):
+    """keyUsage with only these bits: a CA signs certificates and CRLs, a leaf signs
+    (and, for RSA, enciphers keys)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+if HAS_CRYPTOGRAPHY:
+    _CA_KEY_USAGE = _key_usage(ca=True)
+
+
+def _name_constraints(permitted_dns_domains, permitted_uri_domains):
+    """The NameConstraints extension value of a CA limited to these domains, or None."""
+    permitted = [x509.DNSName(constraint_domain(domain, "permitted_dns_domains")) for domain in permitted_dns_domains or []]
+    permitted += [x509.UniformResourceIdentifier(constraint_domain(domain, "permitted_uri_domains")) for domain in permitted_uri_domains or []]
+    if not permitted:
+        return None
+    return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None)
+
+
 def check_ca(common_name, valid_for, issuer=None, path_length=None, permitted_dns_domains=None, permitted_uri_domains=None, now=None, field="valid_for"):
     """Everything build_ca would refuse, without a key or a signature: (not_before, not_after)."""
     validate_common_name(common_name)
@@ -111,34 +140,17 @@ def build_ca(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
     if issuer is not None:
         builder = builder.add_extension(issuer.authority_key_identifier, critical=False)
     else:
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
-    permitted = []
-    for domain in permitted_dns_domains or []:
-        permitted.append(x509.DNSName(constraint_domain(domain, "permitted_dns_domains")))
-    for domain in permitted_uri_domains or []:
-        permitted.append(x509.UniformResourceIdentifier(constraint_domain(domain, "permitted_uri_domains")))
-    if permitted:
+    name_constraints = _name_constraints(permitted_dns_domains, permitted_uri_domains)
+    if name_constraints is not None:
         # RFC 5280 4.2.1.10: conforming CAs MUST mark name constraints critical.
-        builder = builder.add_extension(x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None), critical=True)
+        builder = builder.add_extension(name_constraints, critical=True)
     signing_key = issuer.key if issuer else key
     hash_algorithm = issuer.hash_algorithm if issuer else signature_hash_for(key)
     return builder.sign(signing_key, hash_algorithm)
@@ -230,24 +242,10 @@ if HAS_CRYPTOGRAPHY:
     _BASIC_CONSTRAINTS_LEAF = x509.BasicConstraints(ca=False, path_length=None)
 
 
-def _make_leaf_key_usage(key_encipherment):
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=key_encipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 if HAS_CRYPTOGRAPHY:
     # Built once: a batch of 1,000 leaves shares these immutable extension values.
-    _LEAF_KEY_USAGE_SIGN = _make_leaf_key_usage(False)
-    _LEAF_KEY_USAGE_RSA = _make_leaf_key_usage(True)
+    _LEAF_KEY_USAGE_SIGN = _key_usage(digital_signature=True)
+    _LEAF_KEY_USAGE_RSA = _key_usage(digital_signature=True, key_encipherment=True)
     _EKU_EXTENSION = dict((usage, x509.ExtendedKeyUsage([oid for oid in _EKU_ORDER if oid in oids])) for usage, oids in _EKU_FOR_USAGE.items())
 
 
