@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -30,3 +31,17 @@ def api_client(path: str):
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def scratch_namespace(api, prefix: str):
+    """A namespace of its own for one test, deleted when the test is done with it."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    namespace = unique_name(prefix)
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        yield namespace
+    finally:
+        core.delete_namespace(namespace)

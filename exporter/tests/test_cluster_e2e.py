@@ -72,6 +72,25 @@ class Scraper:
             time.sleep(0.3)
 
 
+def start_exporter(arguments):
+    """`python -m mtls_exporter` from the source tree, its stderr kept for the failure message."""
+    return subprocess.Popen([sys.executable, "-m", "mtls_exporter", *arguments], env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_ready(process, port, failure):
+    """Polls /readyz until it answers 200; fails with the exporter's stderr if it exits, with `failure` after 60 s."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            if fetch(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.time() < deadline, failure
+        time.sleep(0.2)
+
+
 def pick(series, name, **labels):
     return [v for n, found, v in series if n == name and all(found.get(k) == val for k, val in labels.items())]
 
@@ -118,9 +137,6 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
 
     port = free_port()
     command = [
-        sys.executable,
-        "-m",
-        "mtls_exporter",
         "--kubeconfig",
         cluster["kubeconfig"],
         "--listen",
@@ -140,19 +156,10 @@ def test_exporter_against_local_cluster(cluster, root_ca, foreign_ca, tmp_path):
         "--page-size",
         "2",
     ]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE, text=True)
+    process = start_exporter(command)
     scraper = Scraper(port)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if fetch(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, process.stderr.read()[-3000:]
-            assert time.time() < deadline, "exporter did not finish its initial lists"
-            time.sleep(0.2)
+        wait_until_ready(process, port, "exporter did not finish its initial lists")
 
         series = scraper.series()
         # Right not_after for a certificate written to the cluster.

@@ -9,7 +9,8 @@ import subprocess
 
 import yaml
 
-from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, unique_name
+from cluster_helpers import REPO_ROOT, api_client, kubeconfig_path, scratch_namespace
+from test_alert_rules import SHIPPED_ALERTS
 
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
 TEMPLATES = ["serviceaccount", "rbac", "trust-bundle-configmap", "deployment", "service", "servicemonitor", "prometheusrule", "dashboard-configmap"]
@@ -90,14 +91,7 @@ def test_default_rendering_least_privilege_and_listen_address(tmp_path):
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["zerotrust-mtls-certificates.json"])["uid"] == "zerotrust-mtls-certificates"
     alerts = {r["alert"] for g in objects["prometheusrule"]["spec"]["groups"] for r in g["rules"]}
-    assert {
-        "CertificateExpiresSoon",
-        "CertificateExpiresCritical",
-        "CertRotationFailures",
-        "CertificateChainInvalid",
-        "MTLSPolicyViolation",
-        "CertificateExporterSourceErrors",
-    } <= alerts
+    assert SHIPPED_ALERTS <= alerts
 
 
 def test_namespaced_rendering_has_no_cluster_wide_rbac(tmp_path, root_ca):
@@ -129,22 +123,19 @@ def test_role_applies_to_local_cluster_idempotently(tmp_path):
     path = kubeconfig_path()
     from kubernetes import client
 
-    core = client.CoreV1Api(api_client(path))
-    namespace = unique_name("mtls-role")
-    core.create_namespace({"metadata": {"name": namespace}})
-    playbook = tmp_path / "apply.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n  roles: [cert_exporter]\n"
-    )
-    variables = {
-        "cert_exporter_kubeconfig": path,
-        "cert_exporter_namespace": namespace,
-        "cert_exporter_name": f"exp-{namespace[-8:]}",
-        "cert_exporter_watch_namespaces": [namespace],
-        "cert_exporter_rotation_configmap": f"{namespace}/mtls-rotation-status",
-    }
-    command = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(variables)]
-    try:
+    with scratch_namespace(api_client(path), "mtls-role") as namespace:
+        playbook = tmp_path / "apply.yml"
+        playbook.write_text(
+            "- hosts: localhost\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n  roles: [cert_exporter]\n"
+        )
+        variables = {
+            "cert_exporter_kubeconfig": path,
+            "cert_exporter_namespace": namespace,
+            "cert_exporter_name": f"exp-{namespace[-8:]}",
+            "cert_exporter_watch_namespaces": [namespace],
+            "cert_exporter_rotation_configmap": f"{namespace}/mtls-rotation-status",
+        }
+        command = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(variables)]
         first = subprocess.run(command, cwd=tmp_path, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=600, check=False)
         assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
         assert "changed=1" in first.stdout
@@ -157,5 +148,3 @@ def test_role_applies_to_local_cluster_idempotently(tmp_path):
         assert custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "servicemonitors", name)
         deployment = client.AppsV1Api(api_client(path)).read_namespaced_deployment(name, namespace)
         assert "--listen=0.0.0.0:9793" in deployment.spec.template.spec.containers[0].args
-    finally:
-        core.delete_namespace(namespace)
