@@ -38,6 +38,11 @@ def _csv(values: list[str] | None) -> list[str]:
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
+def _add_list_option(group, flag: str, metavar: str, help_text: str, dest: str | None = None) -> None:
+    """A repeatable option; its values are read with _csv, so each may also be a comma-separated list."""
+    group.add_argument(flag, action="append", dest=dest or flag[2:].replace("-", "_"), metavar=metavar, help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtls-exporter",
@@ -58,35 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_kubernetes_options(kube) -> None:
     kube.add_argument("--kubeconfig", help="kubeconfig file; default: in-cluster config, then ~/.kube/config")
     kube.add_argument("--context", help="kubeconfig context")
-    kube.add_argument(
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        metavar="NS",
-        help="namespace to watch (repeatable or comma-separated); default: all namespaces",
-    )
+    _add_list_option(kube, "--namespace", "NS", "namespace to watch (repeatable or comma-separated); default: all namespaces", dest="namespaces")
     kube.add_argument("--label-selector", help="label selector sent to the API server for Secrets (e.g. 'app.kubernetes.io/managed-by=zerotrust.mtls')")
-    kube.add_argument(
+    _add_list_option(
+        kube,
         "--secret-type",
-        action="append",
+        "TYPE",
+        f"Secret type to watch (repeatable); each type is one watch with the field selector type=TYPE. Default: {', '.join(DEFAULT_SECRET_TYPES)}",
         dest="secret_types",
-        metavar="TYPE",
-        help=f"Secret type to watch (repeatable); each type is one watch with the field selector type=TYPE. Default: {', '.join(DEFAULT_SECRET_TYPES)}",
     )
     kube.add_argument("--no-secrets", action="store_true", help="do not watch Secrets at all")
-    kube.add_argument(
+    _add_list_option(
+        kube,
         "--opaque-secret-keys",
-        action="append",
-        metavar="KEYS",
-        help=f"keys of Opaque Secrets that hold certificates (repeatable or comma-separated); default: {','.join(DEFAULT_OPAQUE_SECRET_KEYS)}",
+        "KEYS",
+        f"keys of Opaque Secrets that hold certificates (repeatable or comma-separated); default: {','.join(DEFAULT_OPAQUE_SECRET_KEYS)}",
     )
     kube.add_argument("--include-configmaps", action="store_true", help="also watch ConfigMaps (trust bundles, istio-ca-root-cert)")
-    kube.add_argument(
-        "--configmap-keys",
-        action="append",
-        metavar="KEYS",
-        help=f"ConfigMap keys that hold certificates; default: {','.join(DEFAULT_CONFIGMAP_KEYS)}",
-    )
+    _add_list_option(kube, "--configmap-keys", "KEYS", f"ConfigMap keys that hold certificates; default: {','.join(DEFAULT_CONFIGMAP_KEYS)}")
     kube.add_argument("--configmap-label-selector", help="label selector sent to the API server for ConfigMaps")
     kube.add_argument("--page-size", type=int, default=500, help="objects per list page (limit/continue); default 500")
     kube.add_argument(
@@ -98,11 +92,11 @@ def _add_kubernetes_options(kube) -> None:
 
 def _add_trust_options(trust) -> None:
     trust.add_argument("--trust-bundle", metavar="FILE", help="PEM bundle of trust anchors; enables mtls_cert_chain_valid")
-    trust.add_argument(
+    _add_list_option(
+        trust,
         "--trust-bundle-source",
-        action="append",
-        metavar="KIND/NAME/KEY",
-        help="objects that must hold the same bundle in every namespace (repeatable); default: " + ", ".join(s.label for s in DEFAULT_TRUST_BUNDLE_SOURCES),
+        "KIND/NAME/KEY",
+        "objects that must hold the same bundle in every namespace (repeatable); default: " + ", ".join(s.label for s in DEFAULT_TRUST_BUNDLE_SOURCES),
     )
 
 

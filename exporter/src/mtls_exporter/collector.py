@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
@@ -110,25 +111,18 @@ class _StoreIndex:
                         trust_bundle_keys.append((source, source_object.namespace, key))
 
 
+# eq=False: a registry keeps its collectors as dictionary keys, by identity.
+@dataclass(eq=False)
 class CertificateCollector:
     """Turns the store into x509-certificate-exporter compatible metrics and ours."""
 
-    def __init__(
-        self,
-        store: CertificateStore,
-        *,
-        expose_relative: bool = True,
-        expose_per_cert_error: bool = False,
-        trust_bundle_sources: tuple[TrustBundleSource, ...] = DEFAULT_TRUST_BUNDLE_SOURCES,
-        rotation: RotationState | None = None,
-        clock=time.time,
-    ):
-        self.store = store
-        self.expose_relative = expose_relative
-        self.expose_per_cert_error = expose_per_cert_error
-        self.trust_bundle_sources = trust_bundle_sources
-        self.rotation = rotation
-        self.clock = clock
+    store: CertificateStore
+    _: KW_ONLY
+    expose_relative: bool = True
+    expose_per_cert_error: bool = False
+    trust_bundle_sources: tuple[TrustBundleSource, ...] = DEFAULT_TRUST_BUNDLE_SOURCES
+    rotation: RotationState | None = None
+    clock: Callable[[], float] = time.time
 
     def describe(self):
         # Returning nothing tells prometheus_client not to call collect() at

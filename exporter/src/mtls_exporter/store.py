@@ -88,16 +88,18 @@ def _location_labels(kind: str, namespace: str, name: str, key: str) -> dict[str
     return {"filename": name.rsplit("/", 1)[-1], "filepath": name}
 
 
+def _name_labels(prefix: str, name_values) -> dict[str, str]:
+    """issuer_CN, subject_O, ...: one label per field of a distinguished name that has a value."""
+    return {f"{prefix}_{field_name}": value for field_name, value in zip(certs.NAME_FIELDS, name_values) if value}
+
+
 def _certificate_labels(location: dict[str, str], certificate: ParsedCertificate) -> dict[str, str]:
-    labels = dict(location)
-    labels["serial_number"] = certificate.serial_number
-    for field_name, value in zip(certs.NAME_FIELDS, certificate.issuer):
-        if value:
-            labels[f"issuer_{field_name}"] = value
-    for field_name, value in zip(certs.NAME_FIELDS, certificate.subject):
-        if value:
-            labels[f"subject_{field_name}"] = value
-    return labels
+    return {
+        **location,
+        "serial_number": certificate.serial_number,
+        **_name_labels("issuer", certificate.issuer),
+        **_name_labels("subject", certificate.subject),
+    }
 
 
 def _add_discriminators(labels: list[dict[str, str]], certificates, source: str) -> None:
@@ -117,12 +119,7 @@ def _add_discriminators(labels: list[dict[str, str]], certificates, source: str)
 
 def _crl_labels(location: dict[str, str], crl: ParsedCRL) -> dict[str, str]:
     """x509-certificate-exporter's CRL series: location, issuer_* and crl_number (no subject, no serial)."""
-    labels = dict(location)
-    labels["crl_number"] = crl.crl_number
-    for field_name, value in zip(certs.NAME_FIELDS, crl.issuer):
-        if value:
-            labels[f"issuer_{field_name}"] = value
-    return labels
+    return {**location, "crl_number": crl.crl_number, **_name_labels("issuer", crl.issuer)}
 
 
 def build_key_certificates(kind: str, namespace: str, name: str, key: str, value: bytes | None, keep_der: bool = True) -> KeyCertificates:
