@@ -57,18 +57,29 @@ def _write(path, data, mode):
         fh.write(data)
 
 
-def _ca(name, issuer_name, issuer_key, path_length):
-    key = ec.generate_private_key(ec.SECP256R1())
+def _common_name(name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+
+
+def _builder(name, issuer, key, days):
+    """Subject CN, issuer, public key, random serial and validity (back-dated 5 minutes for clock skew)."""
     now = _now()
-    signer = issuer_key or key
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .subject_name(_common_name(name))
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def _ca(name, issuer_name, issuer_key, path_length):
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = issuer_key or key
+    cert = (
+        _builder(name, _common_name(issuer_name), key, 365)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -172,15 +183,8 @@ def floor(workdir, names, ca_key, ca_cert):
     start = time.perf_counter()
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            _builder(name, ca_cert.subject, key, 30)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

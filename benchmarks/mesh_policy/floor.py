@@ -14,12 +14,14 @@ object, deletes them again. Prints one JSON object of seconds: ssa_8_threads,
 list_per_namespace, get_8_threads, and objects (how many were written).
 """
 
-import argparse
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
+import os
+import sys
 
-from kubernetes import client, config
+from kubernetes import client
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kube_floor  # noqa: E402  pylint: disable=wrong-import-position
 
 GROUP, VERSION = "security.istio.io", "v1"
 LABELS = {"app.kubernetes.io/managed-by": "zerotrust.mtls"}
@@ -43,12 +45,7 @@ def manifests(namespace, name, mode, allow_namespace):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    for option in ("--kubeconfig", "--namespaces", "--name", "--mode", "--allow-namespace"):
-        parser.add_argument(option, required=True)
-    args = parser.parse_args()
-    api_client = config.new_client_from_config(config_file=args.kubeconfig)
-    api_client.configuration.connection_pool_maxsize = 8
+    args, api_client = kube_floor.connect(("--kubeconfig", "--namespaces", "--name", "--mode", "--allow-namespace"))
     custom = client.CustomObjectsApi(api_client)
     namespaces = args.namespaces.split(",")
     jobs = [(namespace, plural, body) for namespace in namespaces for plural, body in manifests(namespace, args.name, args.mode, args.allow_namespace)]
@@ -77,17 +74,18 @@ def main():
         namespace, plural, _body = job
         custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, args.name, _preload_content=False).read()
 
-    figures = {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for label, function, items in (
+    def delete(job):
+        namespace, plural, _body = job
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, args.name)
+
+    figures = kube_floor.timed_phases(
+        (
             ("ssa_8_threads", apply, jobs),
             ("list_per_namespace", list_namespace, [(namespace, plural) for namespace in namespaces for plural in plurals]),
             ("get_8_threads", get, jobs),
-        ):
-            started = time.perf_counter()
-            list(pool.map(function, items))
-            figures[label] = round(time.perf_counter() - started, 3)
-        list(pool.map(lambda job: custom.delete_namespaced_custom_object(GROUP, VERSION, job[0], job[1], args.name), jobs))
+        ),
+        clean_up=(delete, jobs),
+    )
     figures["objects"] = len(jobs)
     print(json.dumps(figures))
 

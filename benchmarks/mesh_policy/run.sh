@@ -6,15 +6,8 @@
 # Needs the local control plane (tests/cluster/up.sh) or MTLS_KUBECONFIG.
 # Usage: benchmarks/mesh_policy/run.sh [extra ansible-playbook args, e.g. -e loop_subset=0]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-venv="${MTLS_VENV:-$root/.venv}"
-export MTLS_KUBECONFIG="${MTLS_KUBECONFIG:-$root/.cluster/kubeconfig}"
-[ -r "$MTLS_KUBECONFIG" ] || { echo "mesh_policy: kubeconfig $MTLS_KUBECONFIG is not readable; start the local control plane (tests/cluster/up.sh) or set MTLS_KUBECONFIG." >&2; exit 1; }
-mkdir -p "$root/benchmarks/results"
-export BENCH_RESULTS="$root/benchmarks/results/mesh_policy.json"
+. "$(dirname "$0")/../cluster-bench.sh" mesh_policy
 log="$root/benchmarks/results/mesh_policy.log"
-"$root/scripts/collection-link.sh"
 playbook() {
   ANSIBLE_CONFIG="$root/ansible.cfg" "$venv/bin/ansible-playbook" -i localhost, -c local \
     -e ansible_python_interpreter="$venv/bin/python" "$@"

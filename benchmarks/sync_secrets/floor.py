@@ -12,13 +12,15 @@ namespace and one GET per Secret, and deletes them again. Prints one JSON object
 seconds: ssa_8_threads, list_per_namespace, get_8_threads.
 """
 
-import argparse
 import base64
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
+import os
+import sys
 
-from kubernetes import client, config
+from kubernetes import client
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kube_floor  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _read(path):
@@ -27,12 +29,7 @@ def _read(path):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    for option in ("--kubeconfig", "--namespaces", "--names", "--source-dir", "--prefix"):
-        parser.add_argument(option, required=True)
-    args = parser.parse_args()
-    api_client = config.new_client_from_config(config_file=args.kubeconfig)
-    api_client.configuration.connection_pool_maxsize = 8
+    args, api_client = kube_floor.connect(("--kubeconfig", "--namespaces", "--names", "--source-dir", "--prefix"))
     core = client.CoreV1Api(api_client)
     namespaces, names = args.namespaces.split(","), args.names.split(",")
     chain, root = _read(args.source_dir + "/inter.crt"), _read(args.source_dir + "/root.crt")
@@ -62,13 +59,13 @@ def main():
     def list_namespace(namespace):
         core.list_namespaced_secret(namespace, _preload_content=False).read()
 
-    figures = {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for label, function, items in (("ssa_8_threads", apply, jobs), ("list_per_namespace", list_namespace, namespaces), ("get_8_threads", get, jobs)):
-            started = time.perf_counter()
-            list(pool.map(function, items))
-            figures[label] = round(time.perf_counter() - started, 3)
-        list(pool.map(lambda job: core.delete_namespaced_secret(bodies[job]["metadata"]["name"], job[0]), jobs))
+    def delete(job):
+        core.delete_namespaced_secret(bodies[job]["metadata"]["name"], job[0])
+
+    figures = kube_floor.timed_phases(
+        (("ssa_8_threads", apply, jobs), ("list_per_namespace", list_namespace, namespaces), ("get_8_threads", get, jobs)),
+        clean_up=(delete, jobs),
+    )
     print(json.dumps(figures))
 
 

@@ -4,14 +4,7 @@
 # as ratios. Needs the local control plane (tests/cluster/up.sh) or MTLS_KUBECONFIG.
 # Usage: benchmarks/sync_secrets/run.sh [extra ansible-playbook args, e.g. -e namespace_count=10]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-venv="${MTLS_VENV:-$root/.venv}"
-export MTLS_KUBECONFIG="${MTLS_KUBECONFIG:-$root/.cluster/kubeconfig}"
-[ -r "$MTLS_KUBECONFIG" ] || { echo "sync_secrets: kubeconfig $MTLS_KUBECONFIG is not readable; start the local control plane (tests/cluster/up.sh) or set MTLS_KUBECONFIG." >&2; exit 1; }
-mkdir -p "$root/benchmarks/results"
-export BENCH_RESULTS="$root/benchmarks/results/sync_secrets.json"
-"$root/scripts/collection-link.sh"
+. "$(dirname "$0")/../cluster-bench.sh" sync_secrets
 ANSIBLE_CONFIG="$root/ansible.cfg" "$venv/bin/ansible-playbook" -i localhost, -c local \
   -e ansible_python_interpreter="$venv/bin/python" \
   "$root/benchmarks/sync_secrets/bench.yml" "$@" >"$root/benchmarks/results/sync_secrets.log" 2>&1 || {
