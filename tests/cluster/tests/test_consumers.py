@@ -515,6 +515,17 @@ def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, cor
     timing("istiod: istio-ca-root-cert in every namespace", time.monotonic() - started, namespaces=len(namespaces))
 
 
+def request_certificate(istiod: dict, root: Path, token: Path, spiffe: str, out: Path, *options: str) -> subprocess.CompletedProcess:
+    """istio-csr-client: a CSR for spiffe to istiod's CA port (15012) with token, trusting root; PEM files land in out."""
+    client_binary = go_tool(CSR_CLIENT_SRC, "istio-csr-client")
+    return subprocess.run(
+        [client_binary, "-addr", f"{istiod['pod_ip']}:15012", "-root", str(root), "-token", str(token), "-spiffe", spiffe, "-out", str(out), *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace: str, account: str, out: Path) -> dict:
     """A certificate from istiod's CA for namespace/account, requested with a real token."""
     try:
@@ -527,26 +538,7 @@ def workload_certificate(istiod: dict, core, admin_api, root_pem: str, namespace
     (out / "token").write_text(token)
     (out / "trust.pem").write_text(root_pem)
     spiffe = f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{account}"
-    result = subprocess.run(
-        [
-            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
-            "-addr",
-            f"{istiod['pod_ip']}:15012",
-            "-root",
-            str(out / "trust.pem"),
-            "-token",
-            str(out / "token"),
-            "-spiffe",
-            spiffe,
-            "-out",
-            str(out),
-            "-ttl",
-            "1h",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = request_certificate(istiod, out / "trust.pem", out / "token", spiffe, out, "-ttl", "1h")
     assert result.returncode == 0, f"istiod refused the CSR of {spiffe}: {result.stderr}"
     return {"spiffe": spiffe, "dir": out}
 
@@ -566,24 +558,7 @@ def test_istiod_signs_workload_csrs_that_complete_mutual_tls(istiod, site, core,
     # sent with api's token comes back as api (and never as frontend).
     other = core.create_namespaced_service_account_token("api", "zt-payments", {"spec": {"audiences": ["istio-ca"], "expirationSeconds": 600}}).status.token
     (tmp_path / "other-token").write_text(other)
-    result = subprocess.run(
-        [
-            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
-            "-addr",
-            f"{istiod['pod_ip']}:15012",
-            "-root",
-            str(server["dir"] / "trust.pem"),
-            "-token",
-            str(tmp_path / "other-token"),
-            "-spiffe",
-            client_["spiffe"],
-            "-out",
-            str(tmp_path / "mismatch"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = request_certificate(istiod, server["dir"] / "trust.pem", tmp_path / "other-token", client_["spiffe"], tmp_path / "mismatch")
     if result.returncode == 0:
         leaf = verify_chain(tmp_path / "mismatch-verify", site["root_pem"], (tmp_path / "mismatch" / "cert-chain.pem").read_text())
         assert leaf["uris"] == [server["spiffe"]], f"istiod signed an identity the token does not prove: {leaf}"
@@ -592,24 +567,7 @@ def test_istiod_signs_workload_csrs_that_complete_mutual_tls(istiod, site, core,
         "frontend", "zt-shop", {"spec": {"audiences": ["not-istio-ca"], "expirationSeconds": 600}}
     ).status.token
     (tmp_path / "wrong-audience").write_text(wrong)
-    result = subprocess.run(
-        [
-            go_tool(CSR_CLIENT_SRC, "istio-csr-client"),
-            "-addr",
-            f"{istiod['pod_ip']}:15012",
-            "-root",
-            str(server["dir"] / "trust.pem"),
-            "-token",
-            str(tmp_path / "wrong-audience"),
-            "-spiffe",
-            client_["spiffe"],
-            "-out",
-            str(tmp_path / "refused"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = request_certificate(istiod, server["dir"] / "trust.pem", tmp_path / "wrong-audience", client_["spiffe"], tmp_path / "refused")
     assert result.returncode != 0 and "Unauthenticated" in result.stderr, f"istiod accepted a token for another audience: {result.stdout}{result.stderr}"
 
     seen = mutual_tls(server["dir"], client_["dir"], site["root_pem"], tmp_path)
