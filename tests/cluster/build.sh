@@ -17,19 +17,32 @@ require_go() {
         || die "no Go toolchain on PATH and no cached binaries in $MTLS_CACHE_DIR/bin; install Go 1.26 or newer (https://go.dev/dl/) and rerun."
 }
 
+# A build goes into a temporary sibling of its version directory that publish_build
+# renames into place, so an interrupted build never leaves a half-filled version
+# directory that later runs would trust. Sets the caller's log_file and staging_dir.
+begin_build() {
+    local what="$1"
+    require_go
+    log_file="$MTLS_CACHE_DIR/logs/build-$what.log"
+    mkdir -p "$(dirname "$log_file")" "$MTLS_CACHE_DIR/bin"
+    staging_dir="$(mktemp -d "$MTLS_CACHE_DIR/bin/.$what.XXXXXX")"
+}
+
+publish_build() {
+    local out_dir="$1"
+    rm -rf "$out_dir"
+    mv "$staging_dir" "$out_dir"
+    chmod 0755 "$out_dir"
+}
+
 build_kubernetes() {
     local out_dir="$KUBE_BIN_DIR"
     if [[ -x "$out_dir/kube-apiserver" && -x "$out_dir/kube-controller-manager" && -x "$out_dir/kube-scheduler" ]]; then
         log "kubernetes $KUBE_VERSION binaries are cached in $out_dir"
         return 0
     fi
-    require_go
-    local log_file="$MTLS_CACHE_DIR/logs/build-kubernetes-$KUBE_VERSION.log"
-    mkdir -p "$(dirname "$log_file")" "$MTLS_CACHE_DIR/bin"
-    # Build into a temporary sibling and rename it into place, so an interrupted
-    # build never leaves a half-filled version directory that later runs would trust.
-    local staging_dir
-    staging_dir="$(mktemp -d "$MTLS_CACHE_DIR/bin/.kubernetes-$KUBE_VERSION.XXXXXX")"
+    local log_file staging_dir
+    begin_build "kubernetes-$KUBE_VERSION"
     local major minor
     major="${KUBE_VERSION#v}"; major="${major%%.*}"
     minor="${KUBE_VERSION#v*.}"; minor="${minor%%.*}"
@@ -52,9 +65,7 @@ build_kubernetes() {
         rm -rf "$staging_dir"
         die "building the Kubernetes $KUBE_VERSION binaries failed; read $log_file (a network-free rerun needs the Go module cache; 'go env GOPROXY' must reach a module proxy)."
     fi
-    rm -rf "$out_dir"
-    mv "$staging_dir" "$out_dir"
-    chmod 0755 "$out_dir"
+    publish_build "$out_dir"
     log "built kubernetes $KUBE_VERSION in $((SECONDS - started)) s"
 }
 
@@ -64,11 +75,8 @@ build_kwok() {
         log "kwok $KWOK_VERSION is cached in $out_dir"
         return 0
     fi
-    require_go
-    local log_file="$MTLS_CACHE_DIR/logs/build-kwok-$KWOK_VERSION.log"
-    mkdir -p "$(dirname "$log_file")" "$MTLS_CACHE_DIR/bin"
-    local staging_dir
-    staging_dir="$(mktemp -d "$MTLS_CACHE_DIR/bin/.kwok-$KWOK_VERSION.XXXXXX")"
+    local log_file staging_dir
+    begin_build "kwok-$KWOK_VERSION"
     log "installing kwok $KWOK_VERSION (log: $log_file)"
     local started=$SECONDS
     if ! CGO_ENABLED=0 GOBIN="$staging_dir" go install -p "${MTLS_BUILD_JOBS:-2}" -trimpath -ldflags "-s -w" \
@@ -87,9 +95,7 @@ build_kwok() {
         printf -- '---\n' >>"$staging_dir/stages.yaml"
         cat "$stage_dir/$stage_file" >>"$staging_dir/stages.yaml"
     done
-    rm -rf "$out_dir"
-    mv "$staging_dir" "$out_dir"
-    chmod 0755 "$out_dir"
+    publish_build "$out_dir"
     log "installed kwok $KWOK_VERSION in $((SECONDS - started)) s"
 }
 
