@@ -204,9 +204,14 @@ def _hcl_set_plugin_option(text: str, plugin_header: str, line: str) -> str:
     return text[: match.end()] + "\n      " + line + text[match.end() :]
 
 
-def _spire_server_config(text: str, ctx: Context) -> str:
+def _spire_config(text: str, ctx: Context) -> str:
+    """What the server's and the agent's configs both need: the pod's paths, listeners on its IP."""
     text = ctx.translate(text)
-    text = re.sub(r'(bind_address\s*=\s*)"(0\.0\.0\.0|::|)"', rf'\1"{ctx.pod_ip}"', text)
+    return re.sub(r'(bind_address\s*=\s*)"(0\.0\.0\.0|::|)"', rf'\1"{ctx.pod_ip}"', text)
+
+
+def _spire_server_config(text: str, ctx: Context) -> str:
+    text = _spire_config(text, ctx)
     # In-cluster config is hard-coded to /var/run/secrets/kubernetes.io/serviceaccount in
     # client-go: point the k8sbundle notifier and k8s_psat at the pod's kubeconfig instead.
     text = _hcl_set_plugin_option(text, 'Notifier "k8sbundle"', f'kube_config_file_path = "{ctx.kubeconfig}"')
@@ -215,8 +220,7 @@ def _spire_server_config(text: str, ctx: Context) -> str:
 
 
 def _spire_agent_config(text: str, ctx: Context) -> str:
-    text = ctx.translate(text)
-    text = re.sub(r'(bind_address\s*=\s*)"(0\.0\.0\.0|::|)"', rf'\1"{ctx.pod_ip}"', text)
+    text = _spire_config(text, ctx)
     # No cluster DNS here: the server Service name resolves to the server pod's IP.
     server = spire_server_address(ctx)
     if server:
@@ -235,6 +239,18 @@ def spire_server_address(ctx: Context) -> str | None:
 def _exporter_program() -> list[str]:
     python = CHECKOUT / ".venv" / "bin" / "python"
     return [str(python if python.exists() else Path(sys.executable)), "-m", "mtls_exporter"]
+
+
+def _spire_consumer(program: str, rewrite_config: Callable[[str, Context], str]) -> Consumer:
+    """SPIRE's server and agent images: `<program> run -config FILE`, the file rewritten for the pod."""
+    return Consumer(
+        name=program,
+        images=(program,),
+        entrypoint=("run",),
+        own_commands=(f"/opt/spire/bin/{program}", program),
+        config_flags=("-config", "--config"),
+        rewrite_config=rewrite_config,
+    )
 
 
 CONSUMERS: tuple[Consumer, ...] = (
@@ -275,22 +291,8 @@ CONSUMERS: tuple[Consumer, ...] = (
             f"--ctrlz_address={ctx.pod_ip}",
         ],
     ),
-    Consumer(
-        name="spire-server",
-        images=("spire-server",),
-        entrypoint=("run",),
-        own_commands=("/opt/spire/bin/spire-server", "spire-server"),
-        config_flags=("-config", "--config"),
-        rewrite_config=_spire_server_config,
-    ),
-    Consumer(
-        name="spire-agent",
-        images=("spire-agent",),
-        entrypoint=("run",),
-        own_commands=("/opt/spire/bin/spire-agent", "spire-agent"),
-        config_flags=("-config", "--config"),
-        rewrite_config=_spire_agent_config,
-    ),
+    _spire_consumer("spire-server", _spire_server_config),
+    _spire_consumer("spire-agent", _spire_agent_config),
     Consumer(
         name="mtls-exporter",
         images=("mtls-exporter",),
