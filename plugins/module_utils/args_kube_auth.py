@@ -4,8 +4,8 @@
 """The argument specs that go with the doc fragments kube_auth and kube_apply.
 
 Every module that talks to the Kubernetes API takes KUBE_AUTH_SPEC; the modules that write
-objects by server-side apply and let the user settle field-manager conflicts add
-APPLY_SPEC. kube_connection.ConnectionSettings reads the first.
+objects by server-side apply add APPLY_SPEC (who settles field-manager conflicts, how many
+requests run at once). kube_connection.ConnectionSettings reads the first.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,4 +25,5 @@ KUBE_AUTH_SPEC = dict(
 # doc_fragments/kube_apply.py
 APPLY_SPEC = dict(
     force_conflicts=dict(type="bool", default=False),
+    parallel=dict(type="int", default=8),
 )

@@ -275,7 +275,6 @@ def argument_spec():
         prune=dict(type="bool", default=False),
         preflight=dict(type="str", default="fail", choices=["fail", "warn", "skip"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        parallel=dict(type="int", default=8),
     )
     spec.update(KUBE_AUTH_SPEC)
     spec.update(APPLY_SPEC)

@@ -173,7 +173,6 @@ def argument_spec():
         labels=dict(type="dict", default={}),
         annotations=dict(type="dict", default={}),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        parallel=dict(type="int", default=8),
         **source_options(),
     )
     spec.update(KUBE_AUTH_SPEC)

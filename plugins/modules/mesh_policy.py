@@ -10,8 +10,10 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: mesh_policy
-short_description: Enforce mutual TLS in an Istio or Linkerd mesh
+short_description: Mutual TLS mode, client TLS settings and allowed peers of an Istio or Linkerd mesh
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - With O(mesh=istio) (default) writes a C(PeerAuthentication) at mesh level (in
     O(root_namespace) without a selector), namespace level or workload level (with
@@ -32,27 +34,15 @@ description:
   - Every object carries the labels C(app.kubernetes.io/managed-by=zerotrust.mtls) and
     C(mtls.zerotrust.io/policy-set=<policy_set>), so O(prune) can remove the objects of the
     set that are no longer declared.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.in_process_action
   - zerotrust.mtls.kube_auth
   - zerotrust.mtls.kube_apply
 attributes:
-  check_mode:
-    support: full
-    details:
-      - An object whose declared fields all have the declared values, and that carries no field
-        zerotrust.mtls set before and no longer declares, is unchanged without a request. Every
-        other write is sent as a server-side dry run and compared with the stored object (new
-        objects of one kind in one namespace by one dry run when nothing tells them apart), so
-        C(changed) is exact.
   diff_mode:
-    support: full
     details:
       - Shows the objects (and the Linkerd namespace annotation) before and after.
-  idempotent:
-    support: full
 options:
   mesh:
     description: The service mesh to configure.
@@ -153,8 +143,8 @@ options:
   preflight:
     description:
       - What to do before V(STRICT) when pods in scope run without a sidecar in a namespace
-        that does not inject one. V(fail) refuses and lists them, V(warn) applies and
-        reports them, V(skip) does not look.
+        that does not inject one. V(fail) refuses and lists them (in check mode too), V(warn)
+        applies and reports them, V(skip) does not look.
       - Mesh-wide scope skips C(kube-system), C(kube-public), C(kube-node-lease) and the root namespace.
     type: str
     choices: [ fail, warn, skip ]
@@ -164,12 +154,6 @@ options:
     type: str
     choices: [ present, absent ]
     default: present
-  parallel:
-    description:
-      - How many requests to keep in flight at once (reads, dry runs and writes of all
-        namespaces); all share one connection pool.
-    type: int
-    default: 8
 """
 
 EXAMPLES = r"""

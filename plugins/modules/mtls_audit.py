@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_audit
 short_description: Audit every certificate in files and Secrets and diagnose the mesh
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Reads certificates from files (O(paths), directories are searched for C(*.crt) and C(*.pem)) and, with a
     cluster, from Secrets and the C(istio-ca-root-cert) ConfigMaps of O(namespaces), and reports for each its
@@ -21,8 +23,6 @@ description:
     per namespace, DestinationRules that send plaintext to STRICT namespaces, STRICT namespaces with pods that
     have no sidecar, and trust bundles that differ between namespaces.
   - Read-only. Secret keys holding private keys (C(tls.key), C(ca-key.pem)) are never decoded or returned.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes.info_module
   - zerotrust.mtls.attributes

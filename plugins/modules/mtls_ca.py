@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_ca
 short_description: Create, renew and remove a root or intermediate CA for mutual TLS
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Keeps a CA certificate and its private key in files - a self-signed root when no parent is given, or an
     intermediate signed by O(parent_cert_path) and O(parent_key_path).
@@ -40,8 +42,6 @@ description:
     renames can leave a mismatched pair until the next run repairs it; pair atomicity needs one directory.
   - Version directories and temporary files that killed runs left in these directories are removed before
     anything else (not reported as a change; check mode removes nothing) - see RV(leftovers_removed).
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.attributes.renews

@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_cert
 short_description: Issue leaf certificates for mutual TLS from a local CA, one or a thousand per call
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Issues server, client or dual-use leaf certificates signed by a CA whose certificate and key are files
     on the target (for example made by M(zerotrust.mtls.mtls_ca)).
@@ -41,8 +43,6 @@ description:
     validated and every certificate built before the first file is written, so a failure changes nothing.
   - Certificates start being valid 5 minutes before they are issued, so that peers whose clocks are slightly
     behind accept them at once.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.attributes.in_process_action

@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_cert_info
 short_description: Inspect certificates - names, expiry, renewal state and chain validity
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Reads certificates from files (O(paths)), PEM text (O(content)) or a Kubernetes Secret (O(secret_name)) and
     returns, for each certificate, its
@@ -24,8 +26,6 @@ description:
   - A source may hold several certificates (a chain or fullchain file). Each certificate is reported; the
     certificates that follow it in the same source (and O(chain_path)) serve as intermediates when it is verified.
   - Never changes anything; private keys are never decoded, not even those stored in the same Secret.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.kube_auth
   - zerotrust.mtls.attributes

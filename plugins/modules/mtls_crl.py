@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_crl
 short_description: Revoke certificates - a CRL signed by one of our CAs, kept fresh
 version_added: 0.2.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Keeps a certificate revocation list (X.509 v2 CRL, PEM) in O(crl_path), signed by the CA in O(ca_cert_path)
     and O(ca_key_path) - a root (to revoke intermediates) or an intermediate (to revoke leaves).
@@ -31,8 +33,6 @@ description:
     be valid and no serial may be listed twice. A refusal is one sentence naming the option.
   - thisUpdate is set 5 minutes in the past, as certificates' notBefore, to tolerate clock skew between peers.
     nextUpdate is O(valid_for) from now, but never after the CA's own expiry.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.attributes.renews

@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_rotation_promote
 short_description: Install staged CAs into their active paths and archive retired ones during a rotation
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - The file work between two phases of a CA rotation (C(playbooks/rotate_root_ca.yml),
     C(playbooks/rotate_intermediate.yml)) - O(promote) makes a staged CA the active one, O(archive) moves a
@@ -23,8 +25,6 @@ description:
   - Every source is checked (its paths named, its key readable and matching its certificate) before
     anything moves, so a bad entry fails the task with nothing moved.
   - Never reads a private key into its result or diff.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.rotation_promote

@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_rotation_state
 short_description: Phase state and run records of a certificate rotation
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Keeps the state of a multi-phase rotation (for example the root CA rotation of
     C(playbooks/rotate_root_ca.yml)) in a JSON file beside the PKI, so that a rerun resumes
@@ -26,8 +28,6 @@ description:
     C(<rotation>.failures_total) - into O(record_configmap).
   - Never reads a private key into its result or diff; it only checks that keys match their
     certificates.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
   - zerotrust.mtls.kube_auth

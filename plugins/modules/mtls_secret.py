@@ -12,6 +12,8 @@ DOCUMENTATION = r"""
 module: mtls_secret
 short_description: Deliver certificates and keys into Kubernetes Secrets in the layouts consumers expect
 version_added: 0.1.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Writes one Secret, or several (O(secrets)), into one namespace or many (O(namespaces)) in
     one of the layouts that Istio, cert-manager consumers, ingress controllers, Gateway API
@@ -27,26 +29,13 @@ description:
     or one creation per namespace where nothing can tell one new Secret from another (no
     admission webhook or policy selects Secrets, and RBAC grants create and patch on every
     Secret of the namespace, as a SelfSubjectRulesReview shows).
-  - Diffs and return values show certificate and public-key fingerprints, never key bytes.
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
+  - Diffs show per Secret its data keys as certificate and public-key fingerprints (never key
+    bytes), its labels and its annotations; return values show the same fingerprints.
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
+  - zerotrust.mtls.attributes.in_process_action
   - zerotrust.mtls.kube_auth
   - zerotrust.mtls.kube_apply
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The writes that would happen are proven by server-side dry runs as in a real run.
-  diff_mode:
-    support: full
-    details:
-      - Shows per Secret the data keys with certificate and key fingerprints, labels and annotations.
-  idempotent:
-    support: full
-    details:
-      - A second run with the same material sends no write.
 options:
   name:
     description:
@@ -201,11 +190,6 @@ options:
     type: str
     choices: [ present, absent ]
     default: present
-  parallel:
-    description:
-      - How many requests to keep in flight at once; all share one connection pool.
-    type: int
-    default: 8
 seealso:
   - module: zerotrust.mtls.mtls_cert
   - module: zerotrust.mtls.mtls_ca

@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: mtls_trust_bundle
 short_description: Write the trust bundles the estate publishes, following the root CA rotation state
 version_added: 1.3.0
+author:
+  - zerotrust.mtls maintainers (@zerotrust)
 description:
   - Computes what the estate trusts at this moment from the PKI directory and the state of a root CA
     rotation (C(<pki_dir>/rotation/root_ca.state.json), written by C(playbooks/rotate_root_ca.yml)), and
@@ -72,8 +74,6 @@ attributes:
     support: full
 extends_documentation_fragment:
   - zerotrust.mtls.attributes
-author:
-  - zerotrust.mtls maintainers (@zerotrust)
 """
 
 EXAMPLES = r"""
