@@ -403,29 +403,22 @@ func leaderElection(ctx context.Context, cfg *config.ControllerConfiguration, fa
 }
 
 func newContextFactory(ctx context.Context, cfg *config.ControllerConfiguration) (*controller.ContextFactory, error) {
-	quantity := func(flag, value string) (resource.Quantity, error) {
-		q, err := resource.ParseQuantity(value)
-		if err != nil {
-			return q, fmt.Errorf("invalid --%s %q: %w", flag, value, err)
-		}
-		return q, nil
-	}
 	h := cfg.ACMEHTTP01Config
-	requestCPU, err := quantity("acme-http01-solver-resource-request-cpu", h.SolverResourceRequestCPU)
-	if err != nil {
-		return nil, err
-	}
-	requestMemory, err := quantity("acme-http01-solver-resource-request-memory", h.SolverResourceRequestMemory)
-	if err != nil {
-		return nil, err
-	}
-	limitsCPU, err := quantity("acme-http01-solver-resource-limits-cpu", h.SolverResourceLimitsCPU)
-	if err != nil {
-		return nil, err
-	}
-	limitsMemory, err := quantity("acme-http01-solver-resource-limits-memory", h.SolverResourceLimitsMemory)
-	if err != nil {
-		return nil, err
+	var requestCPU, requestMemory, limitsCPU, limitsMemory resource.Quantity
+	for _, q := range []struct {
+		into        *resource.Quantity
+		flag, value string
+	}{
+		{&requestCPU, "acme-http01-solver-resource-request-cpu", h.SolverResourceRequestCPU},
+		{&requestMemory, "acme-http01-solver-resource-request-memory", h.SolverResourceRequestMemory},
+		{&limitsCPU, "acme-http01-solver-resource-limits-cpu", h.SolverResourceLimitsCPU},
+		{&limitsMemory, "acme-http01-solver-resource-limits-memory", h.SolverResourceLimitsMemory},
+	} {
+		parsed, err := resource.ParseQuantity(q.value)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --%s %q: %w", q.flag, q.value, err)
+		}
+		*q.into = parsed
 	}
 	nameservers := cfg.ACMEDNS01Config.RecursiveNameservers
 	if len(nameservers) == 0 {
