@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: zerotrust.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one error base of the collection, and the one way to read an input file.
+"""The one error base of the collection, the one way to read an input file, and the
+stand-in for the exception classes of an optional library that did not import.
 
 Every error a backend raises for something the user can fix derives from ``MtlsError``:
 ``str(error)`` is one sentence naming the option (``field``) and the fix, and it never
@@ -22,6 +23,12 @@ class MtlsError(Exception):
     def __init__(self, message, field=None):
         super(MtlsError, self).__init__(message)
         self.field = field
+
+
+class NeverRaised(Exception):
+    """Bound to the names of an optional library's exception classes when the library did
+    not import (pki_support: cryptography, kube_connection: kubernetes), so that the except
+    clauses naming them stay valid. Nothing raises it, so it is not an MtlsError."""
 
 
 def read_file(path, field, required=True):

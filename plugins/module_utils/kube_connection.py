@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import NeverRaised
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
 try:
@@ -22,15 +23,12 @@ try:
     from kubernetes import client as kube_client
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
-
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
 except ImportError as import_error:  # pragma: no cover - reported by the modules
-    HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = import_error
-
-    class ConfigException(Exception):
-        """Stand-in so the except clauses stay valid without the client."""
+    ConfigException = NeverRaised
+else:
+    KUBERNETES_IMPORT_ERROR = None
+HAS_KUBERNETES = KUBERNETES_IMPORT_ERROR is None
 
 
 class ConnectionSettings(object):

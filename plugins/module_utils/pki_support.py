@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError, NeverRaised
 
 # The other pki_* files import these from here.
 # pylint: disable=unused-import
@@ -22,18 +22,13 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported by the modules
-    HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
     x509 = hashes = serialization = ec = ed25519 = rsa = ExtendedKeyUsageOID = NameOID = None
-
-    class InvalidSignature(Exception):
-        """Stands in for cryptography's exception, so except clauses stay valid; never raised."""
-
-    UnsupportedAlgorithm = InvalidSignature
+    InvalidSignature = UnsupportedAlgorithm = NeverRaised
+else:
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
 # pylint: enable=unused-import
 
 
