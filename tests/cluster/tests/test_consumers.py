@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -288,12 +289,23 @@ def helm_binary(tmp: Path) -> str:
 DROPPED_KINDS = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Job"}
 
 
-def render_module_chart(
-    tmp: Path, module: str, version: str, chart_dir: str, release: str, namespace: str, chart_version: str, values: list[str]
-) -> list[dict]:
-    """A chart that ships inside a consumer's Go module (from the Go module proxy), rendered
-    by helm. The chart's version fields are set to the release (the projects' release tools
-    do that); DROPPED_KINDS are left out; everything else is applied as rendered."""
+class ModuleChart(NamedTuple):
+    """A chart that ships inside a consumer's Go module: where it is and how it is rendered."""
+
+    module: str
+    version: str  # of the module
+    chart_dir: str  # inside the module
+    release: str
+    namespace: str
+    chart_version: str  # set in Chart.yaml, as the project's release tool does
+    values: tuple[str, ...]  # helm --set
+
+
+def render_module_chart(tmp: Path, chart: ModuleChart) -> list[dict]:
+    """A chart from a consumer's Go module (from the Go module proxy), rendered by helm.
+    The chart's version fields are set to the release (the projects' release tools do
+    that); DROPPED_KINDS are left out; everything else is applied as rendered."""
+    module, version, chart_dir, release, namespace, chart_version, values = chart
     helm = helm_binary(tmp)
     result = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True, timeout=900, cwd=tmp)
     if result.returncode != 0:
@@ -317,26 +329,39 @@ def render_module_chart(
     return [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] not in DROPPED_KINDS]
 
 
-@pytest.fixture(scope="module")
-def cert_manager(request, admin_api, runner, tmp_path_factory):
-    require_consumer("cert-manager-controller")  # before site.yml: a missing binary fails at once
+def install_module_chart(request, admin_api, tmp_path_factory, consumer: str, chart: ModuleChart, check_rendered=None) -> dict:
+    """A consumer deployed by its own chart once site.yml has run: the chart rendered,
+    checked by check_rendered if given, and applied; returns the consumer's pod runner entry."""
+    require_consumer(consumer)  # before site.yml: a missing binary fails at once
     request.getfixturevalue("site")
     started = time.monotonic()
-    documents = render_module_chart(
-        tmp_path_factory.mktemp("cert-manager"),
-        "github.com/cert-manager/cert-manager",
-        CERT_MANAGER_VERSION,
-        "deploy/charts/cert-manager",
-        "cert-manager",
-        "cert-manager",
-        CERT_MANAGER_VERSION,
-        ["crds.enabled=false", "startupapicheck.enabled=false"],
-    )
+    documents = render_module_chart(tmp_path_factory.mktemp(chart.release), chart)
+    if check_rendered:
+        check_rendered(documents)
+    apply_documents(admin_api, documents)
+    timing(f"{chart.release}: chart rendered and applied", time.monotonic() - started)
+    return runner_up(consumer)
+
+
+CERT_MANAGER_CHART = ModuleChart(
+    module="github.com/cert-manager/cert-manager",
+    version=CERT_MANAGER_VERSION,
+    chart_dir="deploy/charts/cert-manager",
+    release="cert-manager",
+    namespace="cert-manager",
+    chart_version=CERT_MANAGER_VERSION,
+    values=("crds.enabled=false", "startupapicheck.enabled=false"),
+)
+
+
+def _check_cert_manager_chart(documents: list[dict]) -> None:
     controller = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "cert-manager"]
     assert controller and controller[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f"cert-manager-controller:{CERT_MANAGER_VERSION}")
-    apply_documents(admin_api, documents)
-    timing("cert-manager: chart rendered and applied", time.monotonic() - started)
-    return runner_up("cert-manager-controller")
+
+
+@pytest.fixture(scope="module")
+def cert_manager(request, admin_api, runner, tmp_path_factory):
+    return install_module_chart(request, admin_api, tmp_path_factory, "cert-manager-controller", CERT_MANAGER_CHART, _check_cert_manager_chart)
 
 
 def recreate_cluster_issuer(custom, name: str) -> None:
@@ -460,25 +485,24 @@ def go_tool(src: Path, name: str) -> str:
     return str(target)
 
 
+ISTIOD_CHART = ModuleChart(
+    module=ISTIO_MODULE,
+    version=ISTIO_VERSION,
+    chart_dir="manifests/charts/istio-control/istio-discovery",
+    release="istiod",
+    namespace="istio-system",
+    chart_version="1.0.0",
+    values=("global.hub=docker.io/istio", f"global.tag={ISTIO_VERSION}"),
+)
+
+
+def _check_istiod_chart(documents: list[dict]) -> None:
+    assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod" for d in documents)
+
+
 @pytest.fixture(scope="module")
 def istiod(request, admin_api, runner, tmp_path_factory):
-    require_consumer("istiod")
-    request.getfixturevalue("site")
-    started = time.monotonic()
-    documents = render_module_chart(
-        tmp_path_factory.mktemp("istiod"),
-        ISTIO_MODULE,
-        ISTIO_VERSION,
-        "manifests/charts/istio-control/istio-discovery",
-        "istiod",
-        "istio-system",
-        "1.0.0",
-        ["global.hub=docker.io/istio", f"global.tag={ISTIO_VERSION}"],
-    )
-    assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod" for d in documents)
-    apply_documents(admin_api, documents)
-    timing("istiod: chart rendered and applied", time.monotonic() - started)
-    return runner_up("istiod")
+    return install_module_chart(request, admin_api, tmp_path_factory, "istiod", ISTIOD_CHART, _check_istiod_chart)
 
 
 def test_istiod_loads_the_roles_cacerts_and_publishes_our_root(istiod, site, core):
@@ -851,28 +875,24 @@ def test_istiod_loads_and_publishes_the_crl_that_revoke_yml_delivers_in_cacerts(
 TRUST_MANAGER_VERSION = consumer_versions().get("TRUST_MANAGER_VERSION", "v0.25.0")
 
 
+# Test-only values: helm makes the webhook's serving certificate (no cert-manager needed
+# for it), and the default CA package is off (its init container image has no local
+# program). The trust namespace is the chart's default, cert-manager, where the
+# cert_manager role writes the Bundle's source ConfigMap.
+TRUST_MANAGER_CHART = ModuleChart(
+    module="github.com/cert-manager/trust-manager",
+    version=TRUST_MANAGER_VERSION,
+    chart_dir="deploy/charts/trust-manager",
+    release="trust-manager",
+    namespace="cert-manager",
+    chart_version=TRUST_MANAGER_VERSION,
+    values=("crds.enabled=false", "app.webhook.tls.helmCert.enabled=true", "defaultPackage.enabled=false"),
+)
+
+
 @pytest.fixture(scope="module")
 def trust_manager(request, admin_api, runner, tmp_path_factory):
-    require_consumer("trust-manager")
-    request.getfixturevalue("site")
-    started = time.monotonic()
-    # Test-only values: helm makes the webhook's serving certificate (no cert-manager
-    # needed for it), and the default CA package is off (its init container image has
-    # no local program). The trust namespace is the chart's default, cert-manager, where
-    # the cert_manager role writes the Bundle's source ConfigMap.
-    documents = render_module_chart(
-        tmp_path_factory.mktemp("trust-manager"),
-        "github.com/cert-manager/trust-manager",
-        TRUST_MANAGER_VERSION,
-        "deploy/charts/trust-manager",
-        "trust-manager",
-        "cert-manager",
-        TRUST_MANAGER_VERSION,
-        ["crds.enabled=false", "app.webhook.tls.helmCert.enabled=true", "defaultPackage.enabled=false"],
-    )
-    apply_documents(admin_api, documents)
-    timing("trust-manager: chart rendered and applied", time.monotonic() - started)
-    return runner_up("trust-manager")
+    return install_module_chart(request, admin_api, tmp_path_factory, "trust-manager", TRUST_MANAGER_CHART)
 
 
 def test_trust_manager_delivers_the_roles_bundle_to_every_target_namespace(trust_manager, site, core, custom):
