@@ -69,6 +69,19 @@ def _fingerprint_of_pem(pem):
     return x509.load_pem_x509_certificates(pem)[0].fingerprint(hashes.SHA256())
 
 
+def _run_playbook_to_fail(playbook, pki, *extra):
+    """A run that the test expects to fail: its result, where harness.run_playbook would raise."""
+    return subprocess.run(
+        harness.playbook_command(playbook, pki, *extra),
+        cwd=harness.REPO,
+        env=harness.playbook_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+        check=False,
+    )
+
+
 def test_root_rotation_in_the_cluster(tmp_path, cluster, monkeypatch):
     core, custom, ns = cluster
     monkeypatch.setenv("MTLS_ROTATION_NAMESPACE", ns["system"])
@@ -120,16 +133,8 @@ def test_root_rotation_in_the_cluster(tmp_path, cluster, monkeypatch):
     assert int(record["rotate_client_certs.last_success"]) > 0
 
     # A failing run is recorded for the exporter and the rerun resumes it.
-    failing = subprocess.run(
-        harness.playbook_command(
-            "rotate_intermediate.yml", pki, "-e", "rotation_force=true", "-e", "@" + targets, "-e", "mtls_root_key_passphrase=not-the-root-passphrase"
-        ),
-        cwd=harness.REPO,
-        env=harness.playbook_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=300,
-        check=False,
+    failing = _run_playbook_to_fail(
+        "rotate_intermediate.yml", pki, "-e", "rotation_force=true", "-e", "@" + targets, "-e", "mtls_root_key_passphrase=not-the-root-passphrase"
     )
     assert failing.returncode != 0
     record = _configmap(core, ns["system"], "mtls-rotation-status")
@@ -178,23 +183,15 @@ def test_audit_diagnoses_a_broken_mesh(tmp_path, cluster, monkeypatch):
     core.create_namespaced_config_map(app, {"metadata": {"name": "istio-ca-root-cert"}, "data": {"root-cert.pem": root_pem}})
     core.create_namespaced_config_map(ns["mesh"], {"metadata": {"name": "istio-ca-root-cert"}, "data": {"root-cert.pem": intermediate_pem}})
     report = str(tmp_path / "audit.json")
-    result = subprocess.run(
-        harness.playbook_command(
-            "audit.yml",
-            pki,
-            "-e",
-            "mtls_rotation_namespace=%s" % ns["system"],
-            "-e",
-            '{"audit_namespaces": ["%s", "%s"]}' % (ns["mesh"], app),
-            "-e",
-            "audit_report_path=%s" % report,
-        ),
-        cwd=harness.REPO,
-        env=harness.playbook_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=300,
-        check=False,
+    result = _run_playbook_to_fail(
+        "audit.yml",
+        pki,
+        "-e",
+        "mtls_rotation_namespace=%s" % ns["system"],
+        "-e",
+        '{"audit_namespaces": ["%s", "%s"]}' % (ns["mesh"], app),
+        "-e",
+        "audit_report_path=%s" % report,
     )
     output = result.stdout.decode()
     assert result.returncode != 0, "the audit must fail on a broken mesh:\n" + output[-3000:]
