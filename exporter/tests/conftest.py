@@ -29,6 +29,19 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
+def certificate_builder(subject: x509.Name, issuer: x509.Name, key, not_before, not_after) -> x509.CertificateBuilder:
+    """A test certificate for key's public half, with a random serial and no extensions yet."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+
+
 @dataclass
 class Authority:
     """A CA whose private key lives only in test memory, to sign test certificates."""
@@ -51,16 +64,10 @@ class Authority:
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         now = datetime.datetime.now(UTC)
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name, organization))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - datetime.timedelta(hours=1))
-            .not_valid_after(not_after or now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-        )
+        not_before = not_before or now - datetime.timedelta(hours=1)
+        not_after = not_after or now + datetime.timedelta(days=30)
+        builder = certificate_builder(_name(common_name, organization), self.certificate.subject, key, not_before, not_after)
+        builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         return builder.sign(self.key, hashes.SHA256()), key
 
     def intermediate(self, common_name: str) -> "Authority":
@@ -72,18 +79,9 @@ def make_root(common_name: str, organization: str = "zerotrust") -> Authority:
     now = datetime.datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name, organization)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return Authority(certificate, key)
+    builder = certificate_builder(name, name, key, now - datetime.timedelta(days=1), now + datetime.timedelta(days=365))
+    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return Authority(builder.sign(key, hashes.SHA256()), key)
 
 
 def pem(*certificates: x509.Certificate) -> bytes:

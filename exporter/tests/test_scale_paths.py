@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
-from conftest import UTC, b64, pem, secret_json
+from conftest import UTC, b64, certificate_builder, pem, secret_json
 from mtls_exporter import certs, chains
 from mtls_exporter.collector import CertificateCollector
 from mtls_exporter.exposition import RenderedLabels, format_value, render_text
@@ -28,16 +28,7 @@ from mtls_exporter.store import CertificateStore
 def _certificate(subject: x509.Name, issuer: x509.Name) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    return certificate_builder(subject, issuer, key, now, now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
 
 
 NAMES = [
