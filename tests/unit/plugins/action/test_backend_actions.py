@@ -12,20 +12,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import datetime
 import json
 import logging
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ansible_collections.zerotrust.mtls.plugins.action import mesh_policy as mesh_policy_action
 from ansible_collections.zerotrust.mtls.plugins.action import mtls_secret as mtls_secret_action
 from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply, secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import pki_cases
 
 PASSPHRASE = "unit-key-passphrase-7c2e"
 NAMESPACES = ("shop", "billing")
@@ -105,19 +104,7 @@ def fake_cluster(monkeypatch):
 @pytest.fixture(scope="module")
 def material():
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.shop.svc")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.shop.svc")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = pki_cases.self_signed(key, "web.shop.svc", serial=7, extensions=[(x509.SubjectAlternativeName([x509.DNSName("web.shop.svc")]), False)])
     plain = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(PASSPHRASE.encode()))
     return dict(cert=cert.public_bytes(serialization.Encoding.PEM).decode(), key=plain.decode(), encrypted_key=encrypted.decode())

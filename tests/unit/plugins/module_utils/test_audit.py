@@ -10,16 +10,13 @@ import base64
 import datetime
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import audit, pki
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import pki_cases
 
 DAY = datetime.timedelta(days=1)
 
 
 def _hierarchy(name):
-    root_key = pki.generate_private_key()
-    root = pki.Issuer(pki.build_ca(root_key, name + " Root", 3650 * DAY, path_length=1), root_key)
-    inter_key = pki.generate_private_key()
-    inter = pki.Issuer(pki.build_ca(inter_key, name + " Int", 365 * DAY, issuer=root), inter_key, [root.cert])
-    return root, inter
+    return pki_cases.ca_hierarchy(name + " Root", name + " Int")
 
 
 def _leaf(inter, days, now=None):

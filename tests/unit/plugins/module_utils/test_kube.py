@@ -10,8 +10,6 @@ __metaclass__ = type
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -30,51 +28,21 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation imp
     validate_namespace_name,
     validate_object_name,
 )
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
 
 
-class ScriptedApiServer(object):
+class ScriptedApiServer(kube_fakes.LoopbackApiServer):
     """Answers each request with the next scripted (status, body, headers) and records
     what it received."""
 
     def __init__(self, answers):
         self.answers = list(answers)
         self.requests = []
-        owner = self
+        super(ScriptedApiServer, self).__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                owner.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict((k.lower(), v) for k, v in self.headers.items()),
-                        "body": self.rfile.read(length) if length else b"",
-                    }
-                )
-                status, body, headers = owner.answers.pop(0)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PATCH = do_DELETE = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request):
+        self.requests.append(request)
+        return self.answers.pop(0)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import pki_cases
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -114,18 +115,7 @@ def test_parse_renew_before_rejects(text):
 
 
 def _cert_valid(not_before, lifetime):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = pki.build_name("t")
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + lifetime)
-        .sign(key, hashes.SHA256())
-    )
+    return pki_cases.self_signed(ec.generate_private_key(ec.SECP256R1()), "t", not_before=not_before, not_after=not_before + lifetime)
 
 
 def test_default_renewal_is_when_a_third_of_the_lifetime_is_left():

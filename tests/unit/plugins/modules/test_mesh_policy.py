@@ -50,22 +50,7 @@ def test_valid_policy_then_meets_the_unreachable_server(capsys):
 
 
 def test_namespace_defaults_to_the_root_namespace():
-    params = {
-        "name": "default",
-        "namespace": None,
-        "mode": "STRICT",
-        "selector": None,
-        "port_modes": None,
-        "root_namespace": "mesh-root",
-        "destination_rule": None,
-        "allow_principals": [],
-        "allow_namespaces": [],
-        "mesh": "istio",
-        "policy_set": None,
-        "port": None,
-        "trust_domain": "cluster.local",
-    }
-    policy = policy_apply.policy_from_params(params)
+    policy = policy_apply.policy_from_params(FakeModule(root_namespace="mesh-root", allow_namespaces=[]).params)
     assert policy.namespace == "mesh-root"
     assert policy.scope == "mesh"
     assert policy.policy_set == "default"

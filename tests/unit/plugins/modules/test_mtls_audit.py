@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_audit
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import pki_cases
 
 DAY = datetime.timedelta(days=1)
 
@@ -24,10 +25,7 @@ MODULE = mtls_audit
 def pki_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
     now = datetime.datetime.now(datetime.timezone.utc)
-    root_key = pki.generate_private_key()
-    root = pki.Issuer(pki.build_ca(root_key, "Audit Root", 3650 * DAY, path_length=1), root_key)
-    inter_key = pki.generate_private_key()
-    inter = pki.Issuer(pki.build_ca(inter_key, "Audit Int", 365 * DAY, issuer=root), inter_key, [root.cert])
+    root, inter = pki_cases.ca_hierarchy("Audit Root", "Audit Int")
     leaves = base / "leaves"
     leaves.mkdir()
     fresh = pki.build_leaf(inter, pki.LeafSpec("fresh", valid_for="30d"), pki.generate_private_key())

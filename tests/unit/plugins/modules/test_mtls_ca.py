@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_ca
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.file_snapshots import directory_snapshot
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -22,42 +23,20 @@ MODULE = mtls_ca
 RUN_DEFAULTS = {"diff": True}
 
 
-def snapshot(directory):
-    """{relative path: (bytes, mode) or ('symlink', target)} of everything below - to prove nothing changed."""
-    result = {}
-    for root, dirs, names in os.walk(str(directory)):
-        for name in sorted(names + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, str(directory))
-            if os.path.islink(path):
-                result[rel] = ("symlink", os.readlink(path))
-                continue
-            with open(path, "rb") as handle:
-                result[rel] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
-        for name in dirs:
-            result[os.path.relpath(os.path.join(root, name), str(directory)) + "/"] = "dir"
-    return result
+def ca_files(tmp_path, stem):
+    """cert_path, key_path and chain_path of the CA <stem> in ``tmp_path``."""
+    return dict(cert_path=str(tmp_path / (stem + ".crt")), key_path=str(tmp_path / (stem + ".key")), chain_path=str(tmp_path / (stem + ".chain.crt")))
 
 
 def root_args(tmp_path, **extra):
-    args = dict(
-        cert_path=str(tmp_path / "root.crt"),
-        key_path=str(tmp_path / "root.key"),
-        chain_path=str(tmp_path / "root.chain.crt"),
-        common_name="Unit Root",
-        organization="Unit",
-        key_passphrase=PASSPHRASE,
-        path_length=1,
-    )
+    args = dict(ca_files(tmp_path, "root"), common_name="Unit Root", organization="Unit", key_passphrase=PASSPHRASE, path_length=1)
     args.update(extra)
     return args
 
 
 def inter_args(tmp_path, **extra):
     args = dict(
-        cert_path=str(tmp_path / "int.crt"),
-        key_path=str(tmp_path / "int.key"),
-        chain_path=str(tmp_path / "int.chain.crt"),
+        ca_files(tmp_path, "int"),
         common_name="Unit Intermediate",
         parent_cert_path=str(tmp_path / "root.crt"),
         parent_key_path=str(tmp_path / "root.key"),
@@ -84,12 +63,12 @@ def test_root_check_mode_then_create_then_idempotent(tmp_path, run):
     assert created["is_root"] is True
     text = json.dumps(created)
     assert "PRIVATE KEY" not in text and PASSPHRASE not in text
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     for check_mode in (True, False):
         again = run(check_mode=check_mode, **root_args(tmp_path))
         assert again["changed"] is False and again["reason"] == "unchanged"
         assert again["serial"] == created["serial"]
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_intermediate_chain_and_openssl(tmp_path, run):
@@ -152,21 +131,21 @@ def test_subject_change_is_drift_with_the_same_key(tmp_path, run):
 )
 def test_bad_intermediate_requests_fail_and_change_nothing(tmp_path, run, change, field, fragment):
     run(**root_args(tmp_path, path_length=1, valid_for="3650d"))
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(**inter_args(tmp_path, **change))
     assert result["failed"] is True
     assert fragment in result["msg"]
     if field:
         assert result["field"] == field and field in result["msg"]
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_parent_with_pathlen_zero_cannot_sign_an_intermediate(tmp_path, run):
     run(**root_args(tmp_path, path_length=0))
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(**inter_args(tmp_path))
     assert result["failed"] and result["field"] == "parent_cert_path" and "pathlen 0" in result["msg"]
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_parent_that_is_not_a_ca(tmp_path, run):
@@ -185,10 +164,10 @@ def test_parent_that_is_not_a_ca(tmp_path, run):
 
 def test_unreadable_existing_ca_key_is_an_error_not_a_new_key(tmp_path, run):
     run(**root_args(tmp_path))
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(**root_args(tmp_path, key_passphrase="not it"))
     assert result["failed"] and result["field"] == "key_passphrase" and result["msg"].startswith("key_path ")
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_state_absent_removes_with_key_backup(tmp_path, run):
@@ -223,14 +202,14 @@ def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, run):
     plain_key = (tmp_path / "int.key").read_bytes()
     assert plain_key.startswith(b"-----BEGIN PRIVATE KEY-----")
     cert_before = (tmp_path / "int.crt").read_bytes()
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
 
     encrypted_args = inter_args(tmp_path, key_passphrase="intermediate passphrase")
     predicted = run(check_mode=True, **encrypted_args)
     assert predicted["changed"] is True and predicted["reason"] == "key_encrypted"
     assert predicted["diff"]["before"]["key_encrypted"] is False
     assert predicted["diff"]["after"]["key_encrypted"] is True
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
     converted = run(**encrypted_args)
     assert converted["changed"] is True and converted["reason"] == "key_encrypted"
@@ -254,8 +233,8 @@ def test_plain_key_is_encrypted_once_with_a_backup(tmp_path, run):
 def test_encrypted_key_with_the_wrong_passphrase_is_never_rewritten(tmp_path, run):
     run(**root_args(tmp_path))
     run(**inter_args(tmp_path, key_passphrase="intermediate passphrase"))
-    before = snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     failed = run(**inter_args(tmp_path, key_passphrase="another passphrase"))
     assert failed["failed"] is True and failed["field"] == "key_passphrase"
     assert "cannot be decrypted with the given passphrase (key_passphrase)" in failed["msg"]
-    assert snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before

@@ -17,6 +17,7 @@ import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import files, pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_ca
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.file_snapshots import directory_snapshot
 
 NAMES = ("ca.crt", "ca.key", "chain.pem")
 
@@ -47,32 +48,15 @@ def assert_versioned(directory):
     pair(directory)
 
 
-def tree(directory):
-    """{relative path: bytes, ('symlink', target) or 'dir'} of everything below ``directory``."""
-    result = {}
-    for root, dirs, names in os.walk(str(directory)):
-        for name in names + dirs:
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, str(directory))
-            if os.path.islink(path):
-                result[rel] = ("symlink", os.readlink(path))
-            elif os.path.isdir(path):
-                result[rel] = "dir"
-            else:
-                with open(path, "rb") as handle:
-                    result[rel] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
-    return result
-
-
 def test_created_in_the_versioned_layout_and_idempotent(tmp_path, run):
     created = run(**ca_args(tmp_path))
     assert created["changed"] and created["reason"] == "created" and created["layout"] == "versioned"
     assert_versioned(tmp_path)
-    before = tree(tmp_path)
+    before = directory_snapshot(tmp_path)
     for check_mode in (True, False):
         again = run(check_mode=check_mode, **ca_args(tmp_path))
         assert again["changed"] is False and again["reason"] == "unchanged"
-    assert tree(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_rekey_switches_the_pair_in_one_rename(tmp_path, run, monkeypatch):
@@ -126,10 +110,10 @@ def _make_plain(directory):
 def test_plain_files_are_converted_once_without_changing_a_byte(tmp_path, run):
     created = run(**ca_args(tmp_path))
     contents = _make_plain(tmp_path)
-    before = tree(tmp_path)
+    before = directory_snapshot(tmp_path)
     predicted = run(check_mode=True, **ca_args(tmp_path))
     assert predicted["changed"] is True and predicted["reason"] == "files_updated"
-    assert tree(tmp_path) == before, "check mode wrote something"
+    assert directory_snapshot(tmp_path) == before, "check mode wrote something"
     converted = run(**ca_args(tmp_path))
     assert converted["changed"] is True and converted["reason"] == "files_updated"
     assert converted["serial"] == created["serial"] and converted["backup_files"] == []
@@ -163,12 +147,12 @@ def test_other_files_and_subdirectories_are_left_exactly_as_they_are(tmp_path, r
     # Another writer's temp file (a live pid: ours) and a dead writer's temp file of another name.
     (tmp_path / (".other.crt.%d.0.tmp" % os.getpid())).write_text("busy\n")
     (tmp_path / ".other.crt.999999999.0.tmp").write_text("not ours to remove\n")
-    others = tree(tmp_path)
+    others = directory_snapshot(tmp_path)
     run(**ca_args(tmp_path))
     run(**ca_args(tmp_path, force=True))
     run(**ca_args(tmp_path, common_name="Renamed Root"))
     assert_versioned(tmp_path)
-    after = tree(tmp_path)
+    after = directory_snapshot(tmp_path)
     assert dict((k, v) for k, v in after.items() if k in others) == others
     ours = set(after) - set(others)
     assert all(k in NAMES or k.startswith("..") or k.startswith("ca.key.") for k in ours), ours

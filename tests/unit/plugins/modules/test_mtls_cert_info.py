@@ -7,12 +7,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import json
 
 import pytest
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_cert_info
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes, pki_cases
 
 DAY = datetime.timedelta(days=1)
 
@@ -24,10 +24,7 @@ MODULE = mtls_cert_info
 def chain(tmp_path_factory):
     base = tmp_path_factory.mktemp("info")
     now = datetime.datetime.now(datetime.timezone.utc)
-    root_key = pki.generate_private_key()
-    root = pki.Issuer(pki.build_ca(root_key, "Info Root", 3650 * DAY, path_length=1), root_key)
-    inter_key = pki.generate_private_key()
-    inter = pki.Issuer(pki.build_ca(inter_key, "Info Intermediate", 365 * DAY, issuer=root), inter_key, [root.cert])
+    root, inter = pki_cases.ca_hierarchy("Info Root", "Info Intermediate")
     fresh = pki.build_leaf(inter, pki.LeafSpec("fresh", dns_names=["fresh.example.com"], valid_for="30d"), pki.generate_private_key())
     # Issued 25 days ago with 30 days of life: 5 days left, inside the default renewal window.
     aging = pki.build_leaf(inter, pki.LeafSpec("aging", uris=["spiffe://td/aging"], valid_for="30d"), pki.generate_private_key(), now=now - 25 * DAY)
@@ -93,51 +90,28 @@ def test_garbage_trust_bundle(chain, run):
     assert result["failed"] and result["field"] == "trust_bundle_content"
 
 
-class _SecretServer(object):
-    """A real HTTP server on loopback that answers like the API server for one Secret."""
+class _SecretServer(kube_fakes.LoopbackApiServer):
+    """Answers like the API server for the Secrets it holds: {(namespace, name): Secret}."""
 
     def __init__(self, secrets):
-        import http.server
-        import threading
+        self.secrets = secrets
+        super(_SecretServer, self).__init__()
 
-        store = secrets
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the http.server API
-                parts = self.path.split("?")[0].strip("/").split("/")
-                # api/v1/namespaces/<ns>/secrets/<name>
-                key = (parts[3], parts[5]) if len(parts) == 6 else None
-                if key in store:
-                    body, status = json.dumps(store[key]).encode(), 200
-                else:
-                    body = json.dumps(
-                        {
-                            "kind": "Status",
-                            "status": "Failure",
-                            "reason": "NotFound",
-                            "code": 404,
-                            "details": {"name": parts[-1], "kind": "secrets"},
-                            "message": 'secrets "%s" not found' % parts[-1],
-                        }
-                    ).encode()
-                    status = 404
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.host = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, request):
+        parts = request["path"].split("?")[0].strip("/").split("/")
+        # api/v1/namespaces/<ns>/secrets/<name>
+        key = (parts[3], parts[5]) if len(parts) == 6 else None
+        if key in self.secrets:
+            return 200, self.secrets[key], None
+        not_found = {
+            "kind": "Status",
+            "status": "Failure",
+            "reason": "NotFound",
+            "code": 404,
+            "details": {"name": parts[-1], "kind": "secrets"},
+            "message": 'secrets "%s" not found' % parts[-1],
+        }
+        return 404, not_found, None
 
 
 @pytest.fixture
@@ -168,7 +142,7 @@ def secret_server(chain):
 
 
 def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server, run):
-    result = run(secret_name="web-tls", secret_namespace="prod", host=secret_server.host, trust_bundle_path=str(chain / "root.crt"))
+    result = run(secret_name="web-tls", secret_namespace="prod", host=secret_server.url, trust_bundle_path=str(chain / "root.crt"))
     sources = [(entry["source"], entry["common_name"]) for entry in result["certificates"]]
     assert sources == [
         ("secret/prod/web-tls/ca.crt", "Info Root"),
@@ -179,11 +153,11 @@ def test_secret_source_reads_certificates_but_never_the_key(chain, secret_server
 
 
 def test_secret_errors_name_the_field(secret_server, run):
-    missing = run(secret_name="nope", secret_namespace="prod", host=secret_server.host)
+    missing = run(secret_name="nope", secret_namespace="prod", host=secret_server.url)
     assert missing["failed"] and missing["field"] == "secret_name" and "does not exist" in missing["msg"]
-    wrong_key = run(secret_name="web-tls", secret_namespace="prod", secret_keys=["tls.pem"], host=secret_server.host)
+    wrong_key = run(secret_name="web-tls", secret_namespace="prod", secret_keys=["tls.pem"], host=secret_server.url)
     assert wrong_key["failed"] and wrong_key["field"] == "secret_keys" and "ca.crt, tls.crt, tls.key" in wrong_key["msg"]
-    bad_name = run(secret_name="Bad_Name", host=secret_server.host)
+    bad_name = run(secret_name="Bad_Name", host=secret_server.url)
     assert bad_name["failed"] and "secret_name" in bad_name["msg"]
 
 
@@ -196,10 +170,7 @@ def crl_chain(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("info_crl")
     now = pki.utcnow()
-    root_key = pki.generate_private_key()
-    root = pki.Issuer(pki.build_ca(root_key, "Info CRL Root", 3650 * DAY, path_length=1), root_key)
-    inter_key = pki.generate_private_key()
-    inter = pki.Issuer(pki.build_ca(inter_key, "Info CRL Intermediate", 365 * DAY, issuer=root), inter_key, [root.cert])
+    root, inter = pki_cases.ca_hierarchy("Info CRL Root", "Info CRL Intermediate")
     revoked = pki.build_leaf(inter, pki.LeafSpec("revoked", usage="client"), pki.generate_private_key())
     sibling = pki.build_leaf(inter, pki.LeafSpec("sibling", usage="client"), pki.generate_private_key())
     entries = {revoked.serial_number: ("key_compromise", pki.x509_time(now - DAY))}
@@ -292,7 +263,7 @@ def test_secret_crl_keys_are_read_as_crls(crl_chain, run):
         }
     )
     try:
-        result = run(secret_name="cacerts", secret_namespace="istio-system", host=server.host)
+        result = run(secret_name="cacerts", secret_namespace="istio-system", host=server.url)
     finally:
         server.close()
     assert [c["source"] for c in result["crls"]] == ["secret/istio-system/cacerts/ca-crl.pem"] * 2

@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from cryptography import x509
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
 from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_crl
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.file_snapshots import directory_snapshot
 
 PASSPHRASE = "crl unit passphrase"
 DAY = datetime.timedelta(days=1)
@@ -32,23 +32,6 @@ OPENSSL = shutil.which("openssl")
 
 MODULE = mtls_crl
 RUN_DEFAULTS = {"diff": True}
-
-
-def checksums(directory):
-    """{relative path: (sha256, mode) or ('symlink', target)} of everything below."""
-    result = {}
-    for root, dirs, names in os.walk(str(directory)):
-        for name in names + dirs:
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, str(directory))
-            if os.path.islink(path):
-                result[rel] = ("symlink", os.readlink(path))
-            elif os.path.isdir(path):
-                result[rel + "/"] = ("dir", stat.S_IMODE(os.stat(path).st_mode))
-            else:
-                with open(path, "rb") as handle:
-                    result[rel] = (hashlib.sha256(handle.read()).hexdigest(), stat.S_IMODE(os.stat(path).st_mode))
-    return result
 
 
 def write(path, content, mode=0o644):
@@ -87,13 +70,14 @@ def pki_dir(tmp_path):
     return dict(path=tmp_path, serials=serials, inter=inter, root=root)
 
 
-def args_for(d, **extra):
+def args_for(d, ca="int", **extra):
+    """The CRL of CA ``ca`` (int or root: <ca>.crt, <ca>.key, <ca>.crl), revoking client-a unless ``extra`` says otherwise."""
     p = d["path"]
     args = dict(
-        ca_cert_path=str(p / "int.crt"),
-        ca_key_path=str(p / "int.key"),
+        ca_cert_path=str(p / (ca + ".crt")),
+        ca_key_path=str(p / (ca + ".key")),
         ca_key_passphrase=PASSPHRASE,
-        crl_path=str(p / "int.crl"),
+        crl_path=str(p / (ca + ".crl")),
         revoked=[dict(cert_path=str(p / "client-a.crt"), reason="key_compromise")],
     )
     args.update(extra)
@@ -106,11 +90,11 @@ def load(path):
 
 def test_check_mode_then_create_then_idempotent(pki_dir, run):
     p = pki_dir["path"]
-    before = checksums(p)
+    before = directory_snapshot(p)
     predicted = run(check_mode=True, **args_for(pki_dir))
     assert predicted["changed"] is True and predicted["reason"] == "created"
     assert predicted["crl_number"] == 1 and predicted["sha256_fingerprint"] is None
-    assert checksums(p) == before
+    assert directory_snapshot(p) == before
     created = run(**args_for(pki_dir))
     assert created["changed"] is True and created["reason"] == "created" and created["crl_number"] == 1
     serial = "%X" % pki_dir["serials"]["client-a"]
@@ -129,12 +113,12 @@ def test_check_mode_then_create_then_idempotent(pki_dir, run):
     assert "PRIVATE KEY" not in text and PASSPHRASE not in text
     assert created["diff"]["before"] == {}
     assert created["diff"]["after"]["revoked"][0]["serial"] == serial
-    snapshot = checksums(p)
+    snapshot = directory_snapshot(p)
     for check_mode in (True, False):
         again = run(check_mode=check_mode, **args_for(pki_dir))
         assert again["changed"] is False and again["reason"] == "unchanged"
         assert again["crl_number"] == 1 and again["sha256_fingerprint"] == created["sha256_fingerprint"]
-    assert checksums(p) == snapshot
+    assert directory_snapshot(p) == snapshot
 
 
 def test_number_grows_and_dates_are_kept(pki_dir, run):
@@ -235,13 +219,7 @@ def test_backup_and_absent(pki_dir, run):
 
 def test_root_revokes_the_intermediate(pki_dir, run):
     p = pki_dir["path"]
-    result = run(
-        ca_cert_path=str(p / "root.crt"),
-        ca_key_path=str(p / "root.key"),
-        ca_key_passphrase=PASSPHRASE,
-        crl_path=str(p / "root.crl"),
-        revoked=[dict(cert_path=str(p / "int.crt"), reason="ca_compromise")],
-    )
+    result = run(**args_for(pki_dir, ca="root", revoked=[dict(cert_path=str(p / "int.crt"), reason="ca_compromise")]))
     assert result["changed"] and result["revoked"] == ["%X" % pki_dir["inter"].cert.serial_number]
 
 
@@ -249,7 +227,7 @@ def test_root_revokes_the_intermediate(pki_dir, run):
 def test_openssl_crl_check_agrees(pki_dir, run):
     p = pki_dir["path"]
     run(**args_for(pki_dir))
-    run(ca_cert_path=str(p / "root.crt"), ca_key_path=str(p / "root.key"), ca_key_passphrase=PASSPHRASE, crl_path=str(p / "root.crl"), revoked=[])
+    run(**args_for(pki_dir, ca="root", revoked=[]))
     bundle = p / "bundle.pem"
     bundle.write_bytes((p / "root.crt").read_bytes() + (p / "int.crt").read_bytes())
 
@@ -323,7 +301,7 @@ def test_bad_input_is_refused_and_changes_nothing(pki_dir, run, name, change, fi
                 entry["serial"] = "%X" % pki_dir["serials"]["client-a"]
             entries.append(entry)
         change["revoked"] = entries
-    before = checksums(p)
+    before = directory_snapshot(p)
     for check_mode in (True, False):
         result = run(check_mode=check_mode, **args_for(pki_dir, **change))
         assert result.get("failed") is True, result
@@ -332,4 +310,4 @@ def test_bad_input_is_refused_and_changes_nothing(pki_dir, run, name, change, fi
         # One sentence: a single full stop at the end (dates and file names carry no '. ').
         assert result["msg"].rstrip().endswith(".") and ". " not in result["msg"].rstrip()[:-1], result["msg"]
         assert "PRIVATE KEY" not in json.dumps(result) and PASSPHRASE not in json.dumps(result)
-    assert checksums(p) == before
+    assert directory_snapshot(p) == before

@@ -11,6 +11,7 @@ import os
 
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_rotation_promote
 from ansible_collections.zerotrust.mtls.tests.unit.plugins import rotation_cases
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.file_snapshots import directory_snapshot
 
 
 def run(capsys, **args):
@@ -18,17 +19,6 @@ def run(capsys, **args):
 
 
 _ca = rotation_cases.write_ca
-
-
-def _snapshot(root):
-    """{relative path: (bytes, mode)} of every file under ``root``."""
-    found = {}
-    for directory, _dirs, names in os.walk(str(root)):
-        for name in names:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, str(root))] = (handle.read(), os.stat(path).st_mode & 0o777)
-    return found
 
 
 def _mode(path):
@@ -41,11 +31,11 @@ def test_promote_check_mode_real_run_and_rerun(tmp_path, capsys):
     old_key = open(active["key"], "rb").read()
     new_key = open(staged["key"], "rb").read()
     args = dict(promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous"), "key_passphrase": "new-passphrase-123"}])
-    before = _snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     predicted = run(capsys, check_mode=True, **args)
     assert predicted["changed"] is True and predicted["promoted"] == [active["cert"], active["key"]]
     assert predicted["archived"] == []
-    assert _snapshot(tmp_path) == before and not os.path.exists(str(tmp_path / "previous"))
+    assert directory_snapshot(tmp_path) == before and not os.path.exists(str(tmp_path / "previous"))
 
     result = run(capsys, **args)
     assert result["changed"] is True and result["promoted"] == predicted["promoted"]
@@ -64,7 +54,7 @@ def test_a_missing_source_fails_with_one_sentence_and_moves_nothing(tmp_path, ca
     first_active, first_staged = _ca(tmp_path / "a" / "root", "A old"), _ca(tmp_path / "a" / "next", "A new")
     second_active = _ca(tmp_path / "b" / "root", "B old")
     missing = {"cert": str(tmp_path / "b" / "next" / "ca.crt"), "key": str(tmp_path / "b" / "next" / "ca.key")}
-    before = _snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(
         capsys,
         promote=[
@@ -75,40 +65,40 @@ def test_a_missing_source_fails_with_one_sentence_and_moves_nothing(tmp_path, ca
     assert result["failed"] is True and result["changed"] is False
     assert result["msg"] == "promote source: %s or %s is missing." % (missing["cert"], missing["key"])
     assert result["msg"].count(". ") == 0 and result["msg"].endswith(".")
-    assert _snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
     assert not os.path.exists(str(tmp_path / "a" / "previous"))
 
 
 def test_an_entry_without_key_path_fails_naming_it(tmp_path, capsys):
     active, staged = _ca(tmp_path / "root", "Old"), _ca(tmp_path / "next", "New")
-    before = _snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(capsys, promote=[{"source": {"cert": staged["cert"]}, "dest": active, "archive_dir": str(tmp_path / "previous")}])
     assert result["failed"] is True and result["msg"] == "promote[0].source must name cert and key paths."
     assert result["field"] == "promote[0].source"
-    assert _snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_wrong_passphrase_moves_nothing_and_leaks_nothing(tmp_path, capsys):
     active = _ca(tmp_path / "root", "Old")
     staged = _ca(tmp_path / "next", "New", passphrase="new-passphrase-123")
-    before = _snapshot(tmp_path)
+    before = directory_snapshot(tmp_path)
     result = run(capsys, promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous"), "key_passphrase": "wrong-passphrase"}])
     assert result["failed"] is True and "promote source" in result["msg"]
     assert "wrong-passphrase" not in json.dumps(result)
-    assert _snapshot(tmp_path) == before
+    assert directory_snapshot(tmp_path) == before
 
 
 def test_archive_check_mode_real_run_and_rerun(tmp_path, capsys):
     staged = _ca(tmp_path / "next", "Staged copy")
-    content = _snapshot(tmp_path / "next")
+    content = directory_snapshot(tmp_path / "next")
     args = dict(archive=[dict(staged, archive_dir=str(tmp_path / "archive" / "new-root-staging"))])
     predicted = run(capsys, check_mode=True, **args)
     assert predicted["changed"] is True and predicted["archived"] == [staged["cert"], staged["key"]]
-    assert _snapshot(tmp_path / "next") == content and not os.path.exists(str(tmp_path / "archive"))
+    assert directory_snapshot(tmp_path / "next") == content and not os.path.exists(str(tmp_path / "archive"))
     result = run(capsys, **args)
     assert result["archived"] == predicted["archived"] and result["promoted"] == []
     assert not os.path.exists(staged["cert"]) and not os.path.exists(staged["key"])
-    assert _snapshot(tmp_path / "archive" / "new-root-staging") == content
+    assert directory_snapshot(tmp_path / "archive" / "new-root-staging") == content
     assert _mode(tmp_path / "archive" / "new-root-staging" / "ca.key") == 0o600
     assert run(capsys, **args)["changed"] is False
 

@@ -9,6 +9,7 @@ __metaclass__ = type
 import json
 import os
 
+import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import rotation_state
@@ -23,6 +24,28 @@ def run(capsys, **args):
 _ca = rotation_cases.write_ca
 
 
+@pytest.fixture
+def state_path(tmp_path, capsys):
+    """The state file of a five-phase root_ca rotation that has started."""
+    path = str(tmp_path / "state.json")
+    run(capsys, rotation="root_ca", operation="start", state_path=path, phase_count=5)
+    return path
+
+
+def complete_phase(capsys, state_path, phase, **args):
+    return run(capsys, rotation="root_ca", operation="complete_phase", phase=phase, state_path=state_path, **args)
+
+
+def rotation_cas(tmp_path, old_passphrase=None, new_passphrase=None):
+    """(active, staged): the CA pair in use (root/) and the one to promote (next/)."""
+    return _ca(tmp_path / "root", "Old", passphrase=old_passphrase), _ca(tmp_path / "next", "New", passphrase=new_passphrase)
+
+
+def promote_into_active(tmp_path, active, staged, **extra):
+    """The promote option: ``staged`` over ``active``, which is archived to previous/."""
+    return [dict({"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous")}, **extra)]
+
+
 def test_start_resume_and_complete(tmp_path, capsys):
     state_path = str(tmp_path / "rotation" / "root_ca.state.json")
     result = run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=2, check_mode=True)
@@ -32,57 +55,36 @@ def test_start_resume_and_complete(tmp_path, capsys):
     assert os.stat(state_path).st_mode & 0o777 == 0o600
     again = run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=2)
     assert again["changed"] is False and again["state"]["id"] == result["state"]["id"]
-    run(capsys, rotation="root_ca", operation="complete_phase", phase=1, state_path=state_path)
-    done = run(capsys, rotation="root_ca", operation="complete_phase", phase=2, state_path=state_path)
+    complete_phase(capsys, state_path, 1)
+    done = complete_phase(capsys, state_path, 2)
     assert done["state"]["status"] == "complete"
-    assert run(capsys, rotation="root_ca", operation="complete_phase", phase=2, state_path=state_path)["changed"] is False
+    assert complete_phase(capsys, state_path, 2)["changed"] is False
 
 
-def test_phase_out_of_order_fails_with_one_sentence(tmp_path, capsys):
-    state_path = str(tmp_path / "state.json")
-    run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
+def test_phase_out_of_order_fails_with_one_sentence(state_path, capsys):
     before = open(state_path).read()
-    result = run(capsys, rotation="root_ca", operation="complete_phase", phase=3, state_path=state_path)
+    result = complete_phase(capsys, state_path, 3)
     assert result["failed"] is True and "phase 1 must run first" in result["msg"]
     assert open(state_path).read() == before
 
 
-def test_promote_in_check_mode_and_for_real(tmp_path, capsys):
-    state_path = str(tmp_path / "state.json")
-    run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
-    active = _ca(tmp_path / "root", "Old", passphrase="old-passphrase-123")
-    staged = _ca(tmp_path / "next", "New", passphrase="new-passphrase-123")
+def test_promote_in_check_mode_and_for_real(tmp_path, capsys, state_path):
+    active, staged = rotation_cas(tmp_path, old_passphrase="old-passphrase-123", new_passphrase="new-passphrase-123")
     old_key = open(active["key"], "rb").read()
-    args = dict(
-        rotation="root_ca",
-        operation="complete_phase",
-        phase=1,
-        state_path=state_path,
-        promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous"), "key_passphrase": "new-passphrase-123"}],
-    )
-    predicted = run(capsys, check_mode=True, **args)
+    promote = promote_into_active(tmp_path, active, staged, key_passphrase="new-passphrase-123")
+    predicted = complete_phase(capsys, state_path, 1, promote=promote, check_mode=True)
     assert predicted["changed"] is True and predicted["promoted"] == [active["cert"], active["key"]]
     assert open(active["key"], "rb").read() == old_key
-    result = run(capsys, **args)
+    result = complete_phase(capsys, state_path, 1, promote=promote)
     assert result["promoted"] == predicted["promoted"] and result["state"]["phase_completed"] == 1
     assert open(str(tmp_path / "previous" / "ca.key"), "rb").read() == old_key
     assert "new-passphrase-123" not in json.dumps(result)
-    assert run(capsys, **args)["changed"] is False
+    assert complete_phase(capsys, state_path, 1, promote=promote)["changed"] is False
 
 
-def test_wrong_passphrase_changes_nothing(tmp_path, capsys):
-    state_path = str(tmp_path / "state.json")
-    run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
-    active = _ca(tmp_path / "root", "Old")
-    staged = _ca(tmp_path / "next", "New", passphrase="new-passphrase-123")
-    result = run(
-        capsys,
-        rotation="root_ca",
-        operation="complete_phase",
-        phase=1,
-        state_path=state_path,
-        promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous"), "key_passphrase": "wrong-passphrase"}],
-    )
+def test_wrong_passphrase_changes_nothing(tmp_path, capsys, state_path):
+    active, staged = rotation_cas(tmp_path, new_passphrase="new-passphrase-123")
+    result = complete_phase(capsys, state_path, 1, promote=promote_into_active(tmp_path, active, staged, key_passphrase="wrong-passphrase"))
     assert result["failed"] is True and "promote source" in result["msg"]
     assert json.load(open(state_path))["phase_completed"] == 0 and not os.path.exists(str(tmp_path / "previous"))
 
@@ -92,19 +94,10 @@ def test_record_needs_a_configmap(tmp_path, capsys):
     assert result["failed"] is True and result["msg"] == "record_configmap must be a dict with name and namespace."
 
 
-def test_promote_and_archive_still_work(tmp_path, capsys):
-    state_path = str(tmp_path / "state.json")
-    run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
-    active = _ca(tmp_path / "root", "Old")
-    staged = _ca(tmp_path / "next", "New")
-    result = run(
-        capsys,
-        rotation="root_ca",
-        operation="complete_phase",
-        phase=1,
-        state_path=state_path,
-        promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous")}],
-        archive=[dict(staged, archive_dir=str(tmp_path / "archive"))],
+def test_promote_and_archive_still_work(tmp_path, capsys, state_path):
+    active, staged = rotation_cas(tmp_path)
+    result = complete_phase(
+        capsys, state_path, 1, promote=promote_into_active(tmp_path, active, staged), archive=[dict(staged, archive_dir=str(tmp_path / "archive"))]
     )
     assert result["promoted"] == [active["cert"], active["key"]]
     assert result["archived"] == [staged["cert"], staged["key"]] and result["state"]["phase_completed"] == 1
@@ -133,20 +126,10 @@ def test_promote_and_archive_are_deprecated_with_a_version_and_collection():
     ]
 
 
-def test_a_phase_out_of_order_moves_no_file(tmp_path, capsys):
-    state_path = str(tmp_path / "state.json")
-    run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
-    active = _ca(tmp_path / "root", "Old")
-    staged = _ca(tmp_path / "next", "New")
+def test_a_phase_out_of_order_moves_no_file(tmp_path, capsys, state_path):
+    active, staged = rotation_cas(tmp_path)
     old_cert = open(active["cert"], "rb").read()
-    result = run(
-        capsys,
-        rotation="root_ca",
-        operation="complete_phase",
-        phase=2,
-        state_path=state_path,
-        promote=[{"source": staged, "dest": active, "archive_dir": str(tmp_path / "previous")}],
-    )
+    result = complete_phase(capsys, state_path, 2, promote=promote_into_active(tmp_path, active, staged))
     assert result["failed"] is True and "phase 1 must run first" in result["msg"]
     assert open(active["cert"], "rb").read() == old_cert and not os.path.exists(str(tmp_path / "previous"))
 
@@ -161,7 +144,7 @@ def test_read_returns_the_plan_of_the_next_run(tmp_path, capsys):
     assert fresh["changed"] is False and fresh["state"] is None
     assert fresh["plan"]["pending"] == fresh["plan"]["phases"][:2] and fresh["plan"]["next_phase"] == 1
     run(capsys, rotation="root_ca", operation="start", state_path=state_path, phase_count=5)
-    run(capsys, rotation="root_ca", operation="complete_phase", phase=1, state_path=state_path)
+    complete_phase(capsys, state_path, 1)
     resumed = run(capsys, rotation="root_ca", state_path=state_path)
     assert resumed["plan"]["next_phase"] == 2 and len(resumed["plan"]["pending"]) == 4
     assert run(capsys, rotation="client_certs", state_path=str(tmp_path / "other.json"))["plan"] is None

@@ -9,34 +9,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import json
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_secret
-from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
-
-
-def _self_signed(key, ca=True):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes, pki_cases
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +26,7 @@ def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("pem")
     key = ec.generate_private_key(ec.SECP256R1())
     other = ec.generate_private_key(ec.SECP256R1())
-    cert = _self_signed(key)
+    cert = pki_cases.self_signed(key, "unit", extensions=[(x509.BasicConstraints(ca=True, path_length=None), True)])
     (base / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     for name, k in (("ca.key", key), ("other.key", other)):
         (base / name).write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -130,12 +112,15 @@ def test_unreachable_server_after_valid_input(capsys, files):
     assert result["msg"].startswith("cannot reach the Kubernetes API server at http://127.0.0.1:%d" % port)
 
 
-def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tmp_path):
+def encrypted_copy(files, path, passphrase):
+    """``path``: the key of ``files`` (ca.key), encrypted with ``passphrase``."""
     key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
-    encrypted = tmp_path / "ca.key"
-    encrypted.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"unit intermediate pass"))
-    )
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase)))
+    return path
+
+
+def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tmp_path):
+    encrypted = encrypted_copy(files, tmp_path / "ca.key", b"unit intermediate pass")
     args = dict(
         name="cacerts",
         namespace="istio-system",
@@ -157,11 +142,7 @@ def test_encrypted_key_needs_key_passphrase_before_the_cluster(capsys, files, tm
 
 
 def test_item_key_passphrase_wins_over_the_top_level_one(capsys, files, tmp_path):
-    key = serialization.load_pem_private_key((files / "ca.key").read_bytes(), password=None)
-    encrypted = tmp_path / "item.key"
-    encrypted.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"item passphrase"))
-    )
+    encrypted = encrypted_copy(files, tmp_path / "item.key", b"item passphrase")
     result = run_module(
         capsys,
         secrets=[{"name": "a", "cert_path": str(files / "ca.crt"), "key_path": str(encrypted), "key_passphrase": "wrong top"}],
