@@ -89,9 +89,12 @@ def test_the_record_writer_calls_the_module_that_writes_record_run():
     args = tasks[0]["zerotrust.mtls.mtls_rotation_state"]
     assert args["operation"] == "record"
     assert args["rotation"] == "{{ rotation_record_key }}"
-    # The module runs its backend, whose record operation writes what rotation.record_run returns.
+    # The module runs its backend, whose record operation writes, through
+    # rotation_configmaps, what rotation.record_run returns.
     with open(os.path.join(ROOT, "plugins", "modules", "mtls_rotation_state.py")) as handle:
-        assert "run_as_module(module, rotation_state)" in handle.read()
+        assert "module_main(rotation_state)" in handle.read()
+    with open(os.path.join(ROOT, "plugins", "module_utils", "rotation_state.py")) as handle:
+        assert "configmaps.record_run(" in handle.read()
     with open(os.path.join(ROOT, "plugins", "module_utils", "rotation_configmaps.py")) as handle:
         assert "rot.record_run(" in handle.read()
 
