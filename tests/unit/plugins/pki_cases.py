@@ -28,6 +28,13 @@ def ca_hierarchy(root_name, intermediate_name):
     return root, intermediate
 
 
+def leaf(issuer, common_name, issued_ago=None, **spec):
+    """A leaf certificate of ``issuer`` for a new key, issued now or ``issued_ago`` (a
+    timedelta) ago; ``spec``: the other LeafSpec options."""
+    now = None if issued_ago is None else pki.utcnow() - issued_ago
+    return pki.build_leaf(issuer, pki.LeafSpec(common_name, **spec), pki.generate_private_key(), now=now)
+
+
 def self_signed(key, common_name, not_before=None, not_after=None, serial=1, extensions=()):
     """A certificate of ``key`` signed by itself, built without module_utils/pki.py so that
     the code under test reads it as it would another tool's; valid from a minute ago for a

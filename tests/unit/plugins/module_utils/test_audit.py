@@ -19,8 +19,8 @@ def _hierarchy(name):
     return pki_cases.ca_hierarchy(name + " Root", name + " Int")
 
 
-def _leaf(inter, days, now=None):
-    return pki.build_leaf(inter, pki.LeafSpec("web", dns_names=["web.example.com"], valid_for="%dd" % days), pki.generate_private_key(), now=now)
+def _leaf(inter, days, issued_ago=None):
+    return pki_cases.leaf(inter, "web", issued_ago=issued_ago, dns_names=["web.example.com"], valid_for="%dd" % days)
 
 
 def test_rows_report_days_chain_and_due():
@@ -28,7 +28,7 @@ def test_rows_report_days_chain_and_due():
     other_root, _unused = _hierarchy("B")
     now = pki.utcnow()
     fresh = pki.certificates_pem([_leaf(inter, 30), inter.cert])
-    short = pki.certificate_pem(_leaf(inter, 30, now=now - 25 * DAY))
+    short = pki.certificate_pem(_leaf(inter, 30, issued_ago=25 * DAY))
     (row,) = audit.inspect_pem("fresh.crt", fresh, [root.cert], [], 14 * 86400, now)
     assert row["chain_valid"] is True and row["due"] is False and row["days_left"] in (29, 30)
     (row,) = audit.inspect_pem("short.crt", short, [root.cert], [inter.cert], 14 * 86400, now)

@@ -60,28 +60,12 @@ def test_namespace_defaults_to_the_root_namespace():
 
 
 class FakeModule(object):
+    """The module's params as AnsibleModule fills them (every option, with its default),
+    for a STRICT policy that allows istio-system, over four requests at a time."""
+
     def __init__(self, check_mode=False, diff=False, **params):
-        self.params = dict(
-            mesh="istio",
-            mode="STRICT",
-            namespace=None,
-            namespaces=None,
-            name="default",
-            selector=None,
-            port_modes=None,
-            root_namespace="istio-system",
-            destination_rule=None,
-            allow_principals=[],
-            allow_namespaces=["istio-system"],
-            port=None,
-            trust_domain="cluster.local",
-            policy_set=None,
-            prune=False,
-            preflight="fail",
-            state="present",
-            parallel=4,
-            force_conflicts=False,
-        )
+        self.params = dict((name, option.get("default")) for name, option in policy_apply.argument_spec().items())
+        self.params.update(mode="STRICT", allow_namespaces=["istio-system"], parallel=4)
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = diff

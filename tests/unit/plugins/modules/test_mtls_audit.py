@@ -24,12 +24,11 @@ MODULE = mtls_audit
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
-    now = datetime.datetime.now(datetime.timezone.utc)
     root, inter = pki_cases.ca_hierarchy("Audit Root", "Audit Int")
     leaves = base / "leaves"
     leaves.mkdir()
-    fresh = pki.build_leaf(inter, pki.LeafSpec("fresh", valid_for="30d"), pki.generate_private_key())
-    old = pki.build_leaf(inter, pki.LeafSpec("old", valid_for="30d"), pki.generate_private_key(), now=now - 20 * DAY)
+    fresh = pki_cases.leaf(inter, "fresh", valid_for="30d")
+    old = pki_cases.leaf(inter, "old", issued_ago=20 * DAY, valid_for="30d")
     (leaves / "fresh.crt").write_bytes(pki.certificates_pem([fresh, inter.cert]))
     (leaves / "old.crt").write_bytes(pki.certificates_pem([old, inter.cert]))
     (leaves / "fresh.key").write_bytes(pki.private_key_pem(pki.generate_private_key()))

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import datetime
 
 import pytest
@@ -23,11 +24,10 @@ MODULE = mtls_cert_info
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     base = tmp_path_factory.mktemp("info")
-    now = datetime.datetime.now(datetime.timezone.utc)
     root, inter = pki_cases.ca_hierarchy("Info Root", "Info Intermediate")
-    fresh = pki.build_leaf(inter, pki.LeafSpec("fresh", dns_names=["fresh.example.com"], valid_for="30d"), pki.generate_private_key())
+    fresh = pki_cases.leaf(inter, "fresh", dns_names=["fresh.example.com"], valid_for="30d")
     # Issued 25 days ago with 30 days of life: 5 days left, inside the default renewal window.
-    aging = pki.build_leaf(inter, pki.LeafSpec("aging", uris=["spiffe://td/aging"], valid_for="30d"), pki.generate_private_key(), now=now - 25 * DAY)
+    aging = pki_cases.leaf(inter, "aging", issued_ago=25 * DAY, uris=["spiffe://td/aging"], valid_for="30d")
     foreign_key = pki.generate_private_key()
     foreign = pki.build_ca(foreign_key, "Foreign Root", 100 * DAY)
     (base / "root.crt").write_bytes(pki.certificate_pem(root.cert))
@@ -90,11 +90,19 @@ def test_garbage_trust_bundle(chain, run):
     assert result["failed"] and result["field"] == "trust_bundle_content"
 
 
-class _SecretServer(kube_fakes.LoopbackApiServer):
-    """Answers like the API server for the Secrets it holds: {(namespace, name): Secret}."""
+def _secret(namespace, name, secret_type, data):
+    """A Secret as the API server returns it: bytes values of ``data`` base64-encoded, str
+    values as they are (not base64 at all: decoding one would fail the run, so success
+    proves it is never read)."""
+    data = dict((key, base64.b64encode(value).decode() if isinstance(value, bytes) else value) for key, value in data.items())
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "type": secret_type, "data": data}
 
-    def __init__(self, secrets):
-        self.secrets = secrets
+
+class _SecretServer(kube_fakes.LoopbackApiServer):
+    """Answers like the API server for the Secrets it holds (see _secret)."""
+
+    def __init__(self, *secrets):
+        self.secrets = dict(((secret["metadata"]["namespace"], secret["metadata"]["name"]), secret) for secret in secrets)
         super(_SecretServer, self).__init__()
 
     def answer(self, request):
@@ -116,27 +124,12 @@ class _SecretServer(kube_fakes.LoopbackApiServer):
 
 @pytest.fixture
 def secret_server(chain):
-    import base64
-
-    def encode(data):
-        return base64.b64encode(data).decode()
-
-    server = _SecretServer(
-        {
-            ("prod", "web-tls"): {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "web-tls", "namespace": "prod"},
-                "type": "kubernetes.io/tls",
-                "data": {
-                    "tls.crt": encode((chain / "fresh.full.crt").read_bytes()),
-                    "ca.crt": encode((chain / "root.crt").read_bytes()),
-                    # Not base64 at all: decoding it would fail the run, so success proves it is never read.
-                    "tls.key": "!!! private key material that must never be decoded !!!",
-                },
-            }
-        }
-    )
+    data = {
+        "tls.crt": (chain / "fresh.full.crt").read_bytes(),
+        "ca.crt": (chain / "root.crt").read_bytes(),
+        "tls.key": "!!! private key material that must never be decoded !!!",
+    }
+    server = _SecretServer(_secret("prod", "web-tls", "kubernetes.io/tls", data))
     yield server
     server.close()
 
@@ -171,8 +164,8 @@ def crl_chain(tmp_path_factory):
     base = tmp_path_factory.mktemp("info_crl")
     now = pki.utcnow()
     root, inter = pki_cases.ca_hierarchy("Info CRL Root", "Info CRL Intermediate")
-    revoked = pki.build_leaf(inter, pki.LeafSpec("revoked", usage="client"), pki.generate_private_key())
-    sibling = pki.build_leaf(inter, pki.LeafSpec("sibling", usage="client"), pki.generate_private_key())
+    revoked = pki_cases.leaf(inter, "revoked", usage="client")
+    sibling = pki_cases.leaf(inter, "sibling", usage="client")
     entries = {revoked.serial_number: ("key_compromise", pki.x509_time(now - DAY))}
     fresh = crl_utils.build_crl(inter, entries, 7, now - DAY, now + 6 * DAY)
     # Past its nextUpdate: stale.
@@ -243,25 +236,14 @@ def test_crl_only_and_bad_crl_input(crl_chain, run):
 
 
 def test_secret_crl_keys_are_read_as_crls(crl_chain, run):
-    import base64
-
     p = crl_chain["path"]
-    server = _SecretServer(
-        {
-            ("istio-system", "cacerts"): {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "cacerts", "namespace": "istio-system"},
-                "type": "Opaque",
-                "data": {
-                    "ca-cert.pem": base64.b64encode((p / "int.crt").read_bytes()).decode(),
-                    "root-cert.pem": base64.b64encode((p / "root.crt").read_bytes()).decode(),
-                    "ca-crl.pem": base64.b64encode((p / "edge.crl").read_bytes()).decode(),
-                    "ca-key.pem": "!!! never decoded !!!",
-                },
-            }
-        }
-    )
+    data = {
+        "ca-cert.pem": (p / "int.crt").read_bytes(),
+        "root-cert.pem": (p / "root.crt").read_bytes(),
+        "ca-crl.pem": (p / "edge.crl").read_bytes(),
+        "ca-key.pem": "!!! never decoded !!!",
+    }
+    server = _SecretServer(_secret("istio-system", "cacerts", "Opaque", data))
     try:
         result = run(secret_name="cacerts", secret_namespace="istio-system", host=server.url)
     finally:
