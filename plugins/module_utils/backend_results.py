@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The failure results of the PKI backends (issuance, ca_backend, crl_backend, trust_bundle,
 cert_info_backend, audit_backend), as module_backend.run_as_module and the in-process action
-plugins report them.
+plugins report them, and the run_module of those whose modules take state present/absent.
 
 Each of these backends raises errors.MtlsError (or a subclass) for what the user can fix:
 one sentence naming the option. Anything else is a bug, reported with its traceback.
@@ -16,6 +16,7 @@ __metaclass__ = type
 import traceback
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import check_cryptography
 
 KNOWN_ERRORS = (MtlsError,)
 
@@ -34,3 +35,17 @@ def failure_results(module_name, **extra):
         return dict(msg="%s failed unexpectedly: %s: %s" % (module_name, type(error).__name__, error), exception=traceback.format_exc(), **extra)
 
     return failure_result, unexpected_failure_result
+
+
+def run_by_state(ensure, remove):
+    """The run_module(module) of a backend whose module takes state: it checks that
+    cryptography imported, then returns ``ensure(module)``, or ``remove(module)`` with
+    state=absent. Both raise KNOWN_ERRORS for bad input."""
+
+    def run_module(module):
+        check_cryptography()
+        if module.params["state"] == "absent":
+            return remove(module)
+        return ensure(module)
+
+    return run_module

@@ -43,7 +43,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_keys import (
     validate_key_type,
 )
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_renewal import ca_reissue_reason
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import iso8601, parse_duration, parse_renew_before, utcnow
 
 _PATH_FIELDS = ("cert_path", "key_path", "chain_path")
@@ -354,12 +354,8 @@ def remove_ca(module):
 # --------------------------------------------------------------------------- the backend interface
 
 
-def run_module(module):
-    """Does the work for ``module`` (``params``, ``check_mode``, ``_diff``); raises KNOWN_ERRORS for bad input."""
-    check_cryptography()
-    if module.params["state"] == "absent":
-        return remove_ca(module)
-    return ensure_ca(module)
+# ``module``: an AnsibleModule, or anything with ``params``, ``check_mode`` and ``_diff``.
+run_module = backend_results.run_by_state(ensure_ca, remove_ca)
 
 
 def argument_spec():

@@ -24,7 +24,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils import backend_resu
 from ansible_collections.zerotrust.mtls.plugins.module_utils import crl as crl_utils
 from ansible_collections.zerotrust.mtls.plugins.module_utils.crl_entries import parse_revoked
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import read_file
-from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError, check_cryptography
+from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import PkiError
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import iso8601, parse_duration, parse_renew_before, utcnow
 
 
@@ -193,12 +193,8 @@ def remove_crl(module):
 # --------------------------------------------------------------------------- the backend interface
 
 
-def run_module(module):
-    """Does the work for ``module`` (``params``, ``check_mode``, ``_diff``); raises KNOWN_ERRORS for bad input."""
-    check_cryptography()
-    if module.params["state"] == "absent":
-        return remove_crl(module)
-    return ensure_crl(module)
+# ``module``: an AnsibleModule, or anything with ``params``, ``check_mode`` and ``_diff``.
+run_module = backend_results.run_by_state(ensure_crl, remove_crl)
 
 
 def argument_spec():

@@ -19,25 +19,28 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
+# The two DNS-1123 forms: (pattern, maximum length, what the value is called, what it may hold).
+_SUBDOMAIN_RULE = (_DNS_SUBDOMAIN, 253, "Kubernetes name", "lower-case letters, digits, '-' and '.'")
+_LABEL_RULE = (_DNS_LABEL, 63, "namespace name", "lower-case letters, digits and '-'")
+
+
+def _check_dns_1123(value, field, rule):
+    pattern, limit, called, characters = rule
+    if not isinstance(value, str) or not value or len(value) > limit or not pattern.match(value):
+        raise KubeError(
+            "%s %r is not a valid %s; use %s, starting and ending with a letter or digit (at most %d)." % (field, value, called, characters, limit),
+            field=field,
+        )
+
 
 def validate_object_name(value, field):
     """Kubernetes object names are DNS-1123 subdomains."""
-    if not isinstance(value, str) or not value or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise KubeError(
-            "%s %r is not a valid Kubernetes name; use lower-case letters, digits, "
-            "'-' and '.', starting and ending with a letter or digit (at most 253)." % (field, value),
-            field=field,
-        )
+    _check_dns_1123(value, field, _SUBDOMAIN_RULE)
 
 
 def validate_namespace_name(value, field):
     """Namespace names are DNS-1123 labels."""
-    if not isinstance(value, str) or not value or len(value) > 63 or not _DNS_LABEL.match(value):
-        raise KubeError(
-            "%s %r is not a valid namespace name; use lower-case letters, digits "
-            "and '-', starting and ending with a letter or digit (at most 63)." % (field, value),
-            field=field,
-        )
+    _check_dns_1123(value, field, _LABEL_RULE)
 
 
 def _validate_qualified_key(key, field):
