@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The failure results of the PKI backends (issuance, ca_backend, crl_backend, trust_bundle,
 cert_info_backend, audit_backend), as module_backend.run_as_module and the in-process action
-plugins report them, and the run_module of those whose modules take state present/absent.
+plugins report them, the run_module of those whose modules take state present/absent, and
+RunState, the base of what one run of such a backend finds and decides.
 
 Each of these backends raises errors.MtlsError (or a subclass) for what the user can fix:
 one sentence naming the option. Anything else is a bug, reported with its traceback.
@@ -35,6 +36,21 @@ def failure_results(module_name, **extra):
         return dict(msg="%s failed unexpectedly: %s: %s" % (module_name, type(error).__name__, error), exception=traceback.format_exc(), **extra)
 
     return failure_result, unexpected_failure_result
+
+
+class RunState(object):
+    """What one run of a backend finds and decides, as the attributes its subclass names in
+    ``__slots__``: each starts as None, but ``params`` (the module's) and ``now`` (the one
+    moment the run works with)."""
+
+    __slots__ = ("params", "now")
+
+    def __init__(self, params, now):
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                setattr(self, name, None)
+        self.params = params
+        self.now = now
 
 
 def run_by_state(ensure, remove):

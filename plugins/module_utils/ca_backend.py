@@ -49,12 +49,10 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import iso
 _PATH_FIELDS = ("cert_path", "key_path", "chain_path")
 
 
-class _Ca(object):
+class _Ca(backend_results.RunState):
     """One CA request: the options as parsed, what the files hold, what was decided and built."""
 
     __slots__ = (
-        "params",
-        "now",
         "is_root",
         "key_type",
         "valid_for",
@@ -74,12 +72,6 @@ class _Ca(object):
         "new_cert",
         "new_key",
     )
-
-    def __init__(self, params, now):
-        for name in self.__slots__:
-            setattr(self, name, None)
-        self.params = params
-        self.now = now
 
     def parent_chain(self):
         return ([self.issuer.cert] + self.issuer.chain) if self.issuer is not None else []

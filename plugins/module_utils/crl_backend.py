@@ -28,12 +28,10 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_support import 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.pki_time import iso8601, parse_duration, parse_renew_before, utcnow
 
 
-class _Crl(object):
+class _Crl(backend_results.RunState):
     """One CRL request: the options as parsed, the CRL there is, what was decided and built."""
 
     __slots__ = (
-        "params",
-        "now",
         "valid_for",
         "renew_before",
         "mode",
@@ -48,12 +46,6 @@ class _Crl(object):
         "next_update",
         "new_crl",
     )
-
-    def __init__(self, params, now):
-        for name in self.__slots__:
-            setattr(self, name, None)
-        self.params = params
-        self.now = now
 
 
 def _request(params, now):
