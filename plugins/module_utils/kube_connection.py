@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
 from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import NeverRaised
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
@@ -44,14 +45,8 @@ class ConnectionSettings(object):
 
     @classmethod
     def from_params(cls, params):
-        return cls(
-            kubeconfig=params.get("kubeconfig"),
-            context=params.get("context"),
-            host=params.get("host"),
-            api_key=params.get("api_key"),
-            ca_cert=params.get("ca_cert"),
-            validate_certs=params.get("validate_certs", True),
-        )
+        """The settings a module's ``params`` give: its kube_auth options, defaults where absent."""
+        return cls(**dict((name, params.get(name, option.get("default"))) for name, option in KUBE_AUTH_SPEC.items()))
 
     def resolved_kubeconfig(self):
         if self.kubeconfig:
