@@ -538,3 +538,78 @@ def leaf_from(ca_cert, ca_key, dns_name):
         cert.public_bytes(serialization.Encoding.PEM),
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
+
+
+# --------------------------------------------------------------------------- one handshake with a server of a Secret
+
+
+def server_context(directory, cert_pem, key_pem, client_ca_pem, crl_pem=None):
+    """An ssl server context from PEM bytes (a Secret's data) that requires a client
+    certificate chaining to ``client_ca_pem``. With ``crl_pem`` it checks a CRL for every
+    certificate of the client's chain, as nginx's ssl_crl and Envoy do: a CA of the chain
+    without its CRL fails the handshake."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths = dict((name, os.path.join(directory, name)) for name in ("tls.crt", "tls.key", "ca.crt", "ca.crl"))
+    for name, content in (("tls.crt", cert_pem), ("tls.key", key_pem), ("ca.crt", client_ca_pem), ("ca.crl", crl_pem or b"")):
+        descriptor = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(paths["tls.crt"], paths["tls.key"])
+    context.load_verify_locations(paths["ca.crt"])
+    if crl_pem:
+        # load_verify_locations reads the CRLs of a PEM file too.
+        context.load_verify_locations(paths["ca.crl"])
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    return context
+
+
+def mtls_exchange(server_ctx, client_ctx, timeout=10):
+    """One full mutual-TLS handshake and GET / between a Python ssl server on a free port of
+    127.0.0.1 (``server_ctx``, requiring a client certificate) and ``client_ctx`` (through
+    https_get, server name localhost). Returns the subject of the client certificate the
+    server verified; fails with the errors of both sides."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(timeout)
+    outcome = {}
+
+    def serve():
+        try:
+            raw, _address = listener.accept()
+        except OSError as exc:
+            outcome["server"] = "accept: %s" % exc
+            return
+        try:
+            raw.settimeout(timeout)
+            with server_ctx.wrap_socket(raw, server_side=True) as tls:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                subject = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).subject.rfc4514_string()
+                body = ("verified %s\n" % subject).encode("utf-8")
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                outcome["client_subject"] = subject
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            outcome["server"] = str(exc)
+        finally:
+            raw.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        https_get(client_ctx, listener.getsockname()[1])
+    except (OSError, ssl.SSLError, AssertionError) as exc:
+        server.join(timeout)
+        raise AssertionError("mutual-TLS handshake failed - client: %s; server: %s" % (exc, outcome.get("server", "no error"))) from None
+    finally:
+        listener.close()
+    server.join(timeout)
+    if "client_subject" not in outcome:
+        raise AssertionError("the server did not verify the client: %s" % outcome.get("server", "no answer"))
+    return outcome["client_subject"]
