@@ -613,3 +613,73 @@ def mtls_exchange(server_ctx, client_ctx, timeout=10):
     if "client_subject" not in outcome:
         raise AssertionError("the server did not verify the client: %s" % outcome.get("server", "no answer"))
     return outcome["client_subject"]
+
+
+# --------------------------------------------------------------------------- killing a playbook and its workers
+
+
+def _children_by_parent():
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+                state, parent = handle.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue
+        if state != "Z":
+            children.setdefault(int(parent), []).append(int(entry))
+    return children
+
+
+def _descendants(pid):
+    children, found, stack = _children_by_parent(), set(), [pid]
+    while stack:
+        current = stack.pop()
+        found.add(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_tree(process, timeout=30):
+    """SIGKILL a playbook started with start_new_session=True, its workers and the modules
+    they run, and return once all are dead. kill_group is not enough for ansible-core: each
+    worker calls setsid(), so after the playbook's process group dies the worker and its
+    module finish their task (a module is never cut mid-write, and it may write after the
+    caller has looked). Everything is stopped first (SIGSTOP until no new descendant shows
+    up), so nothing runs or forks between the kills and no orphan leaves the tree."""
+    if process.poll() is not None:
+        return 0  # it ended: its pid may belong to someone else by now
+    stopped = set()
+    while True:
+        new = _descendants(process.pid) - stopped
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped |= new
+    for pid in stopped:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    kill_group(process)
+    deadline = time.time() + timeout
+    while any(_alive(pid) for pid in stopped - {process.pid}):
+        if time.time() > deadline:
+            raise AssertionError("processes of the killed playbook still run after %d s: %s" % (timeout, sorted(p for p in stopped if _alive(p))))
+        time.sleep(0.05)
+    return len(stopped)

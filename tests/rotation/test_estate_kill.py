@@ -6,12 +6,14 @@
 One cluster of the shared local control plane, converged by site.yml (the inventory of
 test_estate_rotation.py: Istio cacerts, a gateway credential, client certificates, an
 ingress-nginx edge). One uninterrupted `ansible-playbook playbooks/rotate_root_ca.yml`
-measures the length of a run. Then the playbook (its whole process group: the modules it
-runs die too) is started again and again and SIGKILLed after a seeded random delay over
-that length; a run resumes from the state the killed one left, and once a rotation is
-complete the next run starts another (rotation_start_new=true, the only variable ever
-set), so the kills land in the pki plays and the converge plays of every phase of several
-rotations. Only kills that hit a running playbook count; MTLS_ESTATE_KILLS (30) must.
+measures the length of a run. Then the playbook is started again and again and SIGKILLed
+after a seeded random delay over that length: the playbook, its workers and the modules
+they run (harness.kill_tree; ansible-core's workers leave the playbook's process group, so
+killing the group would let the running module finish). A run resumes from the state the
+killed one left, and once a rotation is complete the next run starts another
+(rotation_start_new=true, the only variable ever set), so the kills land in the pki plays
+and the converge plays of every phase of several rotations. Only kills that hit a running
+playbook count; MTLS_ESTATE_KILLS (30) must.
 
 After every kill: every key and certificate parses, every CA key ever seen is still
 there, no key is readable by others, no key/certificate pair is mismatched, and what is
@@ -149,7 +151,7 @@ def test_sigkill_during_the_estate_rotation_then_resume(tmp_path, estate):
     command = [harness.ANSIBLE_PLAYBOOK, "-i", inventory, os.path.join(harness.REPO, "playbooks", "rotate_root_ca.yml"), "-e", "mtls_site_hosts=clusters"]
     # Unbuffered, so the log shows the play a run was in when it was killed.
     env = dict(harness.playbook_env(), PYTHONUNBUFFERED="1")
-    kills, landings, ended_first, handshakes = [], collections.Counter(), 0, 0
+    kills, landings, ended_first, handshakes, processes = [], collections.Counter(), 0, 0, 0
     mismatches, handshake_failures = [], []
     attempt = 0
     while len(kills) < KILLS and attempt < 3 * KILLS:
@@ -174,7 +176,7 @@ def test_sigkill_during_the_estate_rotation_then_resume(tmp_path, estate):
                 run_seconds = time.time() - run_start
             except subprocess.TimeoutExpired:
                 returncode = None
-            harness.kill_group(process)
+            processes += harness.kill_tree(process)
         after = _state(pki)
         if after.get("status") == "complete":
             completed.add(after["id"])
@@ -211,6 +213,7 @@ def test_sigkill_during_the_estate_rotation_then_resume(tmp_path, estate):
     final = harness.check_pki(pki, mismatches=mismatches)
     assert not mismatches, mismatches
     assert not ever_seen - final, "CA keys lost by the final run"
+    ever_seen |= final
     assert state["status"] == "complete" and state["phase_completed"] == 5, state
     assert not _delivered_handshakes(core, ns, workdir, "final")
     with open(os.path.join(pki, "root", "ca.crt"), "rb") as handle:
@@ -227,12 +230,14 @@ def test_sigkill_during_the_estate_rotation_then_resume(tmp_path, estate):
     per_phase = collections.Counter(label.split(" ", 2)[1] for label in landings.elements())
     print("\nestate kill trace: %s" % ", ".join(kills))
     print(
-        "estate kill test: %d SIGKILLs hit running rotate_root_ca.yml runs (seed %d; delays %.2f-%.2f x a run's length, skew %g; "
-        "length %.0f s measured, %.0f s at the end; %d run(s) ended before their kill); kills per phase %s (%s); %d rotations "
-        "completed; %d mutual-TLS handshakes with the delivered Secrets after the kills, all succeeded (and after each run that "
-        "ended); %d CA keys tracked, none lost; no key/certificate mismatch; site.yml changed=0 after; %.0f s"
+        "estate kill test: %d SIGKILLs hit running rotate_root_ca.yml runs (%d processes: playbooks, workers, modules; "
+        "seed %d; delays %.2f-%.2f x a run's length, skew %g; length %.0f s measured, %.0f s at the end; %d run(s) ended "
+        "before their kill); kills per phase %s (%s); %d rotations completed; %d mutual-TLS handshakes with the delivered "
+        "Secrets after the kills, all succeeded (and after each run that ended); %d CA keys tracked, none lost; no "
+        "key/certificate mismatch; site.yml changed=0 after; %.0f s"
         % (
             len(kills),
+            processes,
             SEED,
             DELAY_SHARES[0],
             DELAY_SHARES[1],
