@@ -55,12 +55,25 @@ port_variable() {
     esac
 }
 
+# Whether the process of a component's pid file still lives. Unlike running_pid, it does
+# not ask for the component's binary: just after `setsid binary &` the process may still be
+# the shell or setsid on its way to exec (seen under load: a healthy kube-apiserver was
+# reported as exited, with an empty log). Only for components this run just started.
+process_alive() {
+    local pid state
+    { read -r pid; } <"$(pid_file "$1")" 2>/dev/null || return 1
+    [[ "${pid:-}" =~ ^[0-9]+$ ]] || return 1
+    state="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+    state="${state##*) }"   # the field after the command name, which may hold spaces
+    [[ -n "$state" && "${state%% *}" != Z ]]
+}
+
 # Polls until the command succeeds; on timeout names the component and its log.
 wait_until() {
     local name="$1" timeout_s="$2"; shift 2
     local deadline=$((SECONDS + timeout_s))
     until "$@" >/dev/null 2>&1; do
-        if ! running_pid "$name" >/dev/null; then
+        if ! running_pid "$name" >/dev/null && ! process_alive "$name"; then
             die "$name exited while starting; read $CLUSTER_DIR/logs/$name.log, fix what its last lines say, and rerun (tests/cluster/down.sh --purge starts over with fresh state): $(tail -n 2 "$CLUSTER_DIR/logs/$name.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
         fi
         if (( SECONDS >= deadline )); then
