@@ -12,7 +12,7 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
-pytest=(timeout 1800 "$repo/.venv/bin/pytest" -p no:cacheprovider -s -q)
+pytest=(timeout 2700 "$repo/.venv/bin/pytest" -p no:cacheprovider -s -q)
 logs="$(mktemp -d /tmp/mtls-rotation-proofs.XXXXXX)"
 
 # The playbooks find zerotrust.mtls through ansible.cfg's collections_path.
