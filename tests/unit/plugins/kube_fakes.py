@@ -75,7 +75,7 @@ class LoopbackApiServer(object):
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_PATCH = do_DELETE = _answer
+            do_GET = do_PATCH = do_PUT = do_DELETE = _answer
 
             def log_message(self, *args):
                 pass
