@@ -38,7 +38,13 @@ ROOT_CA_PHASES = (
 
 # The phases of each rotation that has a fixed plan, by rotation name: the one list the
 # playbooks print (mtls_rotation_state returns it as ``plan``) and the tests check.
-PHASES = {"root_ca": ROOT_CA_PHASES}
+INTERMEDIATE_PHASES = (
+    (1, "create a new intermediate signed by the active root"),
+    (2, "make it the active intermediate and hand it to Istio, SPIRE and cert-manager"),
+    (3, "reissue every leaf from it and verify each chains to it"),
+)
+
+PHASES = {"root_ca": ROOT_CA_PHASES, "intermediate": INTERMEDIATE_PHASES}
 
 RECORD_FIELDS = ("last_success", "last_failure", "failures_total")
 

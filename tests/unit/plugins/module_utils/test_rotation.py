@@ -62,7 +62,8 @@ def test_the_plan_lists_the_phases_to_do_up_to_the_gate():
     state, _unused = rot.complete_phase(rot.new_state("root_ca", NOW, 5), 1, NOW)
     gated = rot.plan("root_ca", state, stop_after=3)
     assert [text.split(":")[0] for text in gated["pending"]] == ["phase 2", "phase 3"] and gated["next_phase"] == 2
-    assert rot.plan("root_ca", state, stop_after=1)["pending"] == [] and rot.plan("intermediate", state) is None
+    assert rot.plan("root_ca", state, stop_after=1)["pending"] == [] and rot.plan("client_certs", state) is None
+    assert rot.plan("intermediate", None)["phase_count"] == 3, "rotate_intermediate.yml takes its phase count from the plan"
 
 
 def test_a_complete_rotation_plans_nothing_unless_a_new_one_starts():
