@@ -45,6 +45,7 @@ def fingerprints_of_pem(pem, field):
 
 
 NOT_DEPLOYED = "not deployed (no %s ConfigMap), not waited for"
+FOREIGN = "publishes none of the expected roots (a CA of its own, or another estate's), not waited for"
 
 
 def istio_root_status(client, namespace, roots, wait_for_absent):
@@ -56,6 +57,10 @@ def istio_root_status(client, namespace, roots, wait_for_absent):
             return True, NOT_DEPLOYED % ISTIO_ROOT_CONFIG_MAP
         return False, "no %s ConfigMap yet" % ISTIO_ROOT_CONFIG_MAP
     published = fingerprints_of_pem((config_map.get("data") or {}).get(ISTIO_ROOT_KEY), "istio-ca-root-cert")
+    if published and not published & roots:
+        # Not an istiod of this PKI: one with its self-signed CA (cacerts not mounted) or of
+        # another estate sharing the cluster. Waiting could never end; the result warns.
+        return True, FOREIGN
     if published == roots:
         return True, "%d root(s), as expected" % len(published)
     return False, "%d root(s) published, %d of the %d expected" % (len(published), len(published & roots), len(roots))

@@ -191,4 +191,11 @@ def run_module(module):
         entries, waited = waiter.run()
     finally:
         client.close()
-    return dict(changed=bool(waiter.renewed), renewed=waiter.renewed, consumers=public(entries), pending=[], waited=round(waited, 1))
+    return dict(
+        changed=bool(waiter.renewed), renewed=waiter.renewed, consumers=public(entries), pending=[], waited=round(waited, 1), warnings=warnings(entries)
+    )
+
+
+def warnings(entries):
+    """A warning for each consumer that runs but does not use this PKI: it was not waited for."""
+    return ["%s %s %s." % (item["consumer"], item["name"], item["detail"]) for item in entries if item["detail"] == state.FOREIGN]

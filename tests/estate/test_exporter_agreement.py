@@ -8,7 +8,7 @@
   that layout's Secret type, and by the cert_exporter role's defaults (which become the
   Deployment's arguments); the role's defaults equal the exporter's own.
 - The rotation record: the fields the writer puts into the ConfigMap
-  (playbooks/tasks/rotation_record.yml -> mtls_rotation_state operation=record ->
+  (roles/rotation/tasks/record.yml -> mtls_rotation_state operation=record ->
   module_utils/rotation.record_run), for every rotation_record_key a playbook uses, are
   all understood by the exporter (nothing rejected, every field read back), and the
   ConfigMap the role points the exporter at is the one the playbooks write by default.
@@ -84,7 +84,7 @@ def _record_keys():
 
 
 def test_the_record_writer_calls_the_module_that_writes_record_run():
-    with open(os.path.join(ROOT, "playbooks", "tasks", "rotation_record.yml")) as handle:
+    with open(os.path.join(ROOT, "roles", "rotation", "tasks", "record.yml")) as handle:
         tasks = yaml.safe_load(handle)
     args = tasks[0]["zerotrust.mtls.mtls_rotation_state"]
     assert args["operation"] == "record"
@@ -119,7 +119,7 @@ def test_the_exporter_understands_every_record_the_playbooks_write(success):
 
 
 def test_the_exporter_reads_the_configmap_the_playbooks_write():
-    with open(os.path.join(ROOT, "playbooks", "tasks", "rotation_vars.yml")) as handle:
+    with open(os.path.join(ROOT, "roles", "rotation", "tasks", "paths.yml")) as handle:
         text = handle.read()
     namespace = re.search(r"mtls_rotation_namespace \| default\('([^']+)'\)", text).group(1)
     name = re.search(r"mtls_rotation_record_configmap \| default\('([^']+)'\)", text).group(1)

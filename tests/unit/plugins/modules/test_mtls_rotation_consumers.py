@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from ansible_collections.zerotrust.mtls.plugins.module_utils import pki
+from ansible_collections.zerotrust.mtls.plugins.module_utils import consumer_sync, pki
 from ansible_collections.zerotrust.mtls.plugins.modules import mtls_rotation_consumers
 from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes, pki_cases
 
@@ -142,16 +142,16 @@ def test_a_stale_certificate_is_renewed_once_and_the_wait_ends_when_it_is_reissu
     assert again["changed"] is False and again["renewed"] == [] and len(server.status_puts) == 1
 
 
-def test_a_consumer_that_stays_behind_fails_naming_it_and_the_fix(estate, run):
+def test_a_consumer_that_stays_behind_fails_naming_it_and_the_fix(estate, run, tmp_path):
     server, tmp_path, old, _new = estate
     server.reissue_from = old  # a controller that keeps signing with the old CA
-    stale_roots = pki.certificate_pem(pki_cases.ca_hierarchy("Only old", "x")[0].cert)
+    stale_roots = (tmp_path / "bundle.pem").read_bytes().split(b"-----END CERTIFICATE-----\n")[0] + b"-----END CERTIFICATE-----\n"
     server.put_object(
         "/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert", _config_map("istio-system", "istio-ca-root-cert", "root-cert.pem", stale_roots)
     )
     result = run(**_args(server, tmp_path, timeout=0))
     assert result["failed"] is True and result["field"] == "timeout"
-    assert "istiod istio-system/istio-ca-root-cert: 1 root(s) published, 0 of the 2 expected" in result["msg"]
+    assert "istiod istio-system/istio-ca-root-cert: 1 root(s) published, 1 of the 2 expected" in result["msg"]
     assert "cert-manager apps/api: Secret api-tls holds a certificate of another CA" in result["msg"]
     assert "never decoded" not in json.dumps(result)
 
@@ -196,3 +196,17 @@ def test_a_consumer_that_never_ran_is_not_waited_for_unless_asked(estate, run):
     assert spire["done"] is True and spire["detail"].startswith("not deployed")
     result = run(**_args(server, tmp_path, cert_manager_issuer=None, signing_ca_path=None, wait_for_absent=True, timeout=0))
     assert result["failed"] is True and "spire spire/spire-bundle: no ConfigMap spire/spire-bundle yet" in result["msg"]
+
+
+def test_an_istiod_that_does_not_use_this_pki_is_not_waited_for_but_named(estate, run):
+    server, tmp_path, _old, _new = estate
+    foreign = pki.certificate_pem(pki_cases.ca_hierarchy("istiod self-signed", "x")[0].cert)
+    server.put_object(
+        "/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert", _config_map("istio-system", "istio-ca-root-cert", "root-cert.pem", foreign)
+    )
+    result = run(**_args(server, tmp_path, cert_manager_issuer=None, signing_ca_path=None, timeout=0))
+    assert not result.get("failed") and result["pending"] == [], result
+    istiod = [item for item in result["consumers"] if item["consumer"] == "istiod"][0]
+    assert istiod["done"] is True and istiod["detail"].startswith("publishes none of the expected roots"), istiod
+    # The run's warning (module.warn) names it: the backend's list of them.
+    assert consumer_sync.warnings([istiod]) == ["istiod istio-system/istio-ca-root-cert " + istiod["detail"] + "."]
