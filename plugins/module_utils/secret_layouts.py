@@ -244,7 +244,7 @@ def build_secret_data(layout, material):
             data["tls.crt"] = _pem([leaf] + presented)
             data["tls.key"] = _normalized(material.get("key"))
             if roots is not None:
-                data["ca.crt"] = _pem(roots)
+                data["ca.crt"] = _pem(_issuing_root_first([leaf] + presented, roots))
         elif layout == "istio_cacerts":
             issuing_root = _issuing_root([leaf] + presented, roots)
             data["ca-cert.pem"] = _pem([leaf])
@@ -263,6 +263,14 @@ def build_secret_data(layout, material):
         crl_key = "ca-crl.pem" if layout == "istio_cacerts" else "ca.crl"
         data[crl_key] = _checked_crl(material, crl_issuers, crl_required)
     return data
+
+
+def _issuing_root_first(chain, roots):
+    """``roots`` with the one that issued ``chain`` first. cert-manager's CA issuer builds its
+    chain from tls.crt and the first certificate of ca.crt alone, and refuses to sign when
+    that is another root (during a root rotation ca.crt holds the old and the new root)."""
+    issuing = _issuing_root(chain, roots)
+    return ([issuing] if issuing is not None else []) + [root for root in roots if root != issuing]
 
 
 def _issuing_root(chain, roots):

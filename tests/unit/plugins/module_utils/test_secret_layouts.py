@@ -102,6 +102,13 @@ def test_tls_layout_puts_leaf_and_intermediates_in_tls_crt(pki):
     assert x509.load_pem_x509_certificates(data["ca.crt"])[0] == pki.root
 
 
+def test_tls_layout_puts_the_issuing_root_first_in_ca_crt(pki):
+    # cert-manager's CA issuer appends only the first certificate of ca.crt to tls.crt and
+    # refuses to sign when the chain does not link: mid-rotation ca.crt holds two roots.
+    data = build_secret_data("tls", material(cert=_pem(pki.inter), key=_key_pem(pki.inter_key), ca=_pem(pki.other_root, pki.root)))
+    assert x509.load_pem_x509_certificates(data["ca.crt"]) == [pki.root, pki.other_root]
+
+
 def test_tls_layout_without_ca_has_no_ca_crt(pki):
     data = build_secret_data("tls", material(cert=_pem(pki.leaf, pki.inter), key=_key_pem(pki.leaf_key)))
     assert sorted(data) == ["tls.crt", "tls.key"]
