@@ -120,6 +120,35 @@ def estate(tmp_path_factory, kubeconfig_path) -> dict:
 
 
 PLACEHOLDER = "zt-rotation-ip-placeholder"
+# What rotate_root_ca.yml records in the cluster besides the estate: its state mirror and the
+# run records the exporter reads (docs/rotation.md).
+RECORD_NAMESPACE = "mtls-system"
+RECORD_CONFIG_MAPS = ("mtls-rotation-root-ca", "mtls-rotation-status")
+
+
+def config_map_data(core, namespace: str, name: str) -> dict | None:
+    try:
+        return core.read_namespaced_config_map(name, namespace).data or {}
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def restore_config_map(core, namespace: str, name: str, data: dict | None) -> None:
+    """The ConfigMap with exactly data again (None: it did not exist)."""
+    try:
+        if data is None:
+            core.delete_namespaced_config_map(name, namespace)
+        else:
+            current = core.read_namespaced_config_map(name, namespace)
+            current.data = data
+            core.replace_namespaced_config_map(name, namespace, current)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        if data is not None:
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "data": data})
 
 
 def rolled_out(apps, namespaces) -> bool:
@@ -201,6 +230,7 @@ def site(estate, runner, kubeconfig_path, core, custom, tmp_path_factory):
     from scratch (istiod refuses a root that is not a superset of the one it holds).
     Afterwards: the consumers stopped, the client Certificate removed, and site.yml with
     the plain local inventory, so later modules find the cluster on the local PKI."""
+    records = {name: config_map_data(core, RECORD_NAMESPACE, name) for name in RECORD_CONFIG_MAPS}
     started = time.monotonic()
     status, output = ansible_playbook(estate["inventory"], "site.yml", estate["logs"] / "site-1.log", *estate["extra"])
     assert status == 0, f"site.yml with the copied inventory failed ({status}):\n{tail(output)}"
@@ -218,6 +248,12 @@ def site(estate, runner, kubeconfig_path, core, custom, tmp_path_factory):
     # The consumers ran on this module's throw-away PKI: none may outlive it.
     if not os.environ.get("MTLS_KEEP_POD_RUNNER"):
         pod_runner("down")
+    # The throw-away rotation's state mirror and run records (a failed run counts for the
+    # CertRotationFailures alert) are put back as they were.
+    for name, data in records.items():
+        restore_config_map(core, RECORD_NAMESPACE, name, data)
+    for spec in yaml.safe_load((CHECKOUT / "inventories/local/group_vars/all/cluster.yml").read_text())["cert_manager_certificates"]:
+        clear_issuance_backoff(custom, spec["namespace"], spec["name"])  # no failure of this PKI's rotation left behind
     for delete in (
         lambda: custom.delete_namespaced_custom_object("cert-manager.io", "v1", "zt-shop", "certificates", "shop-client"),
         lambda: core.delete_namespaced_secret("shop-client-tls", "zt-shop"),
@@ -262,6 +298,19 @@ def chains_to(tmp: Path, root_pem: str, chain: str | None) -> bool:
         return False
 
 
+def clear_issuance_backoff(custom, namespace: str, name: str) -> None:
+    """A Certificate whose last issuance failed waits an hour before cert-manager tries again
+    (status.lastFailureTime), even when its Secret is deleted: the record of an earlier run
+    (a rotation that stopped) is removed so the running controller issues now."""
+    try:
+        custom.patch_namespaced_custom_object_status(
+            "cert-manager.io", "v1", namespace, "certificates", name, {"status": {"lastFailureTime": None, "failedIssuanceAttempts": None}}
+        )
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
 def wait_for_fresh_estate(site: dict, core, custom, tmp: Path) -> None:
     """Step 2: every consumer serves this PKI's root before traffic starts."""
     root = fingerprint(site["root_pem"])
@@ -274,6 +323,7 @@ def wait_for_fresh_estate(site: dict, core, custom, tmp: Path) -> None:
     # earlier runs (another PKI) are removed, so the running controller issues from this one.
     for namespace, name in (("zt-payments", "payments-api"), (CLIENT_CERTIFICATE["namespace"], CLIENT_CERTIFICATE["name"])):
         if not chains_to(tmp / f"{name}-0", site["root_pem"], secret_chain(core, namespace, f"{name}-tls")):
+            clear_issuance_backoff(custom, namespace, name)
             try:
                 core.delete_namespaced_secret(f"{name}-tls", namespace)
             except ApiException as error:
