@@ -166,8 +166,13 @@ class Waiter(object):
             self.sleep(self.params["poll_interval"])
 
 
+# istiod ignores a root change in cacerts unless told (pilot/pkg/bootstrap/istio_ca.go:
+# "Multi root is disabled, updating new ROOT-CA not supported").
+ISTIOD_HINT = " (istiod takes a new root from cacerts only when it runs with ISTIO_MULTIROOT_MESH=true)"
+
+
 def timeout_sentence(pending, timeout):
-    named = "; ".join("%s %s: %s" % (item["consumer"], item["name"], item["detail"]) for item in pending)
+    named = "; ".join("%s %s: %s%s" % (item["consumer"], item["name"], item["detail"], ISTIOD_HINT if item["consumer"] == "istiod" else "") for item in pending)
     return (
         "consumers did not follow the rotation within timeout (%d s): %s. Check that they run and read what the roles deliver "
         "(a cert-manager Certificate that stays on the old CA: cmctl status certificate), then rerun; the rotation resumes here." % (timeout, named)
