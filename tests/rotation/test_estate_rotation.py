@@ -549,3 +549,8 @@ def test_one_command_root_rotation_of_two_clusters_loses_no_handshake(tmp_path, 
         assert [_fingerprint(r) for r in x509.load_pem_x509_certificates(cacerts["root-cert.pem"])] == [active_root]
     after = _playbook(inventory, "site.yml", log)
     assert [_recap_changed(after, "estate-" + name) for name in sorted(cores)] == [0, 0]
+    # And the audit is clean: every certificate of the PKI and of cluster A's namespaces of
+    # this estate chains to the new root, nothing is due, no revoked certificate is deployed
+    # (audit.yml fails otherwise; _playbook raises on a non-zero exit).
+    audited = _playbook(inventory, "audit.yml", log, "-e", '{"audit_namespaces": ["%s-istio", "%s-edge", "%s-apps"]}' % (ns, ns, ns))
+    assert "BROKEN" not in audited and re.search(r"no revoked certificate deployed", audited), audited[-3000:]
