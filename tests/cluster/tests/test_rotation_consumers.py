@@ -465,6 +465,11 @@ def test_handshakes_never_fail_while_rotate_root_ca_runs_with_the_real_consumers
         status, output = ansible_playbook(estate["inventory"], "site.yml", tmp_path / "site-after.log", *estate["extra"])
         if status != 0 or recap_changed(output) != 0:
             problems.append(f"site.yml after the rotation: status {status}, changed={recap_changed(output) if status == 0 else '?'}:\n{tail(output, 30)}")
-    timing("rotation consumers: whole test", time.monotonic() - began, problems=len(problems))
+    timing(
+        "rotation consumers: whole test",
+        time.monotonic() - began,
+        problems=len(problems),
+        handshakes={pair.name: {"ok": pair.ok, "failed": pair.failed} for pair in pairs},
+    )
     print(f"\n{report}\nrotate_root_ca.yml status: {rotation_status}; test time {time.monotonic() - began:.0f} s")
     assert not problems, report + "\n\n" + "\n\n".join(problems)
