@@ -171,6 +171,11 @@ consumers:
     detail:
       description: What it holds, in words.
       type: str
+    status:
+      description:
+        - cert-manager entries only - V(ready), V(stale) (asked to re-issue), V(issuing) or V(not ready).
+      type: str
+      returned: for cert-manager Certificates
   sample:
     - {consumer: istiod, name: istio-system/istio-ca-root-cert, done: true, detail: "2 root(s), as expected"}
 renewed:
