@@ -27,8 +27,8 @@ class MtlsError(Exception):
 
 class NeverRaised(Exception):
     """Bound to the names of an optional library's exception classes when the library did
-    not import (pki_support: cryptography, kube_connection: kubernetes), so that the except
-    clauses naming them stay valid. Nothing raises it, so it is not an MtlsError."""
+    not import (pki_support: cryptography), so that the except clauses naming them stay
+    valid. Nothing raises it, so it is not an MtlsError."""
 
 
 def read_file(path, field, required=True):

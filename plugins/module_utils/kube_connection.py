@@ -6,7 +6,7 @@
 The options of the kube_auth doc fragment (args_kube_auth.KUBE_AUTH_SPEC) become one
 kubernetes ``ApiClient``: an explicit host, a kubeconfig or the in-cluster service
 account, told apart here, each failure told as one sentence naming the option to fix. The
-kubernetes Python client is imported here only.
+kubernetes Python client is imported here only, and only when a module connects.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,22 +14,29 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from types import SimpleNamespace
 
 from ansible_collections.zerotrust.mtls.plugins.module_utils.args_kube_auth import KUBE_AUTH_SPEC
-from ansible_collections.zerotrust.mtls.plugins.module_utils.errors import NeverRaised
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 
-try:
-    import urllib3
-    from kubernetes import client as kube_client
-    from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
-except ImportError as import_error:  # pragma: no cover - reported by the modules
-    KUBERNETES_IMPORT_ERROR = import_error
-    ConfigException = NeverRaised
-else:
-    KUBERNETES_IMPORT_ERROR = None
-HAS_KUBERNETES = KUBERNETES_IMPORT_ERROR is None
+_KUBERNETES = []  # the client's modules once imported: see kubernetes_client()
+
+
+def kubernetes_client():
+    """The kubernetes client's modules, imported at the first connection, not before.
+
+    The import costs each module run about 0.15 s of CPU (its models are hundreds of
+    files), which the runs that never reach the API do not pay: mtls_cert_info reading a
+    file, mtls_rotation_state keeping its record on disk only."""
+    if not _KUBERNETES:
+        try:
+            import urllib3
+            from kubernetes import client, config
+            from kubernetes.config.config_exception import ConfigException
+        except ImportError as error:
+            raise KubeError("the kubernetes Python client is missing (%s); install it with pip install kubernetes." % error)
+        _KUBERNETES.append(SimpleNamespace(urllib3=urllib3, client=client, config=config, ConfigException=ConfigException))
+    return _KUBERNETES[0]
 
 
 class ConnectionSettings(object):
@@ -71,9 +78,10 @@ def _load_kubeconfig(configuration, settings, kubeconfig):
     """Fills ``configuration`` from ``kubeconfig``; the phrase saying where it came from."""
     if not os.path.exists(kubeconfig):
         raise KubeError("kubeconfig %s does not exist; set kubeconfig to the path of a readable kubeconfig file." % kubeconfig, field="kubeconfig")
+    kubernetes = kubernetes_client()
     try:
-        kube_config.load_kube_config(config_file=kubeconfig, context=settings.context, client_configuration=configuration, persist_config=False)
-    except ConfigException as error:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, context=settings.context, client_configuration=configuration, persist_config=False)
+    except kubernetes.ConfigException as error:
         raise KubeError(_config_error_sentence(error, kubeconfig, settings.context), field="context" if settings.context else "kubeconfig")
     except Exception as error:  # yaml errors and the like: the file is unusable
         raise KubeError(
@@ -92,7 +100,8 @@ def build_configuration(settings):
     Order: explicit host (+api_key), then a kubeconfig (option, $KUBECONFIG,
     ~/.kube/config), then the in-cluster service account.
     """
-    configuration = kube_client.Configuration()
+    kubernetes = kubernetes_client()
+    configuration = kubernetes.client.Configuration()
     kubeconfig = None if settings.host else settings.resolved_kubeconfig()
     if settings.host:
         configuration.host = settings.host.rstrip("/")
@@ -101,7 +110,7 @@ def build_configuration(settings):
     elif kubeconfig:
         source = _load_kubeconfig(configuration, settings, kubeconfig)
     elif _in_cluster():
-        kube_config.load_incluster_config(client_configuration=configuration)
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
         source = "the in-cluster service account"
     else:
         raise KubeError("no Kubernetes connection is configured; set kubeconfig (or $KUBECONFIG), or host and api_key.", field="kubeconfig")
@@ -126,19 +135,19 @@ def _config_error_sentence(error, kubeconfig, context):
 def open_api_client(settings, pool_size):
     """(ApiClient, server URL, where the settings came from) for one module run; the pool
     holds ``pool_size`` connections, so the module's worker threads never wait on it."""
-    if not HAS_KUBERNETES:
-        raise KubeError("the kubernetes Python client is missing (%s); install it with pip install kubernetes." % KUBERNETES_IMPORT_ERROR)
     configuration, source = build_configuration(settings)
     configuration.connection_pool_maxsize = pool_size
-    return kube_client.ApiClient(configuration), configuration.host, source
+    return kubernetes_client().client.ApiClient(configuration), configuration.host, source
 
 
 def is_connection_error(error):
     """Whether ``error`` (raised by the client) means the server was not reached."""
-    if not HAS_KUBERNETES:
+    if isinstance(error, (ConnectionError, OSError)):
+        return True
+    if not _KUBERNETES:  # nothing was asked of the client, so it raised nothing
         return False
-    connection_types = (urllib3.exceptions.HTTPError, ConnectionError, OSError)
-    if isinstance(error, connection_types):
+    kubernetes = _KUBERNETES[0]
+    if isinstance(error, kubernetes.urllib3.exceptions.HTTPError):
         return True
     # The client wraps SSL failures into ApiException(status=0).
-    return isinstance(error, kube_client.ApiException) and not error.status
+    return isinstance(error, kubernetes.client.ApiException) and not error.status

@@ -257,3 +257,34 @@ def test_dry_run_delete_carries_dry_run_in_the_body(serve):
     assert server.requests[0]["method"] == "DELETE"
     assert client.delete(SECRET, "web", "shop") is False  # already gone: nothing deleted
     assert "dryRun" not in json.loads(server.requests[1]["body"])
+
+
+# Importing a module must not import the kubernetes client (about 0.15 s of CPU per
+# module run): kube_connection imports it at the first connection, which runs of
+# mtls_cert_info on a file or mtls_rotation_state without ConfigMaps never make.
+@pytest.mark.parametrize("module", ["mtls_cert_info", "mtls_rotation_state", "mtls_secret", "mesh_policy", "mtls_audit"])
+def test_importing_a_module_leaves_the_kubernetes_client_unimported(module):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module('ansible_collections.zerotrust.mtls.plugins.modules.%s')\n"
+        "print(sorted(name for name in sys.modules if name == 'kubernetes' or name.startswith('kubernetes.')))\n" % module
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    imported = subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    assert imported.strip() == "[]"
+
+
+def test_the_kubernetes_client_is_imported_at_the_first_connection():
+    import sys
+
+    from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection
+
+    kubernetes = kube_connection.kubernetes_client()
+    assert kubernetes.client is sys.modules["kubernetes.client"]
+    assert kube_connection.is_connection_error(kubernetes.client.ApiException(status=0))
+    assert not kube_connection.is_connection_error(kubernetes.client.ApiException(status=404))
+    assert kube_connection.is_connection_error(ConnectionRefusedError())
