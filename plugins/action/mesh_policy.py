@@ -10,7 +10,9 @@ module_utils/policy_apply.py, which the module imports too.
 from __future__ import annotations
 
 from ansible_collections.zerotrust.mtls.plugins.action.mtls_cert import BackendAction
-from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection, policy_apply
+
+kube_connection.preload_kubernetes_client()
 
 
 class ActionModule(BackendAction):

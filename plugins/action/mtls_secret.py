@@ -10,7 +10,9 @@ module_utils/secret_delivery.py, which the module imports too.
 from __future__ import annotations
 
 from ansible_collections.zerotrust.mtls.plugins.action.mtls_cert import BackendAction
-from ansible_collections.zerotrust.mtls.plugins.module_utils import secret_delivery
+from ansible_collections.zerotrust.mtls.plugins.module_utils import kube_connection, secret_delivery
+
+kube_connection.preload_kubernetes_client()
 
 
 class ActionModule(BackendAction):

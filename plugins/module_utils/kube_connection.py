@@ -39,6 +39,17 @@ def kubernetes_client():
     return _KUBERNETES[0]
 
 
+def preload_kubernetes_client():
+    """Imports the client now, for the action plugins that run a backend in the worker
+    Ansible forks per task: they load in the main process, so every worker of the
+    ansible-playbook run inherits the import instead of paying it again. A missing client
+    is left for the task that connects to report."""
+    try:
+        kubernetes_client()
+    except KubeError:
+        pass
+
+
 class ConnectionSettings(object):
     """Where and as whom to connect: the kube_auth doc fragment's options."""
 

@@ -25,6 +25,7 @@ from ansible_collections.zerotrust.mtls.plugins.action import mtls_secret as mtl
 from ansible_collections.zerotrust.mtls.plugins.module_utils import policy_apply, secret_delivery
 from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.zerotrust.mtls.tests.unit.plugins import pki_cases
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.import_probe import kubernetes_modules_after_importing
 
 PASSPHRASE = "unit-key-passphrase-7c2e"
 NAMESPACES = ("shop", "billing")
@@ -226,3 +227,11 @@ def test_preflight_failure_names_the_pods(monkeypatch, fake_cluster, caplog, cap
     warned = _run(_action(mesh_policy_action.ActionModule, dict(args, preflight="warn")), caplog, capsys)[0]
     assert warned["changed"] is True
     assert warned["warnings"] == ["preflight: STRICT applied while 1 pod(s) have no sidecar: shop/legacy-0"]
+
+
+# The modules import the kubernetes client at their first connection; these action plugins
+# import it when they load, in the main process that forks every task's worker, so that
+# the in-process calls pay it once per ansible-playbook run, not once per task.
+@pytest.mark.parametrize("action", ["mtls_secret", "mesh_policy"])
+def test_loading_an_in_process_action_imports_the_kubernetes_client(action):
+    assert "kubernetes.client" in kubernetes_modules_after_importing("action." + action)

@@ -29,6 +29,7 @@ from ansible_collections.zerotrust.mtls.plugins.module_utils.kube_validation imp
     validate_object_name,
 )
 from ansible_collections.zerotrust.mtls.tests.unit.plugins import kube_fakes
+from ansible_collections.zerotrust.mtls.tests.unit.plugins.import_probe import kubernetes_modules_after_importing
 
 
 class ScriptedApiServer(kube_fakes.LoopbackApiServer):
@@ -264,18 +265,7 @@ def test_dry_run_delete_carries_dry_run_in_the_body(serve):
 # mtls_cert_info on a file or mtls_rotation_state without ConfigMaps never make.
 @pytest.mark.parametrize("module", ["mtls_cert_info", "mtls_rotation_state", "mtls_secret", "mesh_policy", "mtls_audit"])
 def test_importing_a_module_leaves_the_kubernetes_client_unimported(module):
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import importlib, sys\n"
-        "importlib.import_module('ansible_collections.zerotrust.mtls.plugins.modules.%s')\n"
-        "print(sorted(name for name in sys.modules if name == 'kubernetes' or name.startswith('kubernetes.')))\n" % module
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
-    imported = subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.PIPE, universal_newlines=True).stdout
-    assert imported.strip() == "[]"
+    assert kubernetes_modules_after_importing("modules." + module) == []
 
 
 def test_the_kubernetes_client_is_imported_at_the_first_connection():
