@@ -26,6 +26,10 @@ export MTLS_KUBECONFIG="$cluster_dir/kubeconfig"
 # background shell, whose variables the summary could not see.
 results=$(mktemp "${TMPDIR:-/tmp}/mtls-test-results.XXXXXX")
 quick=""
+case "${MTLS_TEST_QUICK:-0}" in
+  0|1) ;;
+  *) echo "test: MTLS_TEST_QUICK is '${MTLS_TEST_QUICK}'; set it to 1 (leave out the longest proofs) or 0 (run everything)." >&2; exit 2 ;;
+esac
 if [ "${MTLS_TEST_QUICK:-0}" = 1 ]; then
   quick="the consumers-build step; tests/cluster/tests/test_consumers.py and test_rotation_consumers.py;"
   quick+=" the rotate_site_layout integration target; tests/rotation/test_estate_rotation.py and test_estate_kill.py"
