@@ -26,6 +26,9 @@ export MTLS_KUBECONFIG="$cluster_dir/kubeconfig"
 # background shell, whose variables the summary could not see.
 results=$(mktemp "${TMPDIR:-/tmp}/mtls-test-results.XXXXXX")
 quick=""
+# What MTLS_TEST_QUICK=1 adds to the integration and cluster steps' commands (the rotation
+# step reads the variable itself).
+integration_args=() cluster_args=()
 case "${MTLS_TEST_QUICK:-0}" in
   0|1) ;;
   *) echo "test: MTLS_TEST_QUICK is '${MTLS_TEST_QUICK}'; set it to 1 (leave out the longest proofs) or 0 (run everything)." >&2; exit 2 ;;
@@ -34,6 +37,8 @@ if [ "${MTLS_TEST_QUICK:-0}" = 1 ]; then
   quick="the consumers-build step; tests/cluster/tests/test_consumers.py and test_rotation_consumers.py;"
   quick+=" the rotate_site_layout integration target; tests/rotation/test_estate_rotation.py and test_estate_kill.py"
   echo "test: MTLS_TEST_QUICK=1 leaves out $quick."
+  integration_args=(--exclude rotate_site_layout)
+  cluster_args=(--ignore tests/cluster/tests/test_consumers.py --ignore tests/cluster/tests/test_rotation_consumers.py)
 fi
 export MTLS_TEST_QUICK="${MTLS_TEST_QUICK:-0}"
 wanted() { [ -z "${MTLS_TEST_STEPS:-}" ] || [[ " $MTLS_TEST_STEPS " == *" $1 "* ]]; }
@@ -73,11 +78,7 @@ cluster_up() {
 
 integration() {
   # Two targets at a time, each worker in its own copy of the collection (see the script).
-  if [ "$MTLS_TEST_QUICK" = 1 ]; then
-    python "$root/scripts/integration.py" --exclude rotate_site_layout
-  else
-    python "$root/scripts/integration.py"
-  fi
+  python "$root/scripts/integration.py" "${integration_args[@]}"
 }
 
 lint() {
@@ -135,14 +136,7 @@ step integration integration
 # first (the consumers' proofs read the default PKI); every other step goes to the lane
 # that is free first (longest first), so that neither lane idles while the other still
 # has two steps to run. MTLS_TEST_LANES=1: one lane, every step in turn.
-cluster_step() {
-  if [ "$MTLS_TEST_QUICK" = 1 ]; then
-    step cluster python -m pytest -q tests/cluster/tests \
-      --ignore tests/cluster/tests/test_consumers.py --ignore tests/cluster/tests/test_rotation_consumers.py
-  else
-    step cluster python -m pytest -q tests/cluster/tests
-  fi
-}
+cluster_step() { step cluster python -m pytest -q tests/cluster/tests "${cluster_args[@]}"; }
 packaging_step() { step packaging python -m pytest -q -p no:cacheprovider tests/packaging; }
 # Every AWX job template of playbooks/awx_configure.yml run as AWX runs it (ansible-runner).
 awx_step() { step awx python -m pytest -q -p no:cacheprovider tests/awx; }
